@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Runs every test/**/*.test.ts with node:test through tsx. Node 20's --test has no glob
+// support, so we find the files here. Extra args are passed on as file filters:
+//   node scripts/run-tests.mjs sas policy   → only files whose path contains "sas" or "policy"
+import { spawn } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+function find(dir) {
+  const out = []
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) out.push(...find(p))
+    else if (name.endsWith('.test.ts')) out.push(p)
+  }
+  return out
+}
+
+const filters = process.argv.slice(2)
+const files = find('test').filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort()
+if (files.length === 0) {
+  console.error('no test files matched')
+  process.exit(1)
+}
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
+  stdio: 'inherit',
+})
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))

@@ -1,0 +1,23 @@
+/** Flags shared across commands, with az's names as aliases (PRODUCT.md az parity). */
+import { Args, Flags } from '@oclif/core'
+
+import { UsageError } from '../errors.js'
+
+export const hubNameFlag = Flags.string({ char: 'n', aliases: ['hub-name'], summary: 'IoT Hub name (must be the local hub; az parity).' })
+
+export const deviceFlag = Flags.string({ char: 'd', aliases: ['device-id'], summary: 'Device id (az: -d/--device-id).' })
+export const moduleFlag = Flags.string({ char: 'm', aliases: ['module-id'], summary: 'Module id (az: -m/--module-id).' })
+
+export const deviceArg = Args.string({ description: 'Device id (or -d/--device-id).', required: false })
+export const moduleArg = Args.string({ description: 'Module id (or -m/--module-id).', required: false })
+
+/** Accepts the id either positionally (edgemq style) or by flag (az style). */
+export function pick(kind: string, arg: string | undefined, flag: string | undefined, flagName: string): string {
+  if (arg && flag && arg !== flag) throw new UsageError(`${kind} id given twice ("${arg}" and ${flagName} "${flag}")`)
+  const v = arg ?? flag
+  if (!v) throw new UsageError(`missing ${kind} id`, `pass it as an argument or with ${flagName}`)
+  return v
+}
+
+export const durationFlag = Flags.integer({ aliases: ['du'], summary: 'Token lifetime in seconds.', default: 3600, min: 1 })
+export const keyTypeFlag = Flags.option({ aliases: ['kt'], options: ['primary', 'secondary'] as const, default: 'primary', summary: 'Which key signs.' })()

@@ -1,0 +1,20 @@
+import { BaseCommand } from '../../cli/base.js'
+import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+
+export default class DeviceDelete extends BaseCommand<typeof DeviceDelete> {
+  static summary = 'Delete a device identity (and its modules and twin).'
+  static description = 'A connected client of the device is disconnected by a running broker within a second.'
+  static aliases = ['hub:device-identity:delete']
+  static examples = ['<%= config.bin %> device delete sub_client', '<%= config.bin %> hub device-identity delete -d sub_client -n edgemq']
+  static args = { deviceId: deviceArg }
+  static flags = { device: deviceFlag, 'hub-name': hubNameFlag }
+
+  async run(): Promise<void> {
+    await this.checkHubName(this.flags['hub-name'])
+    const { registry } = await this.hub()
+    const id = pick('device', this.args.deviceId, this.flags.device, '-d/--device')
+    await registry.deleteDevice(id)
+    if (this.flags.output === 'json') this.print({ deleted: id })
+    else this.log(`deleted device ${id}`)
+  }
+}

@@ -1,0 +1,49 @@
+import { Flags } from '@oclif/core'
+
+import { BaseCommand } from '../../cli/base.js'
+import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+import { deviceView } from '../../registry/views.js'
+
+export default class DeviceUpdate extends BaseCommand<typeof DeviceUpdate> {
+  static summary = 'Update a device: status, keys, thumbprints, parent.'
+  static description = 'Disabling a device disconnects it from a running broker within a second.'
+  static aliases = ['hub:device-identity:update']
+  static examples = [
+    '<%= config.bin %> device update sub_client --status disabled',
+    '<%= config.bin %> hub device-identity update -d sub_client --sta enabled',
+    '<%= config.bin %> device update sub_client --primary-key "$(openssl rand -base64 32)"',
+  ]
+  static args = { deviceId: deviceArg }
+  static flags = {
+    device: deviceFlag,
+    'hub-name': hubNameFlag,
+    status: Flags.option({ aliases: ['sta'], options: ['enabled', 'disabled'] as const, summary: 'enabled | disabled.' })(),
+    'status-reason': Flags.string({ aliases: ['star'], summary: 'Why.' }),
+    'primary-key': Flags.string({ aliases: ['pk'], summary: 'New primary key.' }),
+    'secondary-key': Flags.string({ aliases: ['sk'], summary: 'New secondary key.' }),
+    'primary-thumbprint': Flags.string({ aliases: ['ptp'], summary: 'New primary thumbprint.' }),
+    'secondary-thumbprint': Flags.string({ aliases: ['stp'], summary: 'New secondary thumbprint.' }),
+    pd: Flags.string({ aliases: ['parent-device-id'], summary: 'New parent edge device ("" removes it).' }),
+    edge: Flags.boolean({ aliases: ['ee', 'edge-enabled'], allowNo: true, summary: 'IoT Edge capability.' }),
+    etag: Flags.string({ char: 'e', summary: 'Only update if the device still has this etag.' }),
+  }
+
+  async run(): Promise<void> {
+    const f = this.flags
+    await this.checkHubName(f['hub-name'])
+    const { registry, store } = await this.hub()
+    const device = await registry.updateDevice(pick('device', this.args.deviceId, f.device, '-d/--device'), {
+      status: f.status,
+      statusReason: f['status-reason'],
+      primaryKey: f['primary-key'],
+      secondaryKey: f['secondary-key'],
+      primaryThumbprint: f['primary-thumbprint'],
+      secondaryThumbprint: f['secondary-thumbprint'],
+      parentId: f.pd === '' ? null : f.pd,
+      edge: f.edge,
+      etag: f.etag,
+    })
+    const parent = device.parentId ? await store.getDevice(device.parentId) : undefined
+    this.print(deviceView(device, parent))
+  }
+}

@@ -1,0 +1,2 @@
+export * from './propertyBag.js'
+export * from './topics.js'

@@ -1,0 +1,144 @@
+/**
+ * The registry's data model: what IoT Hub keeps per device, module and twin. Plain data so
+ * both backends (SQLite embedded default, Redis for clusters) can store it as JSON.
+ */
+export type IdentityStatus = 'enabled' | 'disabled'
+
+/** IoT Hub's authentication types (az prints these names). */
+export type AuthType = 'sas' | 'selfSigned' | 'certificateAuthority'
+
+export interface IdentityRecord {
+  deviceId: string
+  /** Set for modules. */
+  moduleId?: string
+  authType: AuthType
+  primaryKey?: string
+  secondaryKey?: string
+  primaryThumbprint?: string
+  secondaryThumbprint?: string
+  generationId: string
+  etag: string
+  createdAt: string
+  updatedAt: string
+}
+
+export interface DeviceRecord extends IdentityRecord {
+  moduleId?: undefined
+  status: IdentityStatus
+  statusReason?: string
+  statusUpdatedAt: string
+  /** IoT Edge device (capabilities.iotEdge). */
+  edge: boolean
+  /** Parent edge device id (az `--pd`); gives `parentScopes`/`deviceScope`. */
+  parentId?: string
+}
+
+export interface ModuleRecord extends IdentityRecord {
+  moduleId: string
+  managedBy?: string
+}
+
+export interface TwinRecord {
+  tags: Record<string, unknown>
+  desired: Record<string, unknown>
+  reported: Record<string, unknown>
+  desiredVersion: number
+  reportedVersion: number
+  /** Twin version: increments on every change. */
+  version: number
+  etag: string
+}
+
+export interface ServicePolicy {
+  name: string
+  primaryKey: string
+  secondaryKey: string
+  rights: string[]
+}
+
+/** Broker settings with IoT Edge's defaults (PROTOCOL.md §7). */
+export interface BrokerSettings {
+  maxInflight: number
+  maxQueued: number
+  whenFull: 'drop_new' | 'drop_old'
+  sessionExpirySecs: number
+  maxMessageSize: number
+}
+
+export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
+  maxInflight: 16,
+  maxQueued: 1000,
+  whenFull: 'drop_new',
+  sessionExpirySecs: 60 * 24 * 3600,
+  maxMessageSize: 256 * 1024,
+}
+
+export interface UpstreamSettings {
+  hostName: string
+  gatewayHostName: string
+  deviceId: string
+  sharedAccessKey: string
+  port: number
+  caFile?: string
+}
+
+export interface HubRecord {
+  name: string
+  /** `<name>.azure-devices.net`: what usernames and SAS resources carry. */
+  hostName: string
+  edgeDeviceId: string
+  createdAt: string
+  policies: ServicePolicy[]
+  broker: BrokerSettings
+  upstream?: UpstreamSettings
+}
+
+export type ChangeKind = 'hub' | 'device' | 'module' | 'twin'
+
+/** One entry of the change feed a running broker follows to react to other processes' writes. */
+export interface Change {
+  seq: number
+  kind: ChangeKind
+  deviceId?: string
+  moduleId?: string
+  /** 'create' | 'update' | 'delete' | 'desired' | 'reported' | 'tags' */
+  op: string
+}
+
+export interface TwinKey {
+  deviceId: string
+  moduleId?: string
+}
+
+/**
+ * The storage seam. Async so a network backend (Redis) fits; every write that other
+ * processes must notice appends to the change feed in the same transaction.
+ */
+export interface Store {
+  readonly kind: string
+  getHub(): Promise<HubRecord | undefined>
+  /** Creates the hub if none exists (or replaces it with `force`). Returns false if one existed. */
+  initHub(hub: HubRecord, opts?: { force?: boolean }): Promise<boolean>
+  updateHub(mutate: (hub: HubRecord) => HubRecord): Promise<HubRecord>
+
+  createDevice(device: DeviceRecord): Promise<void>
+  getDevice(deviceId: string): Promise<DeviceRecord | undefined>
+  listDevices(): Promise<DeviceRecord[]>
+  putDevice(device: DeviceRecord): Promise<void>
+  deleteDevice(deviceId: string): Promise<boolean>
+
+  createModule(module: ModuleRecord): Promise<void>
+  getModule(deviceId: string, moduleId: string): Promise<ModuleRecord | undefined>
+  listModules(deviceId: string): Promise<ModuleRecord[]>
+  putModule(module: ModuleRecord): Promise<void>
+  deleteModule(deviceId: string, moduleId: string): Promise<boolean>
+
+  getTwin(key: TwinKey): Promise<TwinRecord | undefined>
+  /** Atomic read-modify-write of one twin; `mutate` may throw to abort. */
+  updateTwin(key: TwinKey, mutate: (twin: TwinRecord) => TwinRecord, op: string): Promise<TwinRecord>
+
+  /** Change feed: entries after `seq`, oldest first. */
+  changesSince(seq: number): Promise<Change[]>
+  lastChangeSeq(): Promise<number>
+  close(): Promise<void>
+}

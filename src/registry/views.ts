@@ -1,0 +1,68 @@
+/** az-shaped JSON for identities (what `az iot hub device-identity show` prints). */
+import type { DeviceRecord, HubRecord, ModuleRecord } from './types.js'
+
+/** IoT Hub's scope string for an edge device: `ms-azure-iot-edge://<id>-<generationId>`. */
+export function deviceScope(device: Pick<DeviceRecord, 'deviceId' | 'generationId'>): string {
+  return `ms-azure-iot-edge://${device.deviceId}-${device.generationId}`
+}
+
+function authentication(rec: DeviceRecord | ModuleRecord) {
+  return {
+    symmetricKey: { primaryKey: rec.primaryKey ?? null, secondaryKey: rec.secondaryKey ?? null },
+    type: rec.authType,
+    x509Thumbprint: { primaryThumbprint: rec.primaryThumbprint ?? null, secondaryThumbprint: rec.secondaryThumbprint ?? null },
+  }
+}
+
+export interface ConnectionInfo {
+  connectionState: 'Connected' | 'Disconnected'
+  lastActivityTime?: string
+}
+
+export function deviceView(device: DeviceRecord, parent?: DeviceRecord, conn?: ConnectionInfo) {
+  const scope = device.edge ? deviceScope(device) : parent ? deviceScope(parent) : null
+  return {
+    authentication: authentication(device),
+    capabilities: { iotEdge: device.edge },
+    cloudToDeviceMessageCount: 0,
+    connectionState: conn?.connectionState ?? 'Disconnected',
+    connectionStateUpdatedTime: '0001-01-01T00:00:00Z',
+    deviceId: device.deviceId,
+    deviceScope: scope,
+    etag: device.etag,
+    generationId: device.generationId,
+    lastActivityTime: conn?.lastActivityTime ?? '0001-01-01T00:00:00Z',
+    parentScopes: parent ? [deviceScope(parent)] : [],
+    status: device.status,
+    statusReason: device.statusReason ?? null,
+    statusUpdatedTime: device.statusUpdatedAt,
+  }
+}
+
+export function moduleView(module: ModuleRecord, conn?: ConnectionInfo) {
+  return {
+    authentication: authentication(module),
+    cloudToDeviceMessageCount: 0,
+    connectionState: conn?.connectionState ?? 'Disconnected',
+    connectionStateUpdatedTime: '0001-01-01T00:00:00Z',
+    deviceId: module.deviceId,
+    etag: module.etag,
+    generationId: module.generationId,
+    lastActivityTime: conn?.lastActivityTime ?? '0001-01-01T00:00:00Z',
+    managedBy: module.managedBy ?? null,
+    moduleId: module.moduleId,
+  }
+}
+
+export function hubView(hub: HubRecord, home: string) {
+  return {
+    name: hub.name,
+    hostName: hub.hostName,
+    edgeDeviceId: hub.edgeDeviceId,
+    home,
+    createdAt: hub.createdAt,
+    broker: hub.broker,
+    upstream: hub.upstream ? { hostName: hub.upstream.hostName, gatewayHostName: hub.upstream.gatewayHostName, deviceId: hub.upstream.deviceId, port: hub.upstream.port } : null,
+    policies: hub.policies.map((p) => ({ keyName: p.name, rights: p.rights.join(', ') })),
+  }
+}
