@@ -43,10 +43,26 @@ export const SYSTEM_PROPERTY_KEYS: ReadonlyArray<readonly [string, SystemPropert
 
 const BY_WIRE_KEY = new Map<string, SystemPropertyName>(SYSTEM_PROPERTY_KEYS.map(([k, f]) => [k, f]))
 
+/** Set an own property even for the key `__proto__` (plain assignment would set the prototype). */
+function setOwn(obj: Record<string, string>, key: string, value: string): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+}
+
 export interface PropertyBag {
   /** Application properties (string → string), in the order they appeared. */
   properties: Record<string, string>
   systemProperties: SystemProperties
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/** encodeURIComponent that never throws: a lone surrogate (not valid UTF-8) becomes U+FFFD. */
+export function safeEncode(s: string): string {
+  try {
+    return encodeURIComponent(s)
+  } catch {
+    return encodeURIComponent(s.replace(LONE_SURROGATE, '\uFFFD'))
+  }
 }
 
 /** decodeURIComponent that never throws: a malformed escape (`%zz`) is kept as written. */
@@ -76,7 +92,7 @@ export function parsePropertyBag(bag: string): PropertyBag {
     if (key === '') continue
     const field = BY_WIRE_KEY.get(key)
     if (field !== undefined) systemProperties[field] = value
-    else properties[key] = value
+    else setOwn(properties, key, value)
   }
   return { properties, systemProperties }
 }
@@ -90,10 +106,10 @@ export function encodePropertyBag(properties: Record<string, string> = {}, syste
   const parts: string[] = []
   for (const [wireKey, field] of SYSTEM_PROPERTY_KEYS) {
     const v = systemProperties[field]
-    if (v !== undefined) parts.push(`${encodeURIComponent(wireKey)}=${encodeURIComponent(v)}`)
+    if (v !== undefined) parts.push(`${safeEncode(wireKey)}=${safeEncode(v)}`)
   }
   for (const [k, v] of Object.entries(properties)) {
-    parts.push(`${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+    parts.push(`${safeEncode(k)}=${safeEncode(v)}`)
   }
   return parts.join('&')
 }
@@ -113,7 +129,7 @@ export function parsePropsFlag(text: string): PropertyBag {
     const value = eq < 0 ? '' : pair.slice(eq + 1)
     const field = BY_WIRE_KEY.get(key)
     if (field !== undefined) systemProperties[field] = value
-    else properties[key] = value
+    else setOwn(properties, key, value)
   }
   return { properties, systemProperties }
 }

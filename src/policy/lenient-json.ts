@@ -3,7 +3,7 @@
  * `$edgeHub` sample has trailing commas (PRODUCT.md "Edge hub configuration",
  * PROTOCOL.md §3 "Fixtures"). Every other syntax error is reported with line and column.
  */
-import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser'
+import { parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser'
 import { InvalidDocumentError, type DocumentIssue } from '../errors.js'
 
 /** JSON value as produced by the parser. */
@@ -52,7 +52,7 @@ export function parseLenientJson(text: string, what = 'document'): JsonValue {
     throw new InvalidDocumentError(`${what} is empty`, [{ path: '', message: 'the document is empty; expected a JSON object' }])
   }
   const errors: ParseError[] = []
-  const value = parse(body, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false }) as JsonValue
+  const tree = parseTree(body, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false })
   if (errors.length > 0) {
     const issues: DocumentIssue[] = errors.map((e) => {
       const { line, column } = lineColumn(body, e.offset)
@@ -63,7 +63,34 @@ export function parseLenientJson(text: string, what = 'document'): JsonValue {
     const first = issues[0]
     throw new InvalidDocumentError(`${what} is not valid JSON (${first.path}: ${first.message})`, issues)
   }
-  return value
+  return tree === undefined ? null : toValue(tree)
+}
+
+/**
+ * Tree → value with own properties only: a key "__proto__" stays a plain key instead of
+ * replacing the object's prototype (jsonc-parser's own `parse` assigns with `obj[key] =`).
+ * Duplicate keys: the last one wins, as in JSON.parse.
+ */
+function toValue(node: Node): JsonValue {
+  switch (node.type) {
+    case 'object': {
+      const o: JsonObject = {}
+      for (const prop of node.children ?? []) {
+        const [k, v] = prop.children ?? []
+        if (k === undefined || typeof k.value !== 'string') continue
+        Object.defineProperty(o, k.value, { value: v === undefined ? null : toValue(v), enumerable: true, writable: true, configurable: true })
+      }
+      return o
+    }
+    case 'array':
+      return (node.children ?? []).map(toValue)
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return node.value as string | number | boolean
+    default:
+      return null
+  }
 }
 
 export function isJsonObject(v: unknown): v is JsonObject {

@@ -95,30 +95,35 @@ export interface ResourceTemplate {
   source: string
   levels: Array<typeof PLUS | typeof HASH | TemplatePart[]>
   needsModule: boolean
+  /** The resolved filter when the resource has no variables (shared by every client). */
+  fixed: Segment[] | null
 }
 
 /** Parse and validate one resource (a topic or filter, maybe with variables). */
 export function parseResource(s: string): { template?: ResourceTemplate; error?: string } {
   if (s.length === 0) return { error: 'invalid topic filter "": a topic filter must not be empty; use "#" for every topic' }
-  const { parts, error } = parseTemplate(s)
-  if (error) return { error }
-  // Validate the shape with every variable replaced by a plain level-safe value.
-  const probe = parts.map((p) => ('text' in p ? p.text : 'x')).join('')
-  const filterError = topicFilterError(probe)
+  const hasVariables = s.includes('{{')
+  if (hasVariables) {
+    const { error } = parseTemplate(s)
+    if (error) return { error }
+  }
+  // Validate the shape with every variable replaced by a plain, level-safe value.
+  const filterError = topicFilterError(hasVariables ? s.replace(/\{\{[^}]*\}\}/g, 'x') : s)
   if (filterError) return { error: `invalid topic filter "${s}": ${filterError}` }
   const levels: ResourceTemplate['levels'] = []
   let needsModule = false
   for (const level of s.split('/')) {
     if (level === '+') levels.push(PLUS)
     else if (level === '#') levels.push(HASH)
+    else if (!hasVariables || !level.includes('{{')) levels.push([{ text: level }])
     else {
       const lp = parseTemplate(level).parts
-      if (lp.length === 0) lp.push({ text: '' })
       for (const p of lp) if ('variable' in p && p.variable === 'iot:module_id') needsModule = true
       levels.push(lp)
     }
   }
-  return { template: { source: s, levels, needsModule } }
+  const fixed = hasVariables ? null : levels.map((l) => (l === PLUS || l === HASH ? l : l[0].text))
+  return { template: { source: s, levels, needsModule, fixed } }
 }
 
 function variableValue(v: VariableName, id: Identity): string {
@@ -134,11 +139,13 @@ function variableValue(v: VariableName, id: Identity): string {
 }
 
 /**
- * Resolve a resource for one client. Substituted text is always literal, and a client id
+ * Resolve a resource for one client (callers must not modify the result: it may be shared).
+ * Substituted text is always literal, and a client id
  * `dev/mod` spans two levels. Returns null when the resource needs `{{iot:module_id}}` and
  * the client is a device (PROTOCOL.md §3: "a device-only client never matches a rule that needs it").
  */
 export function resolveResource(t: ResourceTemplate, id: Identity): Segment[] | null {
+  if (t.fixed !== null) return t.fixed
   if (t.needsModule && id.moduleId === undefined) return null
   const out: Segment[] = []
   for (const level of t.levels) {

@@ -16,17 +16,20 @@ export function topicNameError(name: string): string | null {
 
 /** Why `filter` is not a valid topic filter (for SUBSCRIBE and policy resources), or null when it is. */
 export function topicFilterError(filter: string): string | null {
-  if (filter.length === 0) return 'a topic filter must not be empty' // [MQTT-4.7.3-1]
-  if (filter.includes('\u0000')) return 'a topic filter must not contain the NUL character'
-  const levels = filter.split('/')
-  for (let i = 0; i < levels.length; i++) {
-    const level = levels[i]
-    if (level === '#') {
-      if (i !== levels.length - 1) return '# must be the last level of a filter (e.g. "a/#", not "a/#/b")' // [MQTT-4.7.1-2]
-    } else if (level.includes('#')) {
+  const n = filter.length
+  if (n === 0) return 'a topic filter must not be empty' // [MQTT-4.7.3-1]
+  // One pass over the characters (the broker validates every SUBSCRIBE filter).
+  for (let i = 0; i < n; i++) {
+    const c = filter.charCodeAt(i)
+    if (c === 0) return 'a topic filter must not contain the NUL character'
+    if (c !== 35 /* # */ && c !== 43 /* + */) continue
+    const wholeLevel = (i === 0 || filter.charCodeAt(i - 1) === 47) && (i === n - 1 || filter.charCodeAt(i + 1) === 47)
+    if (c === 43) {
+      if (!wholeLevel) return '+ must occupy a whole level (e.g. "a/+", not "a+")' // [MQTT-4.7.1-3]
+    } else if (!wholeLevel) {
       return '# must occupy a whole level (e.g. "a/#", not "a#")'
-    } else if (level !== '+' && level.includes('+')) {
-      return '+ must occupy a whole level (e.g. "a/+", not "a+")' // [MQTT-4.7.1-3]
+    } else if (i !== n - 1) {
+      return '# must be the last level of a filter (e.g. "a/#", not "a/#/b")' // [MQTT-4.7.1-2]
     }
   }
   return null

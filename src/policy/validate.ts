@@ -13,8 +13,9 @@
  */
 import { isJsonObject } from './lenient-json.js'
 import { pathIndex, pathKey } from './json-path.js'
-import { parseIdentity, parseResource } from './template.js'
-import { OPERATION_NAMES, type PolicyIssue } from './types.js'
+import type { CompiledRule, CompiledStatement } from './compile.js'
+import { parseIdentity, parseResource, type IdentityMatcher, type ResourceTemplate } from './template.js'
+import { OPERATION_NAMES, type Operation, type PolicyIssue } from './types.js'
 
 const STATEMENT_KEYS = ['identities', 'allow', 'deny', 'description']
 const RULE_KEYS = ['operations', 'resources']
@@ -31,17 +32,28 @@ function describe(v: unknown): string {
  * `mqttBroker.authorizations` inside an `$edgeHub` desired document).
  */
 export function validatePolicy(authorizations: unknown, basePath = 'authorizations'): PolicyIssue[] {
+  return analyzePolicy(authorizations, basePath).issues
+}
+
+/**
+ * Validate and, in the same pass, build the compiled statements (meaningful only when there
+ * are no errors), so a policy is parsed once.
+ */
+export function analyzePolicy(authorizations: unknown, basePath = 'authorizations'): { issues: PolicyIssue[]; statements: CompiledStatement[] } {
   const issues: PolicyIssue[] = []
+  const statements: CompiledStatement[] = []
   const error = (path: string, message: string): void => void issues.push({ path, message, severity: 'error' })
   const warn = (path: string, message: string): void => void issues.push({ path, message, severity: 'warning' })
 
   if (!Array.isArray(authorizations)) {
     error(basePath, `must be an array of statements, got ${describe(authorizations)}; e.g. [{"identities": ["{{iot:identity}}"], "allow": [{"operations": ["mqtt:connect"]}]}]`)
-    return issues
+    return { issues, statements }
   }
 
   authorizations.forEach((statement: unknown, si) => {
     const sp = pathIndex(basePath, si)
+    const compiled: CompiledStatement = { index: si, identities: [], deny: [], allow: [] }
+    statements.push(compiled)
     if (!isJsonObject(statement)) {
       error(sp, `a statement must be an object with "identities" and "allow" and/or "deny", got ${describe(statement)}`)
       return
@@ -65,11 +77,13 @@ export function validatePolicy(authorizations: unknown, basePath = 'authorizatio
         if (typeof id !== 'string') return error(p, `an identity must be a string, got ${describe(id)}`)
         const r = parseIdentity(id)
         if (r.error) error(p, r.error)
+        else (compiled.identities as IdentityMatcher[]).push(r.matcher as IdentityMatcher)
       })
     }
 
     const d = statement.description
     if (d !== undefined && typeof d !== 'string') error(pathKey(sp, 'description'), `description must be a string, got ${describe(d)}`)
+    if (typeof d === 'string') compiled.description = d
 
     // allow / deny
     let ruleCount = 0
@@ -83,11 +97,12 @@ export function validatePolicy(authorizations: unknown, basePath = 'authorizatio
         continue
       }
       ruleCount += rules.length
-      rules.forEach((rule: unknown, ri) => validateRule(rule, pathIndex(ep, ri), effect, error, warn))
+      const out = compiled[effect] as CompiledRule[]
+      rules.forEach((rule: unknown, ri) => out.push(validateRule(rule, pathIndex(ep, ri), effect, error, warn)))
     }
     if (ruleCount === 0) error(sp, 'empty statement: it has no "allow" or "deny" rules; add a rule such as "allow": [{"operations": ["mqtt:connect"]}] or remove the statement')
   })
-  return issues
+  return { issues, statements }
 }
 
 function validateRule(
@@ -96,10 +111,13 @@ function validateRule(
   effect: 'allow' | 'deny',
   error: (path: string, message: string) => void,
   warn: (path: string, message: string) => void,
-): void {
+): CompiledRule {
+  const operations = new Set<Operation>()
+  const resources: ResourceTemplate[] = []
+  const compiled: CompiledRule = { operations, resources }
   if (!isJsonObject(rule)) {
     error(rp, `a rule must be an object with "operations" (and "resources" for publish/subscribe), got ${describe(rule)}`)
-    return
+    return compiled
   }
   for (const key of Object.keys(rule)) {
     if (!RULE_KEYS.includes(key)) error(pathKey(rp, key), `unknown property "${key}"; a rule has only: ${RULE_KEYS.join(', ')}`)
@@ -115,7 +133,10 @@ function validateRule(
       const p = pathIndex(op, oi)
       if (typeof o !== 'string') error(p, `an operation must be a string, got ${describe(o)}; supported: ${SUPPORTED_OPERATIONS}`)
       else if (!(OPERATION_NAMES as readonly string[]).includes(o)) error(p, `unknown operation "${o}"; supported: ${SUPPORTED_OPERATIONS}`)
-      else seen.add(o)
+      else {
+        seen.add(o)
+        operations.add(o.slice(5) as Operation) // "mqtt:publish" → "publish"
+      }
     })
   }
 
@@ -134,6 +155,7 @@ function validateRule(
         if (typeof r !== 'string') return error(p, `a resource must be a topic or filter string, got ${describe(r)}`)
         const parsed = parseResource(r)
         if (parsed.error) return error(p, parsed.error)
+        resources.push(parsed.template as ResourceTemplate)
         if (effect === 'allow' && r.startsWith('$') && topicOps.length > 0) {
           warn(p, `"${r}" is never allowed: clients may only use their own $iothub topics, every other $ topic is always denied (PROTOCOL.md §3)`)
         }
@@ -146,4 +168,5 @@ function validateRule(
   if (resourceCount > 0 && seen.size > 0 && topicOps.length === 0) {
     warn(resPath, 'resources are ignored for mqtt:connect; remove them')
   }
+  return compiled
 }

@@ -1,0 +1,484 @@
+/**
+ * The edge hub broker: aedes assembled from injected parts (store, persistence, policy), with
+ * IoT Hub authentication, the `$edgeHub` policy behind one front door, IoT Hub primitives,
+ * and a loopback control API for the service side. `startEdgeBroker()` is what
+ * `edgemq broker start` and `startHub()` call.
+ */
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
+
+import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes'
+import type { Logger } from 'pino'
+
+import { openHub, type HubContext } from '../config/home.js'
+import { EdgeMqError } from '../errors.js'
+import { ensureHubPki, type HubPki } from '../pki/index.js'
+import type { IdentityPolicy } from '../policy/index.js'
+import type { Change } from '../registry/types.js'
+import { authenticate, CONNACK, type AuthMethod, type ConnackCode } from './authenticate.js'
+import { compileEdgeHubDesired, emptyEdgeHubState, type DesiredStatus, type EdgeHubState } from './edgehub-state.js'
+import type { ClientIdentity } from './identity.js'
+import { IotHub } from './iothub.js'
+import { createLogger, type LogLevel } from './logger.js'
+import { createPersistence } from './persistence.js'
+import { startControlServer, type ControlServer } from './control.js'
+import { removeRuntime, writeRuntime, type BrokerRuntime } from './runtime.js'
+
+export interface EdgeBrokerOptions {
+  home: string
+  /** Nothing on disk: registry and MQTT persistence in memory. */
+  inMemory?: boolean
+  /** An already opened hub (in-memory hubs pass theirs). */
+  context?: HubContext
+  host?: string
+  /** Plain MQTT port; 0 = a free port; null = no plain listener. Default 1883. */
+  port?: number | null
+  /** MQTT over TLS port; 0 = a free port; null = none. Default 8883. */
+  tlsPort?: number | null
+  /** Control API port (loopback); default 0 (free). */
+  controlPort?: number
+  logLevel?: LogLevel
+  logger?: Logger
+  /** How often the registry's change feed is polled (ms). */
+  pollMs?: number
+  /** SAS clock skew tolerance (PROTOCOL.md §2: 300 s). */
+  clockSkewSecs?: number
+  /** Write `<home>/broker.json` (off for in-process test hubs sharing nothing). */
+  writeRuntimeFile?: boolean
+}
+
+export interface Session {
+  client: Client
+  identity: ClientIdentity
+  method: AuthMethod
+  address: string
+  connectedAt: number
+  expiresAt?: number
+  authz: IdentityPolicy | undefined
+  expiryTimer?: NodeJS.Timeout
+}
+
+type AuthError = Error & { returnCode: ConnackCode }
+
+function authError(code: ConnackCode): AuthError {
+  return Object.assign(new Error('connection refused'), { returnCode: code })
+}
+
+function remoteAddress(client: Client): string {
+  const c = client.conn as Partial<TLSSocket>
+  return c.remoteAddress ? `${c.remoteAddress}:${c.remotePort}` : 'unknown'
+}
+
+function peerCert(client: Client): Buffer | undefined {
+  const c = client.conn as Partial<TLSSocket>
+  if (typeof c.getPeerCertificate !== 'function') return undefined
+  const cert = c.getPeerCertificate(false)
+  return cert && cert.raw && cert.raw.length > 0 ? cert.raw : undefined
+}
+
+/** `$`-rooted private namespace that carries one client's IoT Hub responses (see iothub.ts). */
+export const PRIVATE_PREFIX = '$edgemq/'
+
+export class EdgeBroker {
+  readonly aedes: Aedes
+  readonly log: Logger
+  readonly ctx: HubContext
+  readonly sessions = new Map<string, Session>()
+  readonly iothub: IotHub
+  ports: { mqtt?: number; mqtts?: number; control: number } = { control: 0 }
+  host: string
+  edgeHub: EdgeHubState = emptyEdgeHubState()
+  lastDesiredStatus: DesiredStatus = { code: 200, description: '' }
+  pki?: HubPki
+
+  private servers: NetServer[] = []
+  private control?: ControlServer
+  private pollTimer?: NodeJS.Timeout
+  private lastSeq = 0
+  private closing?: Promise<void>
+  private readonly clockSkewSecs: number
+  private readonly maxMessageSize: number
+  private readonly ownsContext: boolean
+  private readonly persistenceClose: () => Promise<void>
+
+  private constructor(
+    readonly opts: EdgeBrokerOptions,
+    ctx: HubContext,
+    aedes: Aedes,
+    log: Logger,
+    persistenceClose: () => Promise<void>,
+  ) {
+    this.ctx = ctx
+    this.aedes = aedes
+    this.log = log
+    this.host = opts.host ?? '127.0.0.1'
+    this.clockSkewSecs = opts.clockSkewSecs ?? 300
+    this.maxMessageSize = ctx.hub.broker.maxMessageSize
+    this.ownsContext = !opts.context
+    this.persistenceClose = persistenceClose
+    this.iothub = new IotHub(this)
+  }
+
+  static async start(opts: EdgeBrokerOptions): Promise<EdgeBroker> {
+    const ctx = opts.context ?? (await openHub({ home: opts.home, inMemory: opts.inMemory, createDefault: true }))
+    const log = opts.logger ?? createLogger({ level: opts.logLevel })
+    const persistence = await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
+    let self: EdgeBroker | undefined
+    const aedes = await Aedes.createBroker({
+      persistence: persistence.persistence,
+      // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23.
+      maxClientsIdLength: 257,
+      queueLimit: 1000,
+      concurrency: 1000,
+      heartbeatInterval: 60_000,
+      authenticate: (client, username, password, done) => {
+        ;(self as EdgeBroker).onAuthenticate(client, username, password).then(
+          () => done(null, true),
+          (err: AuthError) => done(err.returnCode ? err : authError(CONNACK.UNAVAILABLE), false),
+        )
+      },
+      authorizePublish: (client, packet, cb) => (self as EdgeBroker).onAuthorizePublish(client, packet, cb),
+      authorizeSubscribe: (client, sub, cb) => (self as EdgeBroker).onAuthorizeSubscribe(client, sub, cb),
+      authorizeForward: (client, packet) => (self as EdgeBroker).onAuthorizeForward(client, packet),
+    })
+    self = new EdgeBroker(opts, ctx, aedes, log, persistence.close)
+    try {
+      await self.listen()
+    } catch (err) {
+      await self.close()
+      throw err
+    }
+    return self
+  }
+
+  get hubName(): string {
+    return this.ctx.hub.name
+  }
+
+  private async listen(): Promise<void> {
+    const { opts } = this
+    this.lastSeq = await this.ctx.store.lastChangeSeq()
+    await this.reloadEdgeHub('start')
+    this.wireEvents()
+
+    const listenOn = async (server: NetServer, port: number, what: string): Promise<number> => {
+      server.listen(port, this.host)
+      try {
+        await once(server, 'listening')
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'EADDRINUSE') {
+          throw new EdgeMqError(`port ${port} (${what}) is already in use`, { hint: `stop what uses it, or pick another port (e.g. --${what === 'mqtt' ? 'port' : 'tls-port'} 0 for a free one)` })
+        }
+        if (code === 'EACCES') throw new EdgeMqError(`no permission to listen on port ${port} (${what})`, { hint: 'ports below 1024 need root or CAP_NET_BIND_SERVICE; pick a higher port' })
+        throw err
+      }
+      this.servers.push(server)
+      return (server.address() as AddressInfo).port
+    }
+
+    if (opts.port !== null) {
+      const server = createNetServer((socket) => this.aedes.handle(socket))
+      this.ports.mqtt = await listenOn(server, opts.port ?? 1883, 'mqtt')
+    }
+    if (opts.tlsPort !== null) {
+      this.pki = await ensureHubPki(this.ctx.paths.pki, { hubName: this.hubName })
+      const server = createTlsServer(
+        {
+          key: readFileSync(this.pki.serverKeyPath),
+          cert: readFileSync(this.pki.serverCertPath),
+          ca: [this.pki.caPem],
+          // X.509 devices present client certs; SAS clients present none and must still get in.
+          requestCert: true,
+          rejectUnauthorized: false,
+        },
+        (socket) => this.aedes.handle(socket),
+      )
+      server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'))
+      this.ports.mqtts = await listenOn(server, opts.tlsPort ?? 8883, 'mqtts')
+    } else if (!opts.inMemory) {
+      this.pki = await ensureHubPki(this.ctx.paths.pki, { hubName: this.hubName }).catch(() => undefined)
+    }
+    this.control = await startControlServer(this, { port: opts.controlPort ?? 0 })
+    this.ports.control = this.control.port
+
+    this.pollTimer = setInterval(() => void this.pollChanges(), opts.pollMs ?? 200)
+    this.pollTimer.unref()
+    if (opts.writeRuntimeFile ?? !opts.inMemory) writeRuntime(this.ctx.paths.brokerState, this.runtime())
+  }
+
+  runtime(): BrokerRuntime {
+    return {
+      pid: process.pid,
+      host: this.host,
+      ports: { ...this.ports },
+      hub: this.hubName,
+      startedAt: new Date().toISOString(),
+      ...(this.opts.inMemory ? { inMemory: true } : {}),
+    }
+  }
+
+  private wireEvents(): void {
+    const a = this.aedes
+    a.on('clientReady', (client) => {
+      const s = this.sessions.get(client.id)
+      if (!s || s.client !== client) return
+      this.log.info({ client: client.id, auth: s.method, address: s.address }, 'client connected')
+      if (s.expiresAt !== undefined) {
+        const ms = (s.expiresAt + this.clockSkewSecs) * 1000 - Date.now()
+        s.expiryTimer = setTimeout(() => {
+          this.log.info({ client: client.id }, 'SAS token expired: closing the session')
+          client.close()
+        }, Math.max(0, Math.min(ms, 2 ** 31 - 1)))
+        s.expiryTimer.unref()
+      }
+    })
+    a.on('clientDisconnect', (client) => {
+      const s = this.sessions.get(client.id)
+      if (s && s.client === client) {
+        clearTimeout(s.expiryTimer)
+        this.sessions.delete(client.id)
+      }
+      this.log.info({ client: client.id }, 'client disconnected')
+    })
+    a.on('clientError', (client, err) => {
+      const s = this.sessions.get(client.id)
+      if (s && s.client === client) {
+        clearTimeout(s.expiryTimer)
+        this.sessions.delete(client.id)
+      }
+      this.log.info({ client: client.id, reason: err.message }, 'client dropped')
+    })
+    a.on('connectionError', (client, err) => this.log.info({ client: client?.id, reason: err.message }, 'connection error'))
+    if (this.log.isLevelEnabled('debug')) {
+      a.on('publish', (packet, client) => {
+        if (client) this.log.debug({ client: client.id, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
+      })
+      a.on('subscribe', (subs, client) => this.log.debug({ client: client.id, subscriptions: subs.map((s) => `${s.topic}@${s.qos}`) }, 'SUBSCRIBE'))
+      a.on('unsubscribe', (topics, client) => this.log.debug({ client: client.id, topics }, 'UNSUBSCRIBE'))
+      a.on('ping', (_p, client) => this.log.debug({ client: client.id }, 'PINGREQ'))
+      a.on('connackSent', (packet, client) => this.log.debug({ client: client.id, returnCode: packet.returnCode }, 'CONNACK'))
+    }
+  }
+
+  // ---- security: one front door (authenticate, then policy.decide) ----
+
+  private async onAuthenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
+    const address = remoteAddress(client)
+    const { store, hub } = this.ctx
+    const res = await authenticate(
+      { clientId: client.id, username, password, peerCertDer: peerCert(client) },
+      {
+        hostName: hub.hostName,
+        caPem: this.pki?.caPem,
+        lookupDevice: (d) => store.getDevice(d),
+        lookupModule: (d, m) => store.getModule(d, m),
+        now: Math.floor(Date.now() / 1000) - this.clockSkewSecs + 300,
+      },
+    )
+    if (!res.ok) {
+      this.log.info({ client: client.id, address, code: res.code, reason: res.reason }, 'connection refused')
+      throw authError(res.code)
+    }
+    const authz = this.edgeHub.policy?.forIdentity(res.identity)
+    if (!authz || !authz.canConnect()) {
+      const reason = authz ? authz.decide('connect').reason : 'no authorization policy is set, so nobody may connect (set one with `edgemq edgehub set`)'
+      this.log.info({ client: client.id, address, code: CONNACK.NOT_AUTHORIZED, reason }, 'connection refused by policy')
+      throw authError(CONNACK.NOT_AUTHORIZED)
+    }
+    const prev = this.sessions.get(client.id)
+    if (prev) clearTimeout(prev.expiryTimer)
+    this.sessions.set(client.id, { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz })
+  }
+
+  private session(client: Client): Session | undefined {
+    const s = this.sessions.get(client.id)
+    return s && s.client === client ? s : undefined
+  }
+
+  private onAuthorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    if (!client) return cb(null) // the broker's own publishes
+    const s = this.session(client)
+    if (!s || !s.authz) return cb(new Error('no session'))
+    const topic = packet.topic
+    if (packet.payload && packet.payload.length > this.maxMessageSize) {
+      this.log.info({ client: client.id, topic, bytes: packet.payload.length, max: this.maxMessageSize }, 'message too large: disconnecting')
+      return cb(new Error('message too large'))
+    }
+    if (topic.charCodeAt(0) === 36 /* $ */ || topic.startsWith('devices/')) {
+      const handled = this.iothub.onPublish(s, packet)
+      if (handled === 'deny') return cb(new Error('denied'))
+      if (handled === 'handled') return cb(null)
+    }
+    if (s.authz.canPublish(topic)) return cb(null)
+    this.log.info({ client: client.id, topic, reason: s.authz.decidePublish(topic).reason }, 'publish denied: disconnecting')
+    cb(new Error('publish not authorized'))
+  }
+
+  private onAuthorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
+    const s = this.session(client)
+    if (!s || !s.authz) return cb(null, null)
+    const rewritten = this.iothub.onSubscribe(s, sub)
+    if (rewritten !== undefined) return cb(null, rewritten)
+    if (s.authz.canSubscribe(sub.topic)) return cb(null, sub)
+    this.log.info({ client: client.id, filter: sub.topic, reason: s.authz.decideSubscribe(sub.topic).reason }, 'subscribe denied')
+    cb(null, null)
+  }
+
+  private onAuthorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (packet.topic.startsWith(PRIVATE_PREFIX)) return this.iothub.onForward(client, packet)
+    return packet
+  }
+
+  // ---- live changes from other processes (PRODUCT.md: applied within 1 s) ----
+
+  private polling = false
+  private async pollChanges(): Promise<void> {
+    if (this.polling || this.closing) return
+    this.polling = true
+    try {
+      const changes = await this.ctx.store.changesSince(this.lastSeq)
+      if (changes.length === 0) return
+      this.lastSeq = changes[changes.length - 1].seq
+      await this.applyChanges(changes)
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'reading the registry change feed failed')
+    } finally {
+      this.polling = false
+    }
+  }
+
+  async applyChanges(changes: Change[]): Promise<void> {
+    const { edgeDeviceId } = this.ctx.hub
+    let reloadEdgeHub = false
+    const identities = new Set<string>()
+    for (const c of changes) {
+      if (c.kind === 'twin' && c.deviceId === edgeDeviceId && c.moduleId === '$edgeHub' && c.op !== 'reported') reloadEdgeHub = true
+      else if (c.kind === 'twin' && c.op === 'desired' && c.deviceId) this.iothub.desiredChanged({ deviceId: c.deviceId, moduleId: c.moduleId })
+      else if ((c.kind === 'device' || c.kind === 'module') && c.deviceId) identities.add(c.deviceId)
+      else if (c.kind === 'hub') identities.add('*')
+    }
+    if (reloadEdgeHub) await this.reloadEdgeHub('change')
+    if (identities.size > 0) await this.recheckIdentities(identities)
+  }
+
+  /** Drops sessions whose device or module was deleted or disabled. */
+  private async recheckIdentities(deviceIds: Set<string>): Promise<void> {
+    for (const s of [...this.sessions.values()]) {
+      if (!deviceIds.has('*') && !deviceIds.has(s.identity.deviceId)) continue
+      const d = await this.ctx.store.getDevice(s.identity.deviceId)
+      const m = s.identity.moduleId ? await this.ctx.store.getModule(s.identity.deviceId, s.identity.moduleId) : undefined
+      let reason: string | undefined
+      if (!d) reason = `device "${s.identity.deviceId}" was deleted`
+      else if (d.status !== 'enabled') reason = `device "${s.identity.deviceId}" was disabled`
+      else if (s.identity.moduleId && !m) reason = `module "${s.identity.clientId}" was deleted`
+      if (reason) {
+        this.log.info({ client: s.client.id, reason }, 'closing session')
+        s.client.close()
+      }
+    }
+  }
+
+  /** Loads the `$edgeHub` desired document; on success re-authorizes every live session. */
+  async reloadEdgeHub(why: 'start' | 'change'): Promise<void> {
+    const twin = await this.ctx.store.getTwin({ deviceId: this.ctx.hub.edgeDeviceId, moduleId: '$edgeHub' })
+    const version = twin?.desiredVersion ?? 0
+    if (why === 'change' && version === this.edgeHub.desiredVersion) return
+    const result = compileEdgeHubDesired(twin?.desired ?? {}, version)
+    this.lastDesiredStatus = result.status
+    await this.reportDesiredStatus(result.status)
+    if (!result.ok) {
+      this.log.warn({ reason: result.status.description }, 'rejected $edgeHub desired properties; the last good policy stays in force')
+      return
+    }
+    this.edgeHub = result.state
+    this.log.info(
+      { version, statements: result.state.config.mqttBroker.authorizations?.length ?? 0, routes: Object.keys(result.state.config.routes).length },
+      why === 'start' ? 'loaded $edgeHub configuration' : 'applied new $edgeHub configuration',
+    )
+    this.iothub.configure(result.state.config)
+    if (why === 'change') this.reauthorizeAll()
+  }
+
+  private async reportDesiredStatus(status: DesiredStatus): Promise<void> {
+    await this.ctx.store
+      .updateTwin(
+        { deviceId: this.ctx.hub.edgeDeviceId, moduleId: '$edgeHub' },
+        (t) => ({
+          ...t,
+          reported: { ...t.reported, lastDesiredStatus: status, lastDesiredVersion: this.edgeHub.desiredVersion },
+          reportedVersion: t.reportedVersion + 1,
+          version: t.version + 1,
+        }),
+        'reported',
+      )
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'cannot write $edgeHub reported properties'))
+  }
+
+  /** PROTOCOL.md §3: on a policy change every live session is re-checked. */
+  private reauthorizeAll(): void {
+    const policy = this.edgeHub.policy
+    for (const s of [...this.sessions.values()]) {
+      const authz = policy?.forIdentity(s.identity)
+      if (!authz || !authz.canConnect()) {
+        this.log.info({ client: s.client.id }, 'policy no longer allows this client to connect: disconnecting')
+        s.authz = authz
+        s.client.close()
+        continue
+      }
+      s.authz = authz
+      this.dropDeniedSubscriptions(s)
+    }
+  }
+
+  private dropDeniedSubscriptions(s: Session): void {
+    const subs = (s.client as unknown as { subscriptions: Record<string, { qos: number }> }).subscriptions ?? {}
+    const denied = Object.keys(subs).filter((f) => !f.startsWith(PRIVATE_PREFIX) && !s.authz?.canSubscribe(f))
+    if (denied.length === 0) return
+    this.log.info({ client: s.client.id, filters: denied }, 'policy no longer allows these subscriptions: removing them')
+    s.client.unsubscribe(denied.map((topic) => ({ topic, qos: 0 })) as unknown as Subscription[], () => undefined)
+  }
+
+  /** Broker-originated publish (IoT Hub responses, C2D, routed messages). */
+  publish(packet: { topic: string; payload: Buffer | string; qos?: 0 | 1; retain?: boolean }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.aedes.publish(
+        { cmd: 'publish', topic: packet.topic, payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), qos: packet.qos ?? 0, retain: packet.retain ?? false, dup: false },
+        (err) => (err ? reject(err) : resolve()),
+      )
+    })
+  }
+
+  status() {
+    return {
+      hub: this.hubName,
+      pid: process.pid,
+      host: this.host,
+      ports: this.ports,
+      clients: [...this.sessions.values()].map((s) => ({ clientId: s.identity.clientId, auth: s.method, address: s.address, connectedAt: new Date(s.connectedAt).toISOString() })),
+      policy: { statements: this.edgeHub.config.mqttBroker.authorizations?.length ?? null, desiredVersion: this.edgeHub.desiredVersion, lastDesiredStatus: this.lastDesiredStatus },
+    }
+  }
+
+  /** Graceful: stop accepting, close clients, flush persistence, remove broker.json. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.pollTimer)
+      for (const s of this.sessions.values()) clearTimeout(s.expiryTimer)
+      this.iothub.close()
+      await this.control?.close()
+      for (const server of this.servers) server.close()
+      await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
+      await this.persistenceClose()
+      if (this.opts.writeRuntimeFile ?? !this.opts.inMemory) removeRuntime(this.ctx.paths.brokerState)
+      if (this.ownsContext) await this.ctx.close()
+    })()
+    return this.closing
+  }
+}
+
+export function startEdgeBroker(opts: EdgeBrokerOptions): Promise<EdgeBroker> {
+  return EdgeBroker.start(opts)
+}

@@ -1,0 +1,214 @@
+/**
+ * The loopback control API: the service side of the hub (what IoT Hub's REST API and
+ * `az iot hub` do) for a running broker — twins, direct methods, C2D, module inputs, the
+ * telemetry event stream, status. IoT Hub REST shapes where natural (`/twins/{id}`,
+ * `/twins/{id}/methods`); authenticated with a service SAS (skn = a hub policy).
+ */
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+import { EdgeMqError, NotFoundError, TimeoutError } from '../errors.js'
+import type { TwinKey } from '../registry/types.js'
+import { parseSasToken, verifySasToken } from '../sas/index.js'
+import { serviceTwinJson, type Twin } from '../twin/index.js'
+import type { EdgeBroker } from './broker.js'
+import type { HubEvent } from './iothub.js'
+
+export interface ControlServer {
+  port: number
+  close(): Promise<void>
+}
+
+/** IoT Hub's REST body limit is far larger; 1 MiB keeps a bad client from eating memory. */
+const MAX_BODY = 1024 * 1024
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errorCode: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+function send(res: ServerResponse, status: number, body?: unknown): void {
+  if (res.headersSent) return
+  const text = body === undefined ? '' : JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+function sendError(res: ServerResponse, status: number, errorCode: string, message: string): void {
+  // IoT Hub's error body shape: {"Message": "ErrorCode:<code>;<text>", "ExceptionMessage": …}.
+  send(res, status, { Message: `ErrorCode:${errorCode};${message}`, ExceptionMessage: `Tracking ID:edgemq-${Date.now()} ErrorCode:${errorCode}`, errorCode, message })
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY) throw new HttpError(413, 'MessageTooLarge', `request body larger than ${MAX_BODY} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readBody(req)
+  if (body.length === 0) return {}
+  try {
+    const v = JSON.parse(body.toString('utf8')) as unknown
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object')
+    return v as Record<string, unknown>
+  } catch {
+    throw new HttpError(400, 'ArgumentInvalid', 'request body is not a JSON object')
+  }
+}
+
+function authorize(broker: EdgeBroker, req: IncomingMessage): void {
+  const header = req.headers.authorization
+  if (!header) throw new HttpError(401, 'IotHubUnauthorizedAccess', 'no Authorization header (a service SAS token is required)')
+  let fields
+  try {
+    fields = parseSasToken(header)
+  } catch (err) {
+    throw new HttpError(401, 'IotHubUnauthorizedAccess', (err as Error).message)
+  }
+  const policy = broker.ctx.hub.policies.find((p) => p.name === fields.skn)
+  if (!policy) throw new HttpError(401, 'IotHubUnauthorizedAccess', `unknown shared access policy "${fields.skn ?? ''}"`)
+  const host = (req.headers.host ?? '').replace(/:\d+$/, '')
+  const accepted = [broker.ctx.hub.hostName, host, `${host}:${req.socket.localPort}`].filter(Boolean)
+  const r = verifySasToken(fields, [policy.primaryKey, policy.secondaryKey], { acceptedResources: accepted })
+  if (!r.ok) throw new HttpError(401, 'IotHubUnauthorizedAccess', r.reason)
+}
+
+function twinKey(deviceId: string, moduleId?: string): TwinKey {
+  return moduleId ? { deviceId, moduleId } : { deviceId }
+}
+
+async function twinJson(broker: EdgeBroker, key: TwinKey) {
+  const { registry, store } = broker.ctx
+  const { device, module } = await registry.identity(key.deviceId, key.moduleId)
+  const twin = await store.getTwin(key)
+  if (!twin) throw new NotFoundError(`twin of "${key.moduleId ?? key.deviceId}" not found`)
+  return serviceTwinJson(twin as Twin, {
+    deviceId: key.deviceId,
+    moduleId: key.moduleId,
+    status: device.status,
+    authenticationType: (module ?? device).authType,
+    connectionState: broker.iothub.isConnected(key) ? 'Connected' : 'Disconnected',
+    iotEdge: device.edge,
+  })
+}
+
+function propsFromHeaders(req: IncomingMessage): Record<string, string> {
+  const props: Record<string, string> = {}
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k.startsWith('iothub-app-') && typeof v === 'string') props[k.slice('iothub-app-'.length)] = v
+  }
+  return props
+}
+
+function streamEvents(broker: EdgeBroker, req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const kind = url.searchParams.get('kind') === 'output' ? 'output' : 'event'
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' })
+  res.write('\n') // flush headers so the client knows it is subscribed
+  const onEvent = (ev: HubEvent) => {
+    res.write(JSON.stringify({ ...ev, payload: ev.payload.toString('base64') }) + '\n')
+  }
+  broker.iothub.events.on(kind, onEvent)
+  const stop = () => broker.iothub.events.off(kind, onEvent)
+  req.on('close', stop)
+  res.on('close', stop)
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, m: string[], url: URL) => Promise<void>
+
+export async function startControlServer(broker: EdgeBroker, opts: { port: number; host?: string }): Promise<ControlServer> {
+  const routes: [string, RegExp, Handler][] = [
+    ['GET', /^\/edgemq\/status$/, async (_q, res) => send(res, 200, broker.status())],
+    ['GET', /^\/edgemq\/events$/, async (req, res, _m, url) => streamEvents(broker, req, res, url)],
+    ['GET', /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/, async (_q, res, m) => send(res, 200, await twinJson(broker, twinKey(m[0], m[1])))],
+    [
+      'PATCH|PUT',
+      /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/,
+      async (req, res, m) => {
+        const body = await readJson(req)
+        const props = body.properties as { desired?: unknown } | undefined
+        const key = twinKey(m[0], m[1])
+        await broker.iothub.updateTwin(key, { desired: props?.desired, tags: body.tags }, { ifMatch: req.headers['if-match'], replace: req.method === 'PUT' })
+        send(res, 200, await twinJson(broker, key))
+      },
+    ],
+    [
+      'POST',
+      /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?\/methods$/,
+      async (req, res, m) => {
+        const body = await readJson(req)
+        if (typeof body.methodName !== 'string' || !body.methodName) throw new HttpError(400, 'ArgumentInvalid', 'methodName is required')
+        const timeout = Number(body.responseTimeoutInSeconds ?? 30)
+        if (!Number.isFinite(timeout) || timeout < 5 || timeout > 300) throw new HttpError(400, 'ArgumentInvalid', 'responseTimeoutInSeconds must be 5–300')
+        await broker.ctx.registry.identity(m[0], m[1])
+        const r = await broker.iothub.invokeMethod(twinKey(m[0], m[1]), body.methodName, body.payload, timeout)
+        send(res, 200, r)
+      },
+    ],
+    [
+      'POST',
+      /^\/devices\/([^/]+)\/messages\/deviceBound$/,
+      async (req, res, m) => {
+        const data = await readBody(req)
+        const id = await broker.iothub.sendC2d(m[0], data, propsFromHeaders(req), {
+          ...(typeof req.headers['iothub-messageid'] === 'string' ? { messageId: req.headers['iothub-messageid'] } : {}),
+          ...(typeof req.headers['iothub-correlationid'] === 'string' ? { correlationId: req.headers['iothub-correlationid'] } : {}),
+        })
+        send(res, 200, { messageId: id })
+      },
+    ],
+    [
+      'POST',
+      /^\/edgemq\/modules\/([^/]+)\/([^/]+)\/inputs\/([^/]+)$/,
+      async (req, res, m) => {
+        const data = await readBody(req)
+        await broker.iothub.sendModuleInput(m[0], m[1], m[2], data, propsFromHeaders(req))
+        send(res, 204)
+      },
+    ],
+  ]
+
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const handle = async () => {
+      authorize(broker, req)
+      for (const [methods, re, handler] of routes) {
+        const match = re.exec(url.pathname)
+        if (!match) continue
+        if (!methods.split('|').includes(req.method ?? '')) throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`)
+        return handler(req, res, match.slice(1).map((x) => (x === undefined ? (x as unknown as string) : decodeURIComponent(x))), url)
+      }
+      throw new HttpError(404, 'NotFound', `no such resource ${url.pathname}`)
+    }
+    handle().catch((err: unknown) => {
+      if (err instanceof HttpError) return sendError(res, err.status, err.errorCode, err.message)
+      if (err instanceof TimeoutError) return sendError(res, 504, 'GatewayTimeout', err.message)
+      if (err instanceof NotFoundError) return sendError(res, 404, /not online/.test(err.message) ? 'DeviceNotOnline' : 'DeviceNotFound', err.message)
+      if (err instanceof EdgeMqError && err.code === 'CONFLICT') return sendError(res, 412, 'PreconditionFailed', err.message)
+      if (err instanceof EdgeMqError && err.exitCode === 2) return sendError(res, 400, 'ArgumentInvalid', err.message)
+      broker.log.warn({ err: (err as Error).message, path: url.pathname }, 'control API error')
+      sendError(res, 500, 'ServerError', (err as Error).message)
+    })
+  })
+  server.listen(opts.port, opts.host ?? '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * MQTT persistence: retained messages, persistent sessions (clean=false) and queued QoS1
+ * messages. On disk it is aedes-persistence-level over LevelDB (classic-level): each write
+ * reaches the OS before it is acknowledged, so `kill -9` of the broker loses nothing
+ * acknowledged. In memory for `--in-memory` hubs.
+ */
+import { mkdirSync } from 'node:fs'
+
+import { ClassicLevel } from 'classic-level'
+import memoryPersistence from 'aedes-persistence'
+import levelPersistence from 'aedes-persistence-level'
+
+import { EdgeMqError } from '../errors.js'
+
+export interface PersistenceHandle {
+  persistence: unknown
+  close(): Promise<void>
+}
+
+export async function createPersistence(dir: string | undefined): Promise<PersistenceHandle> {
+  if (!dir) return { persistence: memoryPersistence(), close: async () => undefined }
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: 'buffer' })
+  try {
+    await db.open()
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message
+    if (/lock/i.test(cause)) {
+      throw new EdgeMqError(`another broker is using ${dir}`, { hint: 'stop it with `edgemq broker stop`, or use another --home' })
+    }
+    throw new EdgeMqError(`cannot open the broker persistence in ${dir}: ${cause}`)
+  }
+  return {
+    persistence: levelPersistence(db),
+    close: async () => {
+      await db.close()
+    },
+  }
+}

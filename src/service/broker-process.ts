@@ -1,0 +1,104 @@
+/**
+ * Running the broker as a process: foreground (signals, banner) and `--daemon` (a detached
+ * child that reports readiness over IPC, so the parent returns the moment it listens —
+ * no polling, no sleeps).
+ */
+import { spawn } from 'node:child_process'
+import { openSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+import { homePaths, openHub } from '../config/home.js'
+import { EdgeMqError } from '../errors.js'
+import { startEdgeBroker, type EdgeBroker, type EdgeBrokerOptions } from '../broker/broker.js'
+import { readRuntime, type BrokerRuntime } from '../broker/runtime.js'
+
+export interface BrokerProcessOptions extends EdgeBrokerOptions {
+  /** Print one JSON "ready" line instead of the human banner. */
+  json?: boolean
+}
+
+function refuseIfRunning(home: string): void {
+  const rt = readRuntime(homePaths(home).brokerState)
+  if (rt) {
+    throw new EdgeMqError(`a broker (pid ${rt.pid}) already runs for ${home} on ports ${JSON.stringify(rt.ports)}`, {
+      hint: 'stop it with `edgemq broker stop`, or use another --home',
+    })
+  }
+}
+
+export function banner(broker: EdgeBroker): string[] {
+  const { hub } = broker.ctx
+  const lines = [`edgemq broker for hub "${hub.name}" (${hub.hostName}), home ${broker.ctx.home}`]
+  if (broker.ports.mqtt !== undefined) lines.push(`  mqtt   ${broker.host}:${broker.ports.mqtt}`)
+  if (broker.ports.mqtts !== undefined) lines.push(`  mqtts  ${broker.host}:${broker.ports.mqtts}   CA: ${broker.pki?.caCertPath ?? '(none)'}`)
+  const n = broker.edgeHub.config.mqttBroker.authorizations?.length
+  if (n === undefined) {
+    lines.push(
+      '  policy: none set, so NO client may connect yet (IoT Edge needs an explicit mqtt:connect allow).',
+      '          allow every registered identity:  edgemq edgehub set --default-policy',
+      '          or set the seed\'s pub/sub policy: edgemq edgehub set <policy.json>',
+    )
+  } else {
+    lines.push(`  policy: ${n} statement(s) from the $edgeHub twin (desired $version ${broker.edgeHub.desiredVersion})`)
+  }
+  const port = broker.ports.mqtt ?? broker.ports.mqtts
+  lines.push(
+    'next:',
+    `  edgemq device create sub_client --pd ${hub.edgeDeviceId}`,
+    `  mosquitto_sub -t test_topic -i sub_client -u "${hub.hostName}/sub_client/?api-version=2018-06-30" -P "$(edgemq sas --device sub_client --raw)" -h localhost -V mqttv311 -p ${port}`,
+  )
+  return lines
+}
+
+/** Foreground: runs until SIGINT/SIGTERM, then drains and flushes persistence. */
+export async function runBrokerForeground(opts: BrokerProcessOptions, print: (line: string) => void): Promise<void> {
+  if (!opts.inMemory) refuseIfRunning(opts.home)
+  const spinner = process.stderr.isTTY && !opts.json ? (await import('ora')).default({ text: 'starting the broker', stream: process.stderr }).start() : undefined
+  let broker: EdgeBroker
+  try {
+    broker = await startEdgeBroker(opts)
+  } catch (err) {
+    spinner?.fail('broker did not start')
+    throw err
+  }
+  spinner?.stop()
+  const ready = { event: 'ready', ...broker.runtime(), caFile: broker.pki?.caCertPath }
+  if (opts.json) print(JSON.stringify(ready))
+  else for (const l of banner(broker)) print(l)
+  if (process.send) process.send(ready)
+
+  await new Promise<void>((resolve) => {
+    let stopping = false
+    const stop = (signal: string) => {
+      if (stopping) return
+      stopping = true
+      broker.log.info({ signal }, 'shutting down')
+      broker.close().then(resolve, resolve)
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('disconnect', () => undefined)
+  })
+}
+
+/** Spawns `edgemq broker start` detached; resolves with its runtime once it listens. */
+export async function startBrokerDaemon(opts: BrokerProcessOptions, argv: string[]): Promise<BrokerRuntime & { log: string }> {
+  refuseIfRunning(opts.home)
+  // Make sure the hub exists before the child starts (and say so once, here).
+  const ctx = await openHub({ home: opts.home, createDefault: true })
+  await ctx.close()
+  const log = homePaths(opts.home).logs
+  const fd = openSync(log, 'a', 0o600)
+  const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+  const args = [bin, 'broker', 'start', ...argv.filter((a) => a !== 'start' && a !== 'broker'), '--home', opts.home, '-o', 'json']
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd, 'ipc'], env: { ...process.env, EDGEMQ_DAEMON: '1' } })
+  const rt = await new Promise<BrokerRuntime>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as BrokerRuntime))
+    child.once('exit', (code) => reject(new EdgeMqError(`the broker exited during start (code ${code})`, { hint: `see ${log}` })))
+    child.once('error', reject)
+  })
+  child.removeAllListeners('exit')
+  child.disconnect()
+  child.unref()
+  return { ...rt, log }
+}
