@@ -41,7 +41,7 @@ describe('errors: one sentence, right exit code, no stack trace', () => {
     for (const r of rs) failed(r, 1, /^error: device "nope" not found$/)
   })
 
-  test('invalid device ids: a slash, 129 characters, empty', async () => {
+  test('invalid ids: a slash, 129 characters, a space in a module id', async () => {
     const [slash, long, mod] = await Promise.all([
       cli('device', 'create', 'bad/id'),
       cli('device', 'create', 'x'.repeat(129)),

@@ -59,6 +59,12 @@ test('parseRoute: BrokeredEndpoint sink, either quote, any keyword case, SELECT 
   assert.equal(formatSink(want as Route['sink']), 'BrokeredEndpoint("/modules/filter/inputs/in1")')
 })
 
+test('parseRoute: no space needed between WHERE and a parenthesis', () => {
+  const r = parseRoute("FROM /messages/* WHERE(a = '1')INTO $upstream")
+  assert.deepEqual(routeMessage([r], msg({ properties: { a: '1' } })), [{ kind: 'upstream' }])
+  assert.deepEqual(routeMessage([r], msg({ properties: { a: '2' } })), [])
+})
+
 test('parseRoute: WHERE keywords and operators are case-insensitive', () => {
   const r = parseRoute("FROM /* where a = 1 and not (b <> 'x' Or c != 2) INTO $upstream")
   assert.ok(r.condition !== undefined)

@@ -183,12 +183,15 @@ export async function startControlServer(broker: EdgeBroker, opts: { port: numbe
     const url = new URL(req.url ?? '/', 'http://localhost')
     const handle = async () => {
       authorize(broker, req)
+      let pathKnown = false
       for (const [methods, re, handler] of routes) {
         const match = re.exec(url.pathname)
         if (!match) continue
-        if (!methods.split('|').includes(req.method ?? '')) throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`)
+        pathKnown = true
+        if (!methods.split('|').includes(req.method ?? '')) continue
         return handler(req, res, match.slice(1).map((x) => (x === undefined ? (x as unknown as string) : decodeURIComponent(x))), url)
       }
+      if (pathKnown) throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`)
       throw new HttpError(404, 'NotFound', `no such resource ${url.pathname}`)
     }
     handle().catch((err: unknown) => {

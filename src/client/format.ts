@@ -212,7 +212,7 @@ function formatted(msg: ReceivedMessage, format: string, eol: boolean, clock: Cl
 
 function percent(msg: ReceivedMessage, p: string, spec: Spec, out: Buffer[], clock: Clock, pretty: boolean, onError?: (line: string) => void): void {
   const push = (b: Buffer): void => {
-    push(b)
+    out.push(b)
   }
   const text = (s: string): void => push(Buffer.from(s, 'utf8'))
   const props = msg.properties ?? {}

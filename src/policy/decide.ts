@@ -46,7 +46,8 @@ interface Entry {
   allow: boolean
   /** The statement, or null for a built-in own-IoT-Hub rule. */
   statement: CompiledStatement | null
-  filter: string
+  /** The resolved filter; turned into text only for reasons. */
+  segs: readonly Segment[]
 }
 
 function newNode(): Node {
@@ -114,7 +115,7 @@ const BUILTIN: DecidingStatement | null = null
 
 /** Outcome of exploring a SUBSCRIBE filter. */
 interface Coverage {
-  /** Statements that allowed some of the filter's topics, lowest index first. */
+  /** Indices of the statements that allowed some of the filter's topics. */
   allowedBy: Set<number>
   builtinUsed: boolean
   /** A topic that is not allowed, and the entry that decided it (NONE = nothing matched). */
@@ -136,15 +137,16 @@ export class IdentityPolicy {
   constructor(policy: CompiledPolicy, id: Identity) {
     this.identity = Object.freeze({ ...id })
     const own = ownIotHubTopics(id)
-    for (const segs of own.publish) this.pub.add(segs, { allow: true, statement: null, filter: segmentsToString(segs) })
-    for (const segs of own.subscribe) this.sub.add(segs, { allow: true, statement: null, filter: segmentsToString(segs) })
+    for (const segs of own.publish) this.pub.add(segs, { allow: true, statement: null, segs })
+    for (const segs of own.subscribe) this.sub.add(segs, { allow: true, statement: null, segs })
     this.pub.builtins = this.pub.entries.length
     this.sub.builtins = this.sub.entries.length
 
     let connect: Decision | undefined
     for (const s of policy.statementsFor(id)) {
-      for (const [rules, allow] of [[s.deny, false], [s.allow, true]] as const) {
-        for (const rule of rules) {
+      for (let k = 0; k < 2; k++) {
+        const allow = k === 1 // deny rules first (§3: deny wins inside a statement)
+        for (const rule of allow ? s.allow : s.deny) {
           if (connect === undefined && rule.operations.has('connect')) {
             connect = Object.freeze({
               decision: allow ? 'allow' : 'deny',
@@ -159,7 +161,7 @@ export class IdentityPolicy {
               const segs = resolveResource(r, id)
               if (segs === null) continue // needs {{iot:module_id}}, client is a device
               if (typeof segs[0] === 'string' && isDollarTopic(segs[0])) continue // never applies (see header)
-              trie.add(segs, { allow, statement: s, filter: segmentsToString(segs) })
+              trie.add(segs, { allow, statement: s, segs })
             }
           }
         }
@@ -191,7 +193,7 @@ export class IdentityPolicy {
   decidePublish(topic: string): Decision {
     let d = this.pubCache.get(topic)
     if (d === undefined) {
-      d = Object.freeze(this.computePublish(topic))
+      d = this.computePublish(topic) // shared from the cache: Decision's fields are readonly
       if (this.pubCache.size >= MAX_CACHED) this.pubCache.clear()
       this.pubCache.set(topic, d)
     }
@@ -201,7 +203,7 @@ export class IdentityPolicy {
   decideSubscribe(filter: string): Decision {
     let d = this.subCache.get(filter)
     if (d === undefined) {
-      d = Object.freeze(this.computeSubscribe(filter))
+      d = this.computeSubscribe(filter)
       if (this.subCache.size >= MAX_CACHED) this.subCache.clear()
       this.subCache.set(filter, d)
     }
@@ -227,7 +229,8 @@ export class IdentityPolicy {
     if (m === NONE) return { decision: 'deny', statement: null, reason: `no statement allows mqtt:publish on ${topic} for ${this.identity.clientId}: default deny` }
     const e = this.pub.entries[m]
     const s = e.statement as CompiledStatement
-    const via = e.filter === topic ? '' : ` (matches "${e.filter}")`
+    const filter = segmentsToString(e.segs)
+    const via = filter === topic ? '' : ` (matches "${filter}")`
     return { decision: e.allow ? 'allow' : 'deny', statement: statementRef(s), reason: `${label(s)} ${e.allow ? 'allows' : 'denies'} mqtt:publish on ${topic}${via}` }
   }
 

@@ -93,6 +93,7 @@ export type Segment = string | typeof PLUS | typeof HASH
 /** A resource filter with variables, parsed once. */
 export interface ResourceTemplate {
   source: string
+  /** Levels with variables (empty when `fixed` is set). */
   levels: Array<typeof PLUS | typeof HASH | TemplatePart[]>
   needsModule: boolean
   /** The resolved filter when the resource has no variables (shared by every client). */
@@ -110,20 +111,24 @@ export function parseResource(s: string): { template?: ResourceTemplate; error?:
   // Validate the shape with every variable replaced by a plain, level-safe value.
   const filterError = topicFilterError(hasVariables ? s.replace(/\{\{[^}]*\}\}/g, 'x') : s)
   if (filterError) return { error: `invalid topic filter "${s}": ${filterError}` }
+  const split = s.split('/')
+  if (!hasVariables) {
+    const fixed = split.map((l): Segment => (l === '+' ? PLUS : l === '#' ? HASH : l))
+    return { template: { source: s, levels: [], needsModule: false, fixed } }
+  }
   const levels: ResourceTemplate['levels'] = []
   let needsModule = false
-  for (const level of s.split('/')) {
+  for (const level of split) {
     if (level === '+') levels.push(PLUS)
     else if (level === '#') levels.push(HASH)
-    else if (!hasVariables || !level.includes('{{')) levels.push([{ text: level }])
+    else if (!level.includes('{{')) levels.push([{ text: level }])
     else {
       const lp = parseTemplate(level).parts
       for (const p of lp) if ('variable' in p && p.variable === 'iot:module_id') needsModule = true
       levels.push(lp)
     }
   }
-  const fixed = hasVariables ? null : levels.map((l) => (l === PLUS || l === HASH ? l : l[0].text))
-  return { template: { source: s, levels, needsModule, fixed } }
+  return { template: { source: s, levels, needsModule, fixed: null } }
 }
 
 function variableValue(v: VariableName, id: Identity): string {

@@ -36,18 +36,19 @@ export type Authorizations = AuthorizationStatement[]
 
 /** The statement that decided, for `policy check` output. */
 export interface DecidingStatement {
-  index: number
-  description?: string
+  readonly index: number
+  readonly description?: string
 }
 
 /**
  * Result of a decision. `statement` is null for default deny and for the built-in rules
  * (own IoT Hub topics, `$`-topic ban, invalid topics) — PRODUCT.md `policy check -o json`.
+ * Decisions are cached and shared: treat them as immutable.
  */
 export interface Decision {
-  decision: 'allow' | 'deny'
-  statement: DecidingStatement | null
-  reason: string
+  readonly decision: 'allow' | 'deny'
+  readonly statement: DecidingStatement | null
+  readonly reason: string
 }
 
 /** A validation finding. Errors make a document invalid; warnings are advice only. */

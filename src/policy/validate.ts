@@ -52,7 +52,9 @@ export function analyzePolicy(authorizations: unknown, basePath = 'authorization
 
   authorizations.forEach((statement: unknown, si) => {
     const sp = pathIndex(basePath, si)
-    const compiled: CompiledStatement = { index: si, identities: [], deny: [], allow: [] }
+    const matchers: IdentityMatcher[] = []
+    const compiledRules: Record<'allow' | 'deny', CompiledRule[]> = { allow: [], deny: [] }
+    const compiled: CompiledStatement = { index: si, identities: matchers, deny: compiledRules.deny, allow: compiledRules.allow }
     statements.push(compiled)
     if (!isJsonObject(statement)) {
       error(sp, `a statement must be an object with "identities" and "allow" and/or "deny", got ${describe(statement)}`)
@@ -77,7 +79,7 @@ export function analyzePolicy(authorizations: unknown, basePath = 'authorization
         if (typeof id !== 'string') return error(p, `an identity must be a string, got ${describe(id)}`)
         const r = parseIdentity(id)
         if (r.error) error(p, r.error)
-        else (compiled.identities as IdentityMatcher[]).push(r.matcher as IdentityMatcher)
+        else if (r.matcher) matchers.push(r.matcher)
       })
     }
 
@@ -97,7 +99,7 @@ export function analyzePolicy(authorizations: unknown, basePath = 'authorization
         continue
       }
       ruleCount += rules.length
-      const out = compiled[effect] as CompiledRule[]
+      const out = compiledRules[effect]
       rules.forEach((rule: unknown, ri) => out.push(validateRule(rule, pathIndex(ep, ri), effect, error, warn)))
     }
     if (ruleCount === 0) error(sp, 'empty statement: it has no "allow" or "deny" rules; add a rule such as "allow": [{"operations": ["mqtt:connect"]}] or remove the statement')
@@ -155,7 +157,7 @@ function validateRule(
         if (typeof r !== 'string') return error(p, `a resource must be a topic or filter string, got ${describe(r)}`)
         const parsed = parseResource(r)
         if (parsed.error) return error(p, parsed.error)
-        resources.push(parsed.template as ResourceTemplate)
+        if (parsed.template) resources.push(parsed.template)
         if (effect === 'allow' && r.startsWith('$') && topicOps.length > 0) {
           warn(p, `"${r}" is never allowed: clients may only use their own $iothub topics, every other $ topic is always denied (PROTOCOL.md §3)`)
         }

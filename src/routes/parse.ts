@@ -324,6 +324,13 @@ function readWord(text: string, pos: number): { word: string; start: number; end
   return { word: text.slice(start, end), start, end }
 }
 
+/** A keyword (a run of letters), so `WHERE(a = 1)` reads as WHERE then `(`; else the word there. */
+function readKeyword(text: string, pos: number): { word: string; start: number; end: number } {
+  const start = skipWs(text, pos)
+  const m = /^[A-Za-z]+/.exec(text.slice(start))
+  return m === null ? readWord(text, start) : { word: m[0], start, end: start + m[0].length }
+}
+
 /** Parse a source path such as `/messages/modules/sensor/outputs/*`. */
 export function parseSource(path: string, col = 1): RouteSource {
   const fail = (why: string): never => {
@@ -386,11 +393,11 @@ function parseSink(text: string, pos: number): { sink: RouteSink; end: number } 
 /** Parse one route. Throws RouteSyntaxError (an InvalidDocumentError) with the column. */
 export function parseRoute(text: string): Route {
   let pos = 0
-  let kw = readWord(text, pos)
+  let kw = readKeyword(text, pos)
   if (kw.word.toUpperCase() === 'SELECT') {
     const star = readWord(text, kw.end)
     if (star.word !== '*') throw new RouteSyntaxError(`expected '*' after SELECT, found "${star.word}"`, star.start + 1)
-    kw = readWord(text, star.end)
+    kw = readKeyword(text, star.end)
   }
   if (kw.word.toUpperCase() !== 'FROM') {
     throw new RouteSyntaxError(
@@ -402,7 +409,7 @@ export function parseRoute(text: string): Route {
   const source = parseSource(src.word, src.start + 1)
   pos = src.end
 
-  const next = readWord(text, pos)
+  const next = readKeyword(text, pos)
   const nextKw = next.word.toUpperCase()
   let condition: Expr | undefined
   if (nextKw === 'WHERE') {

@@ -1,0 +1,53 @@
+import { Flags } from '@oclif/core'
+
+import { BaseCommand } from '../../cli/base.js'
+import { deviceFlag, hubNameFlag, moduleFlag, pick } from '../../cli/flags.js'
+import { UsageError } from '../../errors.js'
+import { isJsonObject, type JsonObject } from '../../policy/index.js'
+import { setEdgeHubDesired } from '../../service/edgehub.js'
+import { HubService, parseJsonArg } from '../../service/hub-service.js'
+
+export default class TwinUpdate extends BaseCommand<typeof TwinUpdate> {
+  static summary = 'Update a twin\'s desired properties and/or tags (service side).'
+  static description =
+    'A desired patch reaches a connected device within a second (through the running broker); with no broker it is stored and the device gets it on its next twin GET. On the edge device\'s $edgeHub module it is validated like `edgehub set`.'
+  static aliases = ['hub:device-twin:update', 'hub:module-twin:update']
+  static examples = [
+    '<%= config.bin %> twin update --device sensor --desired \'{"interval": 5}\'',
+    '<%= config.bin %> hub module-twin update -d edge-gateway -m \'$edgeHub\' --desired @policy.json',
+    '<%= config.bin %> twin update -d sensor --tags \'{"site": "lab"}\' --etag AAAAAAAAAAE=',
+  ]
+  static flags = {
+    device: deviceFlag,
+    module: moduleFlag,
+    desired: Flags.string({ summary: 'Desired patch: JSON, or @file.' }),
+    tags: Flags.string({ summary: 'Tags patch: JSON, or @file.' }),
+    etag: Flags.string({ char: 'e', summary: 'Only update if the twin still has this etag.' }),
+    replace: Flags.boolean({ summary: 'Replace the sections instead of merging.' }),
+    'hub-name': hubNameFlag,
+  }
+
+  async run(): Promise<void> {
+    const f = this.flags
+    await this.checkHubName(f['hub-name'])
+    if (f.desired === undefined && f.tags === undefined) throw new UsageError('nothing to update', 'pass --desired and/or --tags')
+    const ctx = await this.hub()
+    const deviceId = pick('device', undefined, f.device, '-d/--device')
+    const desired = f.desired === undefined ? undefined : parseJsonArg(f.desired, '--desired')
+    const tags = f.tags === undefined ? undefined : parseJsonArg(f.tags, '--tags')
+    if (deviceId === ctx.hub.edgeDeviceId && f.module === '$edgeHub' && desired !== undefined) {
+      if (!isJsonObject(desired)) throw new UsageError('--desired must be a JSON object')
+      // Accept both shapes here too, as `edgehub set` does.
+      const inner = isJsonObject(desired['$edgeHub']) && isJsonObject((desired['$edgeHub'] as JsonObject)['properties.desired']) ? ((desired['$edgeHub'] as JsonObject)['properties.desired'] as JsonObject) : desired
+      await setEdgeHubDesired(ctx, inner, { replace: f.replace })
+    }
+    const svc = new HubService(ctx)
+    const key = f.module ? { deviceId, moduleId: f.module } : { deviceId }
+    const skipDesired = deviceId === ctx.hub.edgeDeviceId && f.module === '$edgeHub'
+    if (tags !== undefined || (!skipDesired && desired !== undefined)) {
+      this.print(await svc.updateTwin(key, { desired: skipDesired ? undefined : desired, tags }, { etag: f.etag, replace: f.replace }))
+    } else {
+      this.print(await svc.showTwin(key))
+    }
+  }
+}

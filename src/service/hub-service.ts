@@ -1,0 +1,129 @@
+/**
+ * The service side of the hub (what IoT Hub does for `az iot hub …`): twins, direct methods,
+ * C2D, module inputs, the event stream. Goes through the running broker's control API when
+ * one runs (so devices see changes at once); twin show/update fall back to the store when
+ * none runs, the live-only operations fail with BrokerUnreachableError (exit 3).
+ */
+import type { HubContext } from '../config/home.js'
+import { BrokerUnreachableError, NotFoundError } from '../errors.js'
+import { parseLenientJson } from '../policy/index.js'
+import type { TwinKey } from '../registry/types.js'
+import { serviceTwinJson, updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
+import { parsePropsFlag } from '../iothub/index.js'
+import { ControlClient } from './control-client.js'
+import { readDocument } from './edgehub.js'
+
+function path(key: TwinKey, suffix = ''): string {
+  const base = `/twins/${encodeURIComponent(key.deviceId)}`
+  return (key.moduleId ? `${base}/modules/${encodeURIComponent(key.moduleId)}` : base) + suffix
+}
+
+/** `--desired '{"a":1}'` or `--desired @file.json` (az's convention); lenient JSON. */
+export function parseJsonArg(value: string, what: string): unknown {
+  const text = value.startsWith('@') ? readDocument(value.slice(1)) : value
+  return parseLenientJson(text, what)
+}
+
+export class HubService {
+  private readonly control?: ControlClient
+
+  constructor(readonly ctx: HubContext) {
+    this.control = ControlClient.tryConnect(ctx.home, ctx.hub)
+  }
+
+  get brokerRunning(): boolean {
+    return this.control !== undefined
+  }
+
+  private live(): ControlClient {
+    if (!this.control) throw new BrokerUnreachableError(`broker not reachable: no broker is running for ${this.ctx.home}`)
+    return this.control
+  }
+
+  async showTwin(key: TwinKey): Promise<ServiceTwinJson> {
+    if (this.control) return this.control.call<ServiceTwinJson>('GET', path(key))
+    const { device, module } = await this.ctx.registry.identity(key.deviceId, key.moduleId)
+    const twin = await this.ctx.store.getTwin(key)
+    if (!twin) throw new NotFoundError(`twin of "${key.moduleId ?? key.deviceId}" not found`)
+    return serviceTwinJson(twin as Twin, {
+      deviceId: key.deviceId,
+      moduleId: key.moduleId,
+      status: device.status,
+      authenticationType: (module ?? device).authType,
+      iotEdge: device.edge,
+    })
+  }
+
+  async updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts: { etag?: string; replace?: boolean } = {}): Promise<ServiceTwinJson> {
+    if (this.control) {
+      const body = { ...(update.desired !== undefined ? { properties: { desired: update.desired } } : {}), ...(update.tags !== undefined ? { tags: update.tags } : {}) }
+      return this.control.call<ServiceTwinJson>(opts.replace ? 'PUT' : 'PATCH', path(key), body, opts.etag ? { 'if-match': opts.etag } : {})
+    }
+    await this.ctx.registry.identity(key.deviceId, key.moduleId)
+    await this.ctx.store.updateTwin(key, (t) => updateTwin(t as Twin, update, { ifMatch: opts.etag, replace: opts.replace }) as typeof t, update.desired !== undefined ? 'desired' : 'tags')
+    return this.showTwin(key)
+  }
+
+  async invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<{ status: number; payload: unknown }> {
+    await this.ctx.registry.identity(key.deviceId, key.moduleId)
+    return this.live().call('POST', path(key, '/methods'), { methodName, payload, responseTimeoutInSeconds: timeoutSecs })
+  }
+
+  async sendC2d(deviceId: string, data: string | Buffer, props?: string): Promise<{ messageId: string }> {
+    await this.ctx.registry.getDevice(deviceId)
+    const headers: Record<string, string> = {}
+    if (props) {
+      const bag = parsePropsFlag(props)
+      for (const [k, v] of Object.entries(bag.properties)) headers[`iothub-app-${k}`] = v
+      if (bag.systemProperties.messageId) headers['iothub-messageid'] = bag.systemProperties.messageId
+      if (bag.systemProperties.correlationId) headers['iothub-correlationid'] = bag.systemProperties.correlationId
+    }
+    return this.live().call('POST', `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound`, Buffer.isBuffer(data) ? data : Buffer.from(data), headers)
+  }
+
+  async sendModuleInput(deviceId: string, moduleId: string, input: string, data: string | Buffer, props?: string): Promise<void> {
+    await this.ctx.registry.getModule(deviceId, moduleId)
+    const headers: Record<string, string> = {}
+    if (props) for (const [k, v] of Object.entries(parsePropsFlag(props).properties)) headers[`iothub-app-${k}`] = v
+    await this.live().call('POST', `/edgemq/modules/${encodeURIComponent(deviceId)}/${encodeURIComponent(moduleId)}/inputs/${encodeURIComponent(input)}`, Buffer.isBuffer(data) ? data : Buffer.from(data), headers)
+  }
+
+  /** Streams events (telemetry on `$upstream`, or module outputs) until `signal` aborts. */
+  streamEvents(kind: 'event' | 'output', onEvent: (ev: WireEvent) => void, signal: AbortSignal): Promise<void> {
+    return this.live().stream(`/edgemq/events?kind=${kind}`, (line) => onEvent(JSON.parse(line) as WireEvent), signal)
+  }
+}
+
+/** An event as the control API streams it (payload base64). */
+export interface WireEvent {
+  deviceId: string
+  moduleId?: string
+  outputName?: string
+  properties: Record<string, string>
+  systemProperties: Record<string, string>
+  payload: string
+  enqueuedTime: string
+}
+
+/** az monitor-events' JSON shape for one event. */
+export function monitorView(ev: WireEvent, opts: { props?: boolean }) {
+  const raw = Buffer.from(ev.payload, 'base64')
+  const text = raw.toString('utf8')
+  let payload: unknown = text
+  try {
+    payload = JSON.parse(text)
+  } catch {
+    /* not JSON: keep the text, like az */
+  }
+  return {
+    event: {
+      origin: ev.deviceId,
+      module: ev.moduleId ?? '',
+      interface: '',
+      component: '',
+      ...(opts.props ? { properties: { system: { ...ev.systemProperties, 'iothub-enqueuedtime': ev.enqueuedTime }, application: ev.properties } } : {}),
+      ...(ev.outputName ? { output: ev.outputName } : {}),
+      payload,
+    },
+  }
+}
