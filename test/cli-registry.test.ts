@@ -168,7 +168,7 @@ describe('device, module, connection-string and sas commands', () => {
       cli('sas', 'decode', token, '--device', 'edge-gateway'),
     ])
     assert.match(ok(good).stdout, /signature: valid \(primary key\)/)
-    assert.match(ok(good).stdout, /expires in (59|60) min/)
+    assert.match(ok(good).stdout, /expires in (5\d|60) min/)
     assert.equal(jsonOf<{ signature: string }>(ok(bad)).signature, 'invalid')
     const o = jsonOf<{ signature: string; reason: string }>(ok(other))
     assert.equal(o.signature, 'invalid')

@@ -34,6 +34,8 @@ export interface AuthContext {
   lookupDevice(deviceId: string): DeviceRecord | undefined | Promise<DeviceRecord | undefined>
   lookupModule(deviceId: string, moduleId: string): ModuleRecord | undefined | Promise<ModuleRecord | undefined>
   now?: number
+  /** SAS clock skew tolerance in seconds (default PROTOCOL.md §2's 300). */
+  skewSecs?: number
 }
 
 export type AuthResult =
@@ -108,12 +110,13 @@ export async function authenticate(input: AuthInput, ctx: AuthContext): Promise<
     return refuse(CONNACK.BAD_USERNAME_OR_PASSWORD, `malformed SAS token: ${(err as Error).message}`)
   }
   const ownResource = deviceResource(ctx.hostName, identity.deviceId, identity.moduleId)
-  let result = verifySasToken(fields, [rec.primaryKey ?? '', rec.secondaryKey ?? ''], { acceptedResources: [ownResource], now: ctx.now })
+  let result = verifySasToken(fields, [rec.primaryKey ?? '', rec.secondaryKey ?? ''], { acceptedResources: [ownResource], now: ctx.now, skewSecs: ctx.skewSecs })
   // PROTOCOL.md §2: a device-scoped token (signed with the device's key) is accepted for its modules.
   if (!result.ok && module && result.failure === 'resource') {
     result = verifySasToken(fields, [device.primaryKey ?? '', device.secondaryKey ?? ''], {
       acceptedResources: [deviceResource(ctx.hostName, identity.deviceId)],
       now: ctx.now,
+      skewSecs: ctx.skewSecs,
     })
   }
   if (!result.ok) return refuse(CONNACK.BAD_USERNAME_OR_PASSWORD, result.reason)

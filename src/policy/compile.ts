@@ -5,7 +5,9 @@
  */
 import { InvalidDocumentError } from '../errors.js'
 import { IdentityPolicy } from './decide.js'
-import { identityMatches, type IdentityMatcher, type ResourceTemplate } from './template.js'
+import { identityMatches, type IdentityMatcher, type ResourceTemplate, type Segment } from './template.js'
+import { isDollarTopic } from './topic.js'
+import { EntryTrie } from './trie.js'
 import type { Decision, Identity, Operation, PolicyIssue } from './types.js'
 import { analyzePolicy } from './validate.js'
 
@@ -25,20 +27,78 @@ export interface CompiledStatement {
 /** Views are cached per identity; cleared wholesale past this many (a simple bound, no LRU bookkeeping). */
 const MAX_VIEWS = 10_000
 
+/**
+ * Entry numbers below this are a client's built-in own-IoT-Hub filters (at most 6 per
+ * operation); policy resources are numbered from here in evaluation order.
+ */
+export const BUILTIN_SLOTS = 16
+
+/** Identity classes whose fixed (variable-free) filters are shared by every client of the class. */
+export type SharedClass = 'any' | 'devices' | 'modules'
+
+/** One resource of one rule, numbered in evaluation order: statements in document order, deny rules before allow rules. */
+export interface PlacedResource {
+  n: number
+  allow: boolean
+  statement: CompiledStatement
+  operations: ReadonlySet<Operation>
+  template: ResourceTemplate
+}
+
 export class CompiledPolicy {
   readonly statements: readonly CompiledStatement[]
   /** Non-fatal findings (e.g. resources on a connect-only rule). */
   readonly warnings: readonly PolicyIssue[]
+  /** Resources in evaluation order; entry number = BUILTIN_SLOTS + index. */
+  readonly placed: readonly PlacedResource[]
+  /** `placed`, grouped by statement index. */
+  readonly placedByStatement: readonly (readonly PlacedResource[])[]
   private readonly views = new Map<string, IdentityPolicy>()
+  private readonly shared = new Map<string, EntryTrie>()
 
   constructor(statements: CompiledStatement[], warnings: PolicyIssue[] = []) {
     this.statements = statements
     this.warnings = warnings
+    const placed: PlacedResource[] = []
+    this.placedByStatement = statements.map((statement) => {
+      const mine: PlacedResource[] = []
+      for (const [rules, allow] of [[statement.deny, false], [statement.allow, true]] as const) {
+        for (const rule of rules) {
+          for (const template of rule.resources) {
+            const p = { n: BUILTIN_SLOTS + placed.length, allow, statement, operations: rule.operations, template }
+            placed.push(p)
+            mine.push(p)
+          }
+        }
+      }
+      return mine
+    })
+    this.placed = placed
   }
 
   /** Statements whose identities match this client, in document order. */
   statementsFor(id: Identity): CompiledStatement[] {
     return this.statements.filter((s) => s.identities.some((m) => identityMatches(m, id)))
+  }
+
+  /**
+   * The trie of variable-free filters of the statements that name identity class `cls`, built
+   * once and shared by every client view: a 1,000-statement policy is not rebuilt per client.
+   */
+  sharedTrie(cls: SharedClass, op: 'publish' | 'subscribe'): EntryTrie {
+    const key = `${cls}:${op}`
+    let trie = this.shared.get(key)
+    if (trie === undefined) {
+      trie = new EntryTrie()
+      for (const s of this.statements) {
+        if (!s.identities.some((m) => m.kind === cls)) continue
+        for (const p of this.placedByStatement[s.index]) {
+          if (p.template.fixed !== null && p.operations.has(op) && !startsWithDollar(p.template.fixed)) trie.add(p.template.fixed, p.n)
+        }
+      }
+      this.shared.set(key, trie)
+    }
+    return trie
   }
 
   /**
@@ -60,6 +120,12 @@ export class CompiledPolicy {
   decide(id: Identity, op: Operation, topic?: string): Decision {
     return this.forIdentity(id).decide(op, topic)
   }
+}
+
+/** User filters starting with a `$` literal never apply: §3 reserves `$` topics (see decide.ts). */
+export function startsWithDollar(segs: readonly Segment[]): boolean {
+  const first = segs[0]
+  return typeof first === 'string' && isDollarTopic(first)
 }
 
 /**

@@ -25,9 +25,10 @@ export interface BrokerProc {
 }
 
 export async function startBroker(home: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<BrokerProc> {
-  const proc = spawn(process.execPath, [BIN, 'broker', 'start', '--home', home, '--port', '0', '--tls-port', '0', '-o', 'json', ...extraArgs], {
+  const defaults = [...(extraArgs.includes('--port') ? [] : ['--port', '0']), ...(extraArgs.includes('--tls-port') ? [] : ['--tls-port', '0'])]
+  const proc = spawn(process.execPath, [BIN, 'broker', 'start', '--home', home, ...defaults, '-o', 'json', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, ...env },
   })
   let logs = ''
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
