@@ -69,6 +69,6 @@ bench('  view.canPublish(<denied, no match>)            uncached', 200_000, (i) 
 bench('  view.canSubscribe(<distinct site/n/x/#>)       uncached', 20_000, (i) => bigView.canSubscribe(bigSubs[i]))
 bench('  view.canSubscribe("site/+/a/#")  (explores all 999 sites)', 200, (i) => bigView.canSubscribe(`site/+/a${i}/#`))
 let freshBig = 0
-bench('  fresh view (trie of ~2,500 filters) + canPublish (cold)', 500, () => big.forIdentity(identityFromClientId(`b${freshBig++}`)).canPublish('site/2/a/telemetry'))
+bench('  fresh view (1,000 shared + 500 own filters) + canPublish (cold)', 500, () => big.forIdentity(identityFromClientId(`b${freshBig++}`)).canPublish('site/2/a/telemetry'))
 bench('  compilePolicy(1,000 statements)', 50, () => bigPolicy().statements.length > 0)
 if (sink < 0) console.log(sink)

@@ -184,6 +184,9 @@ test('loadPolicyDocument accepts either $edgeHub shape or a bare authorizations 
   assert.equal(loadPolicyDocument(fixture('seed-policy-pubsub.json')).statements.length, 3)
   const bare = loadPolicyDocument('[{"identities": ["a"], "allow": [{"operations": ["mqtt:connect"]},]},]')
   assert.equal(bare.decide(identityFromClientId('a'), 'connect').decision, 'allow')
+  const wrapped = loadPolicyDocument('{"authorizations": [{"identities": ["a"], "allow": [{"operations": ["mqtt:connect"]}]}]}')
+  assert.equal(wrapped.decide(identityFromClientId('a'), 'connect').decision, 'allow')
+  assert.throws(() => loadPolicyDocument('{"authorizations": [{"identities": ["a"]}]}'), (e: unknown) => e instanceof InvalidDocumentError && e.issues[0].path === 'authorizations[0]')
   assert.throws(
     () => loadPolicyDocument('{"schemaVersion": "1.2", "mqttBroker": {"authorizations": [{"identities": ["a"]}]}}'),
     (e: unknown) => e instanceof InvalidDocumentError && e.issues[0].path === 'mqttBroker.authorizations[0]',

@@ -10,8 +10,11 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes'
+import mqemitter, { type MQEmitter } from 'mqemitter'
 import type { Logger } from 'pino'
 
+import { UpstreamBridge, type BridgeStatus } from '../bridge/bridge.js'
+import { ForwardQueue } from '../bridge/queue.js'
 import { openHub, type HubContext } from '../config/home.js'
 import { EdgeMqError } from '../errors.js'
 import { ensureHubPki, type HubPki } from '../pki/index.js'
@@ -47,6 +50,8 @@ export interface EdgeBrokerOptions {
   clockSkewSecs?: number
   /** Write `<home>/broker.json` (off for in-process test hubs sharing nothing). */
   writeRuntimeFile?: boolean
+  /** The message bus (aedes-style injection): in-process by default, Redis for a cluster. */
+  mq?: MQEmitter
 }
 
 export interface Session {
@@ -58,6 +63,8 @@ export interface Session {
   expiresAt?: number
   authz: IdentityPolicy | undefined
   expiryTimer?: NodeJS.Timeout
+  /** For an edge device: the child devices it may send telemetry for (nested edge, PROTOCOL.md §6). */
+  actsFor?: Set<string>
 }
 
 type AuthError = Error & { returnCode: ConnackCode }
@@ -87,6 +94,7 @@ export class EdgeBroker {
   readonly ctx: HubContext
   readonly sessions = new Map<string, Session>()
   readonly iothub: IotHub
+  readonly bridge: UpstreamBridge
   ports: { mqtt?: number; mqtts?: number; control: number } = { control: 0 }
   host: string
   edgeHub: EdgeHubState = emptyEdgeHubState()
@@ -107,6 +115,7 @@ export class EdgeBroker {
     readonly opts: EdgeBrokerOptions,
     ctx: HubContext,
     aedes: Aedes,
+    mq: MQEmitter,
     log: Logger,
     persistenceClose: () => Promise<void>,
   ) {
@@ -119,15 +128,18 @@ export class EdgeBroker {
     this.ownsContext = !opts.context
     this.persistenceClose = persistenceClose
     this.iothub = new IotHub(this)
+    this.bridge = new UpstreamBridge(aedes, mq, log, new ForwardQueue(opts.inMemory ? ':memory:' : ctx.paths.forward), (st) => this.onBridgeStatus(st))
   }
 
   static async start(opts: EdgeBrokerOptions): Promise<EdgeBroker> {
     const ctx = opts.context ?? (await openHub({ home: opts.home, inMemory: opts.inMemory, createDefault: true }))
     const log = opts.logger ?? createLogger({ level: opts.logLevel })
     const persistence = await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
+    const mq = opts.mq ?? mqemitter({ concurrency: 1000, matchEmptyLevels: true })
     let self: EdgeBroker | undefined
     const aedes = await Aedes.createBroker({
       persistence: persistence.persistence,
+      mq,
       // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23.
       maxClientsIdLength: 257,
       queueLimit: 1000,
@@ -143,7 +155,7 @@ export class EdgeBroker {
       authorizeSubscribe: (client, sub, cb) => (self as EdgeBroker).onAuthorizeSubscribe(client, sub, cb),
       authorizeForward: (client, packet) => (self as EdgeBroker).onAuthorizeForward(client, packet),
     })
-    self = new EdgeBroker(opts, ctx, aedes, log, persistence.close)
+    self = new EdgeBroker(opts, ctx, aedes, mq, log, persistence.close)
     try {
       await self.listen()
     } catch (err) {
@@ -291,7 +303,12 @@ export class EdgeBroker {
     }
     const prev = this.sessions.get(client.id)
     if (prev) clearTimeout(prev.expiryTimer)
-    this.sessions.set(client.id, { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz })
+    const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
+    this.sessions.set(client.id, { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor })
+  }
+
+  private async childrenOf(edgeId: string): Promise<Set<string>> {
+    return new Set((await this.ctx.store.listDevices()).filter((d) => d.parentId === edgeId).map((d) => d.deviceId))
   }
 
   private session(client: Client): Session | undefined {
@@ -361,6 +378,7 @@ export class EdgeBroker {
       else if ((c.kind === 'device' || c.kind === 'module') && c.deviceId) identities.add(c.deviceId)
       else if (c.kind === 'hub') identities.add('*')
     }
+    if (identities.has('*')) await this.reloadHubRecord()
     if (reloadEdgeHub) await this.reloadEdgeHub('change')
     if (identities.size > 0) await this.recheckIdentities(identities)
   }
@@ -368,6 +386,7 @@ export class EdgeBroker {
   /** Drops sessions whose device or module was deleted or disabled. */
   private async recheckIdentities(deviceIds: Set<string>): Promise<void> {
     for (const s of [...this.sessions.values()]) {
+      if (s.actsFor) s.actsFor = await this.childrenOf(s.identity.deviceId)
       if (!deviceIds.has('*') && !deviceIds.has(s.identity.deviceId)) continue
       const d = await this.ctx.store.getDevice(s.identity.deviceId)
       const m = s.identity.moduleId ? await this.ctx.store.getModule(s.identity.deviceId, s.identity.moduleId) : undefined
@@ -400,7 +419,45 @@ export class EdgeBroker {
       why === 'start' ? 'loaded $edgeHub configuration' : 'applied new $edgeHub configuration',
     )
     this.iothub.configure(result.state.config)
+    this.configureBridge()
     if (why === 'change') this.reauthorizeAll()
+  }
+
+  private configureBridge(): void {
+    const c = this.edgeHub.config
+    this.bridge.configure(this.ctx.hub.upstream, c.mqttBroker.bridges, c.storeAndForwardConfiguration.timeToLiveSecs)
+  }
+
+  /** `hub set-upstream` (or another hub change) from another process. */
+  private async reloadHubRecord(): Promise<void> {
+    const hub = await this.ctx.store.getHub()
+    if (!hub) return
+    const before = JSON.stringify(this.ctx.hub.upstream)
+    Object.assign(this.ctx.hub, hub)
+    if (JSON.stringify(hub.upstream) !== before) {
+      if (!hub.upstream) delete this.ctx.hub.upstream
+      this.log.info({ upstream: hub.upstream ? `${hub.upstream.gatewayHostName}:${hub.upstream.port}` : null }, 'upstream changed')
+      this.configureBridge()
+    }
+  }
+
+  private bridgeReportTimer?: NodeJS.Timeout
+  /** Bridge state into `$edgeHub` reported properties, at most once a second. */
+  private onBridgeStatus(_st: BridgeStatus): void {
+    if (this.bridgeReportTimer || this.closing) return
+    this.bridgeReportTimer = setTimeout(() => {
+      this.bridgeReportTimer = undefined
+      if (this.closing) return
+      const status = this.bridge.status()
+      void this.ctx.store
+        .updateTwin(
+          { deviceId: this.ctx.hub.edgeDeviceId, moduleId: '$edgeHub' },
+          (t) => ({ ...t, reported: { ...t.reported, bridges: [status] }, reportedVersion: t.reportedVersion + 1, version: t.version + 1 }),
+          'reported',
+        )
+        .catch(() => undefined)
+    }, 1000)
+    this.bridgeReportTimer.unref()
   }
 
   private async reportDesiredStatus(status: DesiredStatus): Promise<void> {
@@ -459,6 +516,7 @@ export class EdgeBroker {
       host: this.host,
       ports: this.ports,
       clients: [...this.sessions.values()].map((s) => ({ clientId: s.identity.clientId, auth: s.method, address: s.address, connectedAt: new Date(s.connectedAt).toISOString() })),
+      bridges: [this.bridge.status()],
       policy: { statements: this.edgeHub.config.mqttBroker.authorizations?.length ?? null, desiredVersion: this.edgeHub.desiredVersion, lastDesiredStatus: this.lastDesiredStatus },
     }
   }
@@ -469,6 +527,8 @@ export class EdgeBroker {
       clearInterval(this.pollTimer)
       for (const s of this.sessions.values()) clearTimeout(s.expiryTimer)
       this.iothub.close()
+      clearTimeout(this.bridgeReportTimer)
+      await this.bridge.close()
       await this.control?.close()
       for (const server of this.servers) server.close()
       await new Promise<void>((resolve) => this.aedes.close(() => resolve()))

@@ -19,6 +19,7 @@ import {
   formatC2dTopic,
   formatMethodRequestTopic,
   formatModuleInputTopic,
+  formatTelemetryTopic,
   formatTwinDesiredTopic,
   formatTwinResponseTopic,
   iotHubSubscriptionKind,
@@ -110,17 +111,20 @@ export class IotHub {
     const id = s.identity
     switch (parsed.kind) {
       case 'telemetry': {
-        if (parsed.deviceId === id.deviceId && parsed.moduleId === id.moduleId) {
+        const own = parsed.deviceId === id.deviceId && parsed.moduleId === id.moduleId
+        // Nested edge: a child edge device forwards its devices' and modules' telemetry as theirs.
+        const actingFor = !own && s.actsFor !== undefined && (s.actsFor.has(parsed.deviceId) || (parsed.deviceId === id.deviceId && parsed.moduleId !== undefined))
+        if (own || actingFor) {
           this.routeTelemetry({
-            deviceId: id.deviceId,
-            moduleId: id.moduleId,
+            deviceId: parsed.deviceId,
+            moduleId: parsed.moduleId,
             outputName: parsed.systemProperties.outputName,
             properties: parsed.properties,
             systemProperties: parsed.systemProperties,
             body: packet.payload as Buffer,
           })
         }
-        return 'pass'
+        return actingFor ? 'handled' : 'pass'
       }
       case 'twin-get':
         void this.twinGet(s, parsed.rid, parsed.ridKey)
@@ -294,7 +298,10 @@ export class IotHub {
     }
     this.broker.log.debug({ from: msg.moduleId ? `${msg.deviceId}/${msg.moduleId}` : msg.deviceId, output: msg.outputName, sinks: sinks.map((k) => (k.kind === 'upstream' ? '$upstream' : `${k.moduleId}/${k.inputName}`)) }, 'routed message')
     for (const sink of sinks) {
-      if (sink.kind === 'upstream') {
+      if (sink.kind === 'upstream' && this.broker.bridge.enabled) {
+        // A parent is set: forward as the device's own telemetry (store and forward while it is away).
+        this.broker.bridge.enqueueTelemetry(formatTelemetryTopic({ deviceId: msg.deviceId, moduleId: msg.moduleId }, msg.properties, msg.systemProperties), body)
+      } else if (sink.kind === 'upstream') {
         const ev: HubEvent = { deviceId: msg.deviceId, moduleId: msg.moduleId, properties: msg.properties, systemProperties: msg.systemProperties, payload: body, enqueuedTime }
         this.events.emit('event', ev)
       } else {

@@ -222,6 +222,9 @@ export function reasonString(code: number): string {
 /** mosquitto_sub/pub's exact line for a refused CONNECT ("Connection error: Connection Refused: not authorised."). */
 export function connectionErrorLine(code: number, protocolVersion: number): string {
   if (protocolVersion === 5) {
+    // A 3.1.1-only broker answers an MQTT 5 CONNECT with the v3 code 1 (unacceptable protocol
+    // version); libmosquitto reports that as v5's 0x84, and so do we.
+    if (code === 1) code = 0x84
     if (code === 0x84) return `Connection error: ${reasonString(code)}. Try connecting to an MQTT v5 broker, or use MQTT v3.x mode.`
     return `Connection error: ${reasonString(code)}`
   }

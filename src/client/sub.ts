@@ -91,6 +91,15 @@ export async function runSub(opts: SubOptions, clientOptions: ClientConnectOptio
       if (p.cmd === 'disconnect' && p.reasonCode) lostMessage = `the broker disconnected us: ${reasonString(p.reasonCode)}`
     })
 
+    // Acknowledge only what we consumed: a QoS 1 message that arrives after -C was reached must
+    // stay queued in a persistent (-c) session for next time, not be PUBACKed and lost.
+    // (MQTT.js emits 'message' first, then asks handleMessage whether to send the PUBACK.)
+    const consumed = new WeakSet<IPublishPacket>()
+    client.handleMessage = (packet, callback) => {
+      if (packet.qos === 0 || consumed.has(packet)) callback()
+      else callback(new Error('not consumed: left for the next session'))
+    }
+
     client.on('message', (_topic: string, _payload: Buffer, packet: IPublishPacket) => {
       if (done) return
       const msg = toReceived(packet)
@@ -98,6 +107,7 @@ export async function runSub(opts: SubOptions, clientOptions: ClientConnectOptio
         finish({ received, reason: 'retained-only' })
         return
       }
+      consumed.add(packet)
       if (msg.retain && opts.noRetained) return
       if (opts.filterOut.some((f) => topicMatches(f, msg.topic))) return
       if (opts.removeRetained && msg.retain) {

@@ -30,6 +30,8 @@ export interface HomePaths {
   pki: string
   brokerState: string
   persistence: string
+  /** Store-and-forward queue for $upstream (SQLite). */
+  forward: string
   logs: string
 }
 
@@ -40,6 +42,7 @@ export function homePaths(home: string): HomePaths {
     pki: join(home, 'pki'),
     brokerState: join(home, 'broker.json'),
     persistence: join(home, 'persistence'),
+    forward: join(home, 'forward.db'),
     logs: join(home, 'broker.log'),
   }
 }

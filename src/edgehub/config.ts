@@ -96,12 +96,13 @@ export function loadEdgeHubConfig(text: string): EdgeHubConfig {
 
 /**
  * Compile the policy of a file for `policy validate` / `policy check`: a `$edgeHub` document
- * (either shape, fully validated) or a bare `authorizations` array.
+ * (either shape, fully validated), a bare `authorizations` array, or `{"authorizations": [...]}`.
  * @throws InvalidDocumentError with every error and its path.
  */
 export function loadPolicyDocument(text: string): CompiledPolicy {
   const value = parseLenientJson(text, 'policy document')
   if (Array.isArray(value)) return compilePolicy(value)
+  if (isJsonObject(value) && Object.keys(value).length === 1 && 'authorizations' in value) return compilePolicy(value.authorizations)
   const config = loadEdgeHubConfig(text)
   return compilePolicy(config.mqttBroker.authorizations ?? [], { basePath: 'mqttBroker.authorizations' })
 }

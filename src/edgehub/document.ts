@@ -6,7 +6,7 @@
  */
 import { InvalidDocumentError } from '../errors.js'
 import { isJsonObject, parseLenientJson, type JsonObject, type JsonValue } from '../policy/lenient-json.js'
-import { pathIndex, pathKey } from '../policy/json-path.js'
+import { describe, pathIndex, pathKey } from '../policy/json-path.js'
 import { topicFilterError } from '../policy/topic.js'
 import type { PolicyIssue } from '../policy/types.js'
 import { validatePolicy } from '../policy/validate.js'
@@ -50,12 +50,6 @@ export function parseEdgeHubDocument(text: string): JsonObject {
   }
   if (issues.length > 0 || !isJsonObject(desired)) throw new InvalidDocumentError(`invalid $edgeHub document (${issues[0].path}: ${issues[0].message})`, issues)
   return desired
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`
 }
 
 /** Does `v` say schema 1.2 or a later 1.x (PROTOCOL.md §3)? */

@@ -12,3 +12,12 @@ export function pathKey(base: string, key: string): string {
 export function pathIndex(base: string, index: number): string {
   return `${base}[${index}]`
 }
+
+/** A short description of a wrong value for messages: `an array`, `string "x"`, `null`. */
+export function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  if (typeof v === 'object') return 'an object'
+  const text = JSON.stringify(v) ?? String(v)
+  return `${typeof v} ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`
+}

@@ -12,7 +12,7 @@
  *   topics are always denied, whatever the policy says.
  */
 import { isJsonObject } from './lenient-json.js'
-import { pathIndex, pathKey } from './json-path.js'
+import { describe, pathIndex, pathKey } from './json-path.js'
 import type { CompiledRule, CompiledStatement } from './compile.js'
 import { parseIdentity, parseResource, type IdentityMatcher, type ResourceTemplate } from './template.js'
 import { OPERATION_NAMES, type Operation, type PolicyIssue } from './types.js'
@@ -20,12 +20,6 @@ import { OPERATION_NAMES, type Operation, type PolicyIssue } from './types.js'
 const STATEMENT_KEYS = ['identities', 'allow', 'deny', 'description']
 const RULE_KEYS = ['operations', 'resources']
 const SUPPORTED_OPERATIONS = OPERATION_NAMES.join(', ')
-
-function describe(v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`
-}
 
 /**
  * Validate a policy. `basePath` prefixes every path (`authorizations` standalone,

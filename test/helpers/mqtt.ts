@@ -28,6 +28,12 @@ export interface ConnectOptions {
   tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
   clean?: boolean
   protocolVersion?: 3 | 4 | 5
+  /**
+   * Called with the client before CONNECT is sent: attach `collect()` here when messages may
+   * arrive in the same read as the CONNACK (a persistent session's queued messages), or they
+   * would be emitted before `connect()` resolves.
+   */
+  beforeConnect?: (client: MqttClient) => void
 }
 
 function clientOptions(o: ConnectOptions): IClientOptions {
@@ -66,6 +72,8 @@ export class ConnectRefused extends Error {
 /** Connects and resolves on CONNACK 0; rejects with ConnectRefused (its `code`) otherwise. */
 export function connect(o: ConnectOptions): Promise<MqttClient> {
   const client = mqttConnect(clientOptions(o))
+  // MQTT.js sends CONNECT on a later tick (after the socket opens), so this is in time.
+  o.beforeConnect?.(client)
   return new Promise((resolve, reject) => {
     const fail = (err: ConnectRefused) => {
       client.removeListener('connect', ok)

@@ -3,6 +3,26 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base.js'
 import { runBrokerForeground, startBrokerDaemon } from '../../service/broker-process.js'
 
+/**
+ * The user's argv for the daemon child, minus --daemon and the flags startBrokerDaemon appends
+ * itself (--home, -o/--output): oclif refuses a flag given twice, so `broker start --home h
+ * --daemon` (or `-o json --daemon`) made the child exit at once.
+ */
+export function daemonArgv(argv: string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--daemon') continue
+    if (a === '--home' || a === '--output' || a === '-o') {
+      i++ // and its value
+      continue
+    }
+    if (a.startsWith('--home=') || a.startsWith('--output=') || (a.startsWith('-o') && !a.startsWith('--'))) continue
+    out.push(a)
+  }
+  return out
+}
+
 export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
   static summary = 'Start the edge hub MQTT broker (1883 plain, 8883 TLS) for this home.'
   static description =
@@ -39,7 +59,7 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
       json: f.output === 'json' && !process.stdout.isTTY,
     }
     if (f.daemon) {
-      const rt = await startBrokerDaemon(options, process.argv.slice(2).filter((a) => a !== '--daemon'))
+      const rt = await startBrokerDaemon(options, daemonArgv(process.argv.slice(2)))
       this.print({ status: 'started', pid: rt.pid, host: rt.host, ports: rt.ports, log: rt.log })
       return
     }

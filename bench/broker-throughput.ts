@@ -1,0 +1,256 @@
+// Broker throughput (issue 4): QoS0 and QoS1 msg/s, one publisher → one subscriber, 100-byte
+// payloads, through edgemq (SAS auth + the seed's pub/sub policy) vs raw aedes (no auth) vs
+// mosquitto (when /usr/sbin/mosquitto exists) — all in one run, alternating, several rounds;
+// prints medians and the ratios edgemq/aedes and edgemq/mosquitto.
+//   node --import tsx bench/broker-throughput.ts            (ROUNDS=5 QOS0_N=… QOS1_N=… to change)
+//
+// Fairness: every broker runs in its own child process (mosquitto has to; the node brokers do
+// too, so none shares an event loop with the load generator). The load generator is MQTT.js in
+// this process, identical for every broker. `--serve <kind>` is the child mode of this file.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
+
+const here = fileURLToPath(import.meta.url)
+const repoRoot = path.resolve(path.dirname(here), '..')
+const MOSQUITTO = '/usr/sbin/mosquitto'
+const TOPIC = 'test_topic'
+const PAYLOAD = Buffer.alloc(100, 0x78)
+
+interface Creds {
+  clientId: string
+  username?: string
+  password?: string
+}
+interface Ready {
+  port: number
+  pub: Creds
+  sub: Creds
+}
+
+// ---------------------------------------------------------------- child mode: one broker
+
+async function serve(kind: string): Promise<void> {
+  if (kind === 'aedes') {
+    // Raw aedes as a user gets it out of the box: defaults, no authentication, memory persistence.
+    const { Aedes } = await import('aedes')
+    const aedes = await Aedes.createBroker()
+    const server = createServer((s) => aedes.handle(s))
+    server.listen(0, '127.0.0.1', () => {
+      const ready: Ready = { port: (server.address() as AddressInfo).port, pub: { clientId: 'pub_client' }, sub: { clientId: 'sub_client' } }
+      console.log(JSON.stringify(ready))
+    })
+    return
+  }
+  // edgemq: the real broker assembly (authenticate → policy → IoT Hub handlers), in-memory hub.
+  const { openHub } = await import('../src/config/home.js')
+  const { startEdgeBroker } = await import('../src/broker/broker.js')
+  const { parseEdgeHubFile, setEdgeHubDesired } = await import('../src/service/edgehub.js')
+  const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
+  const onDisk = kind === 'edgemq-disk'
+  const ctx = await openHub({ home, inMemory: !onDisk, createDefault: true })
+  for (const deviceId of ['pub_client', 'sub_client']) await ctx.registry.createDevice({ deviceId })
+  await setEdgeHubDesired(ctx, parseEdgeHubFile(path.resolve(repoRoot, '../shared/fixtures/seed-policy-pubsub.json')))
+  const broker = await startEdgeBroker({ home, context: onDisk ? undefined : ctx, inMemory: !onDisk, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
+  const creds = async (d: string): Promise<Creds> => ({
+    clientId: d,
+    username: `${ctx.hub.hostName}/${d}/?api-version=2018-06-30`,
+    password: await ctx.registry.sasToken(d, undefined, { durationSecs: 3600 }),
+  })
+  const ready: Ready = { port: broker.ports.mqtt as number, pub: await creds('pub_client'), sub: await creds('sub_client') }
+  if (onDisk) await ctx.close()
+  console.log(JSON.stringify(ready))
+  process.once('SIGTERM', () => {
+    void broker.close().finally(() => {
+      rmSync(home, { recursive: true, force: true })
+      process.exit(0)
+    })
+  })
+}
+
+// ---------------------------------------------------------------- parent: brokers as children
+
+interface RunningBroker {
+  name: string
+  ready: Ready
+  child: ChildProcess
+  cleanup?: () => void
+}
+
+function readyLine(child: ChildProcess, name: string): Promise<Ready> {
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      try {
+        resolve(JSON.parse(l) as Ready)
+      } catch {
+        /* not the ready line */
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)))
+  })
+}
+
+async function startNode(kind: string): Promise<RunningBroker> {
+  const child = spawn(process.execPath, ['--import', 'tsx', here, '--serve', kind], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
+  return { name: kind, ready: await readyLine(child, kind), child }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+async function startMosquitto(): Promise<RunningBroker> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-mosq-'))
+  const port = await freePort()
+  const conf = path.join(dir, 'mosquitto.conf')
+  // Unbounded queues and inflight, like aedes: no QoS1 message may be dropped mid-run.
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 0', 'persistence false', 'log_type error', ''].join('\n'))
+  const child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] })
+  // mosquitto prints nothing when ready at this log level; wait until its port accepts.
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = netConnect(port, '127.0.0.1', () => (s.destroy(), r(true)))
+      s.once('error', () => r(false))
+    })
+    if (ok) break
+    if (child.exitCode !== null) throw new Error(`mosquitto exited (${child.exitCode})`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return { name: 'mosquitto', ready: { port, pub: { clientId: 'pub_client' }, sub: { clientId: 'sub_client' } }, child, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+async function stopBroker(b: RunningBroker): Promise<void> {
+  if (b.child.exitCode === null) {
+    const exited = new Promise((r) => b.child.once('exit', r))
+    b.child.kill('SIGTERM')
+    await exited
+  }
+  b.cleanup?.()
+}
+
+// ---------------------------------------------------------------- load generator
+
+function client(port: number, c: Creds): Promise<MqttClient> {
+  const opts: IClientOptions = { host: '127.0.0.1', port, clientId: c.clientId, protocolVersion: 4, clean: true, reconnectPeriod: 0 }
+  if (c.username) opts.username = c.username
+  if (c.password) opts.password = c.password
+  const m = mqttConnect(opts)
+  return new Promise((resolve, reject) => {
+    m.once('connect', () => resolve(m))
+    m.once('error', reject)
+  })
+}
+
+interface Result {
+  rate: number
+  received: number
+}
+
+/** One publisher → one subscriber; `window` publishes in flight (QoS1: awaiting PUBACK; QoS0: awaiting the socket write). */
+async function measure(ready: Ready, qos: 0 | 1, n: number, window: number): Promise<Result> {
+  const sub = await client(ready.port, ready.sub)
+  await sub.subscribeAsync(TOPIC, { qos })
+  const pub = await client(ready.port, ready.pub)
+  let received = 0
+  let lastAt = 0
+  const t0 = performance.now()
+  const allIn = new Promise<void>((resolve) => {
+    // QoS0 may legitimately drop under load: stop waiting once nothing arrived for 2 s.
+    let idle = setTimeout(resolve, 10_000)
+    sub.on('message', () => {
+      received++
+      lastAt = performance.now()
+      clearTimeout(idle)
+      if (received >= n) resolve()
+      else idle = setTimeout(resolve, 2000)
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    let sent = 0
+    let inflight = 0
+    const pump = () => {
+      while (inflight < window && sent < n) {
+        inflight++
+        sent++
+        pub.publish(TOPIC, PAYLOAD, { qos }, (err) => {
+          if (err) return reject(err)
+          inflight--
+          if (sent < n) pump()
+          else if (inflight === 0) resolve()
+        })
+      }
+    }
+    pump()
+  })
+  await allIn
+  const secs = ((lastAt || performance.now()) - t0) / 1000
+  await Promise.all([pub.endAsync(), sub.endAsync()])
+  return { rate: received / secs, received }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+async function main(): Promise<void> {
+  const rounds = Number(process.env.ROUNDS ?? 5)
+  const n = { 0: Number(process.env.QOS0_N ?? 50_000), 1: Number(process.env.QOS1_N ?? 20_000) }
+  const window = { 0: 1000, 1: 1000 }
+  const kinds = ['edgemq', 'aedes', 'edgemq-disk', ...(existsSync(MOSQUITTO) ? ['mosquitto'] : [])]
+  console.log(`broker throughput: 1 publisher → 1 subscriber, ${PAYLOAD.length}-byte payloads, topic ${TOPIC}`)
+  console.log(`  QoS0 ${n[0]} msgs, QoS1 ${n[1]} msgs per run, ${window[1]} publishes in flight; ${rounds} rounds, brokers alternating`)
+  console.log('  every broker in its own child process; load generator (MQTT.js) in this process')
+  console.log('  edgemq = SAS auth + seed pub/sub policy, in-memory hub; edgemq-disk = same on a home with LevelDB persistence')
+  console.log('  aedes = Aedes.createBroker() defaults, no auth' + (kinds.includes('mosquitto') ? '; mosquitto = 2.x, no auth, unbounded queues' : '; mosquitto not installed'))
+  const brokers: RunningBroker[] = []
+  try {
+    for (const k of kinds) brokers.push(k === 'mosquitto' ? await startMosquitto() : await startNode(k))
+    // Warm-up (JIT, connection paths) — not counted.
+    for (const b of brokers) for (const q of [0, 1] as const) await measure(b.ready, q, Math.min(5000, n[q]), window[q])
+    const results = new Map<string, number[]>()
+    for (let r = 0; r < rounds; r++) {
+      // Alternate the order each round so no broker always runs first or last.
+      const order = [...brokers.slice(r % brokers.length), ...brokers.slice(0, r % brokers.length)]
+      const line: string[] = []
+      for (const q of [0, 1] as const) {
+        for (const b of order) {
+          const res = await measure(b.ready, q, n[q], window[q])
+          const key = `${b.name}/qos${q}`
+          results.set(key, [...(results.get(key) ?? []), res.rate])
+          line.push(`${key} ${Math.round(res.rate)}${res.received < n[q] ? ` (${res.received}/${n[q]} received)` : ''}`)
+        }
+      }
+      console.log(`  round ${r + 1}: ${line.join(', ')}`)
+    }
+    console.log('\nmedian msg/s')
+    console.log(`  ${'broker'.padEnd(14)}${'QoS0'.padStart(10)}${'QoS1'.padStart(10)}`)
+    for (const b of brokers) {
+      const q0 = median(results.get(`${b.name}/qos0`) ?? [0])
+      const q1 = median(results.get(`${b.name}/qos1`) ?? [0])
+      console.log(`  ${b.name.padEnd(14)}${Math.round(q0).toString().padStart(10)}${Math.round(q1).toString().padStart(10)}`)
+    }
+    const ratio = (a: string, b: string, q: number) => (median(results.get(`${a}/qos${q}`) ?? [0]) / median(results.get(`${b}/qos${q}`) ?? [1])).toFixed(2)
+    console.log('\nratios (median/median; goal edgemq/aedes ≥ 0.8)')
+    for (const [a, b] of [['edgemq', 'aedes'], ['edgemq-disk', 'aedes'], ...(kinds.includes('mosquitto') ? [['edgemq', 'mosquitto']] : [])]) {
+      console.log(`  ${`${a}/${b}`.padEnd(22)} QoS0 ${ratio(a, b, 0)}×   QoS1 ${ratio(a, b, 1)}×`)
+    }
+  } finally {
+    for (const b of brokers) await stopBroker(b)
+  }
+}
+
+const serveAt = process.argv.indexOf('--serve')
+if (serveAt >= 0) await serve(process.argv[serveAt + 1])
+else await main()

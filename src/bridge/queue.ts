@@ -1,0 +1,68 @@
+/**
+ * The store-and-forward queue (PROTOCOL.md §5–§6): messages bound for `$upstream` are kept
+ * here, in order, until the parent acknowledges them or they outlive
+ * `storeAndForwardConfiguration.timeToLiveSecs`. SQLite (WAL) in `<home>/forward.db`: an insert
+ * is durable before the local PUBACK goes out, and `kill -9` of the broker loses nothing.
+ * In-memory hubs get `:memory:`.
+ */
+import Database from 'better-sqlite3'
+
+export interface QueuedMessage {
+  seq: number
+  topic: string
+  payload: Buffer
+  qos: 0 | 1
+  retain: boolean
+  enqueuedAt: number
+}
+
+export class ForwardQueue {
+  private readonly db: Database.Database
+  private readonly insertStmt: Database.Statement
+  private readonly headStmt: Database.Statement
+  private readonly deleteStmt: Database.Statement
+  private readonly expireStmt: Database.Statement
+  private readonly countStmt: Database.Statement
+  /** Messages dropped because they outlived the TTL, since start. */
+  expired = 0
+
+  constructor(file: string) {
+    this.db = new Database(file, { timeout: 10_000 })
+    if (file !== ':memory:') this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = NORMAL')
+    this.db.exec('CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, enqueued_at INTEGER NOT NULL)')
+    this.insertStmt = this.db.prepare('INSERT INTO queue (topic, payload, qos, retain, enqueued_at) VALUES (?, ?, ?, ?, ?)')
+    this.headStmt = this.db.prepare('SELECT seq, topic, payload, qos, retain, enqueued_at AS enqueuedAt FROM queue WHERE seq > ? ORDER BY seq LIMIT ?')
+    this.deleteStmt = this.db.prepare('DELETE FROM queue WHERE seq = ?')
+    this.expireStmt = this.db.prepare('DELETE FROM queue WHERE enqueued_at < ?')
+    this.countStmt = this.db.prepare('SELECT COUNT(*) AS n FROM queue')
+  }
+
+  push(topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, now = Date.now()): number {
+    return Number(this.insertStmt.run(topic, payload, qos, retain ? 1 : 0, now).lastInsertRowid)
+  }
+
+  /** Up to `limit` messages after `afterSeq`, oldest first. */
+  peek(afterSeq: number, limit: number): QueuedMessage[] {
+    return (this.headStmt.all(afterSeq, limit) as (Omit<QueuedMessage, 'retain'> & { retain: number })[]).map((r) => ({ ...r, qos: r.qos as 0 | 1, retain: r.retain === 1 }))
+  }
+
+  ack(seq: number): void {
+    this.deleteStmt.run(seq)
+  }
+
+  /** Drops messages older than `ttlSecs`; returns how many. */
+  expire(ttlSecs: number, now = Date.now()): number {
+    const n = this.expireStmt.run(now - ttlSecs * 1000).changes
+    this.expired += n
+    return n
+  }
+
+  get length(): number {
+    return (this.countStmt.get() as { n: number }).n
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}
