@@ -17,6 +17,8 @@ import { jsonOf, runCli, tempHome } from './helpers/cli.js'
 import { collect, connect, type Received } from './helpers/mqtt.js'
 
 const N = 1000
+import { writeFileSync as wfs } from 'node:fs'
+const require_fs = () => ({ writeFileSync: wfs })
 
 interface DeviceJson {
   authentication: { symmetricKey: { primaryKey: string } }
@@ -49,7 +51,7 @@ describe('broker: durability across kill -9 and broker stop', () => {
     connect({ port: broker.ports.mqtt, clientId: d, password: password(d), ...opts })
 
   async function start(): Promise<void> {
-    broker = await startBroker(home)
+    broker = await startBroker(home, ['--log-level', 'debug'])
     brokers.push(broker)
   }
 
@@ -107,7 +109,7 @@ describe('broker: durability across kill -9 and broker stop', () => {
     try {
       const retained = collect(checker, 1)
       await checker.subscribeAsync('dur/retained', { qos: 1 })
-      const [m] = await retained
+      const [m] = await retained.catch((e: Error) => { require_fs().writeFileSync('/tmp/dur-fail.log', brokers.map((b) => b.logs()).join('\n=====\n')); throw e })
       assert.equal(m.payload.toString(), `${prefix}-retained`)
       assert.equal(m.retain, true)
     } finally {

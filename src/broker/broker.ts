@@ -5,7 +5,6 @@
  * `edgemq broker start` and `startHub()` call.
  */
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 
@@ -17,7 +16,7 @@ import { UpstreamBridge, type BridgeStatus } from '../bridge/bridge.js'
 import { ForwardQueue } from '../bridge/queue.js'
 import { openHub, type HubContext } from '../config/home.js'
 import { EdgeMqError } from '../errors.js'
-import { ensureHubPki, type HubPki } from '../pki/index.js'
+import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { IdentityPolicy } from '../policy/index.js'
 import type { Change } from '../registry/types.js'
 import { authenticate, CONNACK, type AuthMethod, type ConnackCode } from './authenticate.js'
@@ -42,6 +41,10 @@ export interface EdgeBrokerOptions {
   tlsPort?: number | null
   /** Control API port (loopback); default 0 (free). */
   controlPort?: number
+  /** IoT Hub service REST over HTTPS (azure-iothub SDK) on `host`; 0 = a free port; null/absent = none. */
+  restPort?: number | null
+  /** A PKI to serve with (in-memory hubs pass one); otherwise the home's, or a fresh in-memory one. */
+  pki?: HubPki
   logLevel?: LogLevel
   logger?: Logger
   /** How often the registry's change feed is polled (ms). */
@@ -95,7 +98,7 @@ export class EdgeBroker {
   readonly sessions = new Map<string, Session>()
   readonly iothub: IotHub
   readonly bridge: UpstreamBridge
-  ports: { mqtt?: number; mqtts?: number; control: number } = { control: 0 }
+  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number } = { control: 0 }
   host: string
   edgeHub: EdgeHubState = emptyEdgeHubState()
   lastDesiredStatus: DesiredStatus = { code: 200, description: '' }
@@ -169,6 +172,13 @@ export class EdgeBroker {
     return this.ctx.hub.name
   }
 
+  /** The TLS identity: given, else in memory for in-memory hubs (nothing on disk), else the home's pki/. */
+  private async hubPki(): Promise<HubPki> {
+    if (this.opts.pki) return this.opts.pki
+    if (this.opts.inMemory) return createInMemoryHubPki({ hubName: this.hubName })
+    return ensureHubPki(this.ctx.paths.pki, { hubName: this.hubName })
+  }
+
   private async listen(): Promise<void> {
     const { opts } = this
     this.lastSeq = await this.ctx.store.lastChangeSeq()
@@ -196,11 +206,11 @@ export class EdgeBroker {
       this.ports.mqtt = await listenOn(server, opts.port ?? 1883, 'mqtt')
     }
     if (opts.tlsPort !== null) {
-      this.pki = await ensureHubPki(this.ctx.paths.pki, { hubName: this.hubName })
+      this.pki = await this.hubPki()
       const server = createTlsServer(
         {
-          key: readFileSync(this.pki.serverKeyPath),
-          cert: readFileSync(this.pki.serverCertPath),
+          key: this.pki.serverKeyPem,
+          cert: this.pki.serverCertPem,
           ca: [this.pki.caPem],
           // X.509 devices present client certs; SAS clients present none and must still get in.
           requestCert: true,
@@ -210,10 +220,13 @@ export class EdgeBroker {
       )
       server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'))
       this.ports.mqtts = await listenOn(server, opts.tlsPort ?? 8883, 'mqtts')
-    } else if (!opts.inMemory) {
-      this.pki = await ensureHubPki(this.ctx.paths.pki, { hubName: this.hubName }).catch(() => undefined)
+    } else if (!opts.inMemory || (opts.restPort ?? null) !== null) {
+      this.pki = await this.hubPki().catch(() => undefined)
     }
-    this.control = await startControlServer(this, { port: opts.controlPort ?? 0 })
+    // The service REST API over HTTPS (what the azure-iothub SDK dials), same handlers as the control API.
+    const rest = (opts.restPort ?? null) !== null && this.pki ? { port: opts.restPort as number, host: this.host, key: this.pki.serverKeyPem, cert: this.pki.serverCertPem } : undefined
+    this.control = await startControlServer(this, { port: opts.controlPort ?? 0, rest })
+    if (this.control.restPort !== undefined) this.ports.rest = this.control.restPort
     this.ports.control = this.control.port
 
     this.pollTimer = setInterval(() => void this.pollChanges(), opts.pollMs ?? 200)

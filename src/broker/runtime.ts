@@ -7,7 +7,7 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 export interface BrokerRuntime {
   pid: number
   host: string
-  ports: { mqtt?: number; mqtts?: number; control: number }
+  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number }
   hub: string
   startedAt: string
   inMemory?: boolean

@@ -34,6 +34,8 @@ export interface HubPki {
   caPem: string
   serverCertPem: string
   serverKeyPem: string
+  /** Set only for an in-memory PKI (`createInMemoryHubPki`): the paths above are then empty. */
+  caKeyPem?: string
 }
 
 export interface IssuedCert {
@@ -227,6 +229,18 @@ export async function ensureHubPki(dir: string, opts: EnsureHubPkiOptions): Prom
   })
 }
 
+/**
+ * A hub PKI that lives only in memory (in-memory hubs, `startHub()`, `broker start --in-memory`):
+ * a fresh CA and server certificate, nothing written to disk. The path fields are empty strings;
+ * `caKeyPem` carries the CA key so device certificates can still be issued.
+ */
+export async function createInMemoryHubPki(opts: EnsureHubPkiOptions): Promise<HubPki> {
+  const names = wantedNames(opts)
+  const ca = await generateCa(opts.hubName)
+  const server = await issueLeaf(ca.certPem, ca.keyPem, `${opts.hubName.toLowerCase()}.azure-devices.net`, 'server', SERVER_DAYS, names)
+  return { dir: '', caCertPath: '', caKeyPath: '', serverCertPath: '', serverKeyPath: '', caPem: ca.certPem, caKeyPem: ca.keyPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem }
+}
+
 interface PkiPaths {
   dir: string
   caCertPath: string
@@ -411,6 +425,13 @@ function pemOf(cert: { toString(format: 'pem'): string }): string {
 }
 
 async function createCa(p: PkiPaths, hubName: string): Promise<void> {
+  const { certPem, keyPem } = await generateCa(hubName)
+  // Key first, certificate last: ca.pem is the "CA complete" marker readPki relies on.
+  await writeFileAtomic(p.caKeyPath, keyPem, 0o600)
+  await writeFileAtomic(p.caCertPath, certPem, 0o644)
+}
+
+async function generateCa(hubName: string): Promise<{ certPem: string; keyPem: string }> {
   const x509 = await loadX509()
   const keys = await newKeyPair()
   const domKeys = keys as unknown as CryptoKeyPair
@@ -426,9 +447,7 @@ async function createCa(p: PkiPaths, hubName: string): Promise<void> {
       await x509.SubjectKeyIdentifierExtension.create(domKeys.publicKey),
     ],
   })
-  // Key first, certificate last: ca.pem is the "CA complete" marker readPki relies on.
-  await writeFileAtomic(p.caKeyPath, keyToPem(keys.privateKey), 0o600)
-  await writeFileAtomic(p.caCertPath, pemOf(cert), 0o644)
+  return { certPem: pemOf(cert), keyPem: keyToPem(keys.privateKey) }
 }
 
 /** Sign a leaf certificate with the CA in `caPem` / `caKeyPem`. */
@@ -496,7 +515,7 @@ export async function issueDeviceCert(pki: HubPki, deviceId: string, opts: { day
   const days = checkDays(opts.days, DEVICE_DAYS)
   let caKeyPem: string
   try {
-    caKeyPem = await readFile(pki.caKeyPath, 'utf8')
+    caKeyPem = pki.caKeyPem ?? (await readFile(pki.caKeyPath, 'utf8'))
   } catch {
     throw new EdgeMqError(`cannot read the hub CA key ${pki.caKeyPath}`, { code: 'PKI_INCOMPLETE' })
   }

@@ -1,0 +1,214 @@
+/**
+ * Raw IoT Hub wire helpers for the issue-6 tests: a plain MQTT.js client that speaks the IoT Hub
+ * topics itself (no DeviceClient), credentials from the real CLI (`edgemq sas --device … --raw`),
+ * and `edgemq monitor` as a long-running child whose output is read line by line.
+ *
+ *   const dev = await rawDevice(home, broker, 'd1')
+ *   await subscribeGranted(dev, '$iothub/twin/res/#')         // → [0]
+ *   const res = nextMessage(dev, (m) => m.topic.startsWith('$iothub/twin/res/'))
+ *   dev.publish('$iothub/twin/GET/?$rid=1', '')
+ *   (await res).topic                                        // '$iothub/twin/res/200/?$rid=1'
+ */
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+
+import type { MqttClient } from 'mqtt'
+
+import type { BrokerProc } from './broker.js'
+import { BIN, runCli, type CliResult } from './cli.js'
+import { connect, HUB_HOST, type Received } from './mqtt.js'
+
+/** The username the Azure SDKs send (PROTOCOL.md §1). */
+export function sdkUsername(clientId: string): string {
+  return `${HUB_HOST}/${clientId}/?api-version=2021-04-12`
+}
+
+/** Runs the CLI against `home` and fails the test on a non-zero exit. */
+export async function cliOk(home: string, args: string[], timeoutMs?: number): Promise<string> {
+  const r = await runCli(args, { home, timeoutMs })
+  assert.equal(r.code, 0, `edgemq ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
+  return r.stdout
+}
+
+/** Runs the CLI and parses its JSON stdout (exit 0 required). */
+export async function cliJson<T>(home: string, args: string[], timeoutMs?: number): Promise<T> {
+  return JSON.parse(await cliOk(home, args, timeoutMs)) as T
+}
+
+/** Creates devices and modules (`<device>/<module>`) in parallel, then sets the default policy. */
+export async function setupHub(home: string, ids: string[]): Promise<void> {
+  const devices = ids.filter((id) => !id.includes('/'))
+  await Promise.all(devices.map((d) => cliOk(home, ['device', 'create', d])))
+  const modules = ids.filter((id) => id.includes('/'))
+  await Promise.all(
+    modules.map((id) => {
+      const [d, m] = id.split('/') as [string, string]
+      return cliOk(home, ['module', 'create', '--device', d, m])
+    }),
+  )
+  await cliOk(home, ['edgehub', 'set', '--default-policy'])
+}
+
+const sasCache = new Map<string, string>()
+
+/** `edgemq sas --device d [--module m] --raw` (cached per home and identity). */
+export async function sasOf(home: string, clientId: string): Promise<string> {
+  const key = `${home}|${clientId}`
+  const hit = sasCache.get(key)
+  if (hit) return hit
+  const [d, m] = clientId.split('/') as [string, string | undefined]
+  const sas = (await cliOk(home, ['sas', '--device', d, ...(m ? ['--module', m] : []), '--raw'])).trim()
+  assert.match(sas, /^SharedAccessSignature sr=/)
+  sasCache.set(key, sas)
+  return sas
+}
+
+/** A plain MQTT.js client connected as `clientId` (device or `device/module`) on the plain port. */
+export async function rawDevice(home: string, broker: BrokerProc, clientId: string): Promise<MqttClient> {
+  return connect({ port: broker.ports.mqtt, clientId, username: sdkUsername(clientId), password: await sasOf(home, clientId) })
+}
+
+/** SUBSCRIBE and resolve with the granted QoS list (128 = refused). */
+export async function subscribeGranted(client: MqttClient, filter: string, qos: 0 | 1 = 0): Promise<number[]> {
+  const granted = await client.subscribeAsync(filter, { qos })
+  return granted.map((g) => g.qos)
+}
+
+/** Subscribes and asserts the broker granted it. */
+export async function subscribeOk(client: MqttClient, filter: string, qos: 0 | 1 = 0): Promise<void> {
+  const granted = await subscribeGranted(client, filter, qos)
+  assert.ok(granted.every((q) => q !== 128), `${client.options.clientId}: SUBSCRIBE ${filter} refused (${granted.join(',')})`)
+}
+
+/** The next message matching `match` (register before triggering it). */
+export function nextMessage(client: MqttClient, match: (m: Received) => boolean = () => true, timeoutMs = 10_000): Promise<Received> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }) => {
+      const m = { topic, payload, qos: packet.qos, retain: packet.retain }
+      if (!match(m)) return
+      clearTimeout(timer)
+      client.removeListener('message', onMessage)
+      resolve(m)
+    }
+    const timer = setTimeout(() => {
+      client.removeListener('message', onMessage)
+      reject(new Error(`${client.options.clientId}: no matching message within ${timeoutMs} ms`))
+    }, timeoutMs)
+    client.on('message', onMessage)
+  })
+}
+
+/** Every message the client receives from now on (for "never receives" assertions). */
+export function recordAll(client: MqttClient): Received[] {
+  const got: Received[] = []
+  client.on('message', (topic, payload, packet) => got.push({ topic, payload, qos: packet.qos, retain: packet.retain }))
+  return got
+}
+
+/** Publishes a twin request and resolves with the matching `$iothub/twin/res/…` message. */
+export async function twinRequest(client: MqttClient, topic: string, body: string | Buffer, rid: string, ridKey: '$rid' | 'rid' = '$rid'): Promise<Received> {
+  const res = nextMessage(client, (m) => m.topic.startsWith('$iothub/twin/res/') && new RegExp(`[?&]${ridKey.replace('$', '\\$')}=${rid}(&|$)`).test(m.topic))
+  await client.publishAsync(topic, body, { qos: 0 })
+  return res
+}
+
+export interface MonitorEvent {
+  event: {
+    origin: string
+    module: string
+    payload: unknown
+    output?: string
+    properties?: { system: Record<string, string>; application: Record<string, string> }
+  }
+}
+
+export interface RunningMonitor {
+  child: ChildProcess
+  /** Every event printed so far. */
+  events: MonitorEvent[]
+  /** Resolves with the first event (printed or future) that `match` accepts. */
+  waitFor(match: (e: MonitorEvent) => boolean, timeoutMs?: number): Promise<MonitorEvent>
+  /** SIGINT (monitor's own clean stop) and wait for exit. */
+  stop(): Promise<{ code: number | null; stderr: string }>
+}
+
+/**
+ * Starts `edgemq monitor …` and resolves once it is streaming. `monitor` prints no readiness
+ * line when stdout is not a TTY, so `probe()` (one telemetry message whose payload carries the
+ * given marker) is repeated, with a bound, until monitor prints it. Probe events stay in `events`.
+ */
+export async function startMonitor(home: string, args: string[], probe: (marker: string) => Promise<void>): Promise<RunningMonitor> {
+  const child = spawn(process.execPath, [BIN, 'monitor', '--timeout', '60', '--props', ...args], {
+    env: { ...process.env, EDGEMQ_HOME: home, NO_COLOR: '1', NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const events: MonitorEvent[] = []
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const waiters: { match: (e: MonitorEvent) => boolean; resolve: (e: MonitorEvent) => void }[] = []
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (!line.trim()) return
+    const e = JSON.parse(line) as MonitorEvent
+    events.push(e)
+    for (const w of [...waiters]) {
+      if (w.match(e)) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(e)
+      }
+    }
+  })
+  const exited = once(child, 'exit')
+  const waitFor = (match: (e: MonitorEvent) => boolean, timeoutMs = 10_000): Promise<MonitorEvent> => {
+    const hit = events.find(match)
+    if (hit) return Promise.resolve(hit)
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`monitor printed no matching event within ${timeoutMs} ms; got ${JSON.stringify(events)}\nstderr: ${stderr}`)), timeoutMs)
+      waiters.push({ match, resolve: (e) => (clearTimeout(t), resolve(e)) })
+    })
+  }
+  const marker = `probe-${process.pid}-${Date.now()}`
+  const isProbe = (e: MonitorEvent) => JSON.stringify(e.event.payload).includes(marker)
+  let ready = false
+  for (let i = 0; i < 60 && !ready; i++) {
+    if (child.exitCode !== null) throw new Error(`monitor exited ${child.exitCode}: ${stderr}`)
+    await probe(marker)
+    ready = await waitFor(isProbe, 250).then(
+      () => true,
+      () => false,
+    )
+  }
+  if (!ready) {
+    child.kill('SIGKILL')
+    throw new Error(`monitor never saw a probe: ${stderr}`)
+  }
+  return {
+    child,
+    events,
+    waitFor,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
+      const [code] = (await exited) as [number | null]
+      return { code, stderr }
+    },
+  }
+}
+
+/** A telemetry probe for `startMonitor` sent by a raw client as `clientId` on its own events topic. */
+export function rawProbe(client: MqttClient, clientId: string): (marker: string) => Promise<void> {
+  const [d, m] = clientId.split('/') as [string, string | undefined]
+  const topic = m ? `devices/${d}/modules/${m}/messages/events/` : `devices/${d}/messages/events/`
+  return async (marker) => {
+    await client.publishAsync(topic, JSON.stringify({ probe: marker }), { qos: 1 })
+  }
+}
+
+export function isJsonOf(r: CliResult): boolean {
+  try {
+    JSON.parse(r.stdout)
+    return true
+  } catch {
+    return false
+  }
+}
