@@ -22,7 +22,24 @@ if (files.length === 0) {
   console.error('no test files matched')
   process.exit(1)
 }
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
-  stdio: 'inherit',
-})
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))
+
+// The official Azure IoT SDKs always dial port 8883, so every test/sdk-*.test.ts starts its broker
+// there: those files run one after another, after the others (which run two at a time).
+const isSdk = (f) => /(^|[\\/])sdk-[^\\/]*\.test\.ts$/.test(f)
+const groups = [
+  { files: files.filter((f) => !isSdk(f)), concurrency: 2 },
+  { files: files.filter(isSdk), concurrency: 1 },
+].filter((g) => g.files.length > 0)
+
+function run(group) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${group.concurrency}`, '--test-timeout=120000', ...group.files], {
+      stdio: 'inherit',
+    })
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)))
+  })
+}
+
+let failed = 0
+for (const g of groups) failed = (await run(g)) || failed
+process.exit(failed)

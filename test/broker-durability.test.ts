@@ -17,8 +17,6 @@ import { jsonOf, runCli, tempHome } from './helpers/cli.js'
 import { collect, connect, type Received } from './helpers/mqtt.js'
 
 const N = 1000
-import { writeFileSync as wfs } from 'node:fs'
-const require_fs = () => ({ writeFileSync: wfs })
 
 interface DeviceJson {
   authentication: { symmetricKey: { primaryKey: string } }
@@ -51,7 +49,7 @@ describe('broker: durability across kill -9 and broker stop', () => {
     connect({ port: broker.ports.mqtt, clientId: d, password: password(d), ...opts })
 
   async function start(): Promise<void> {
-    broker = await startBroker(home, ['--log-level', 'debug'])
+    broker = await startBroker(home)
     brokers.push(broker)
   }
 
@@ -109,7 +107,7 @@ describe('broker: durability across kill -9 and broker stop', () => {
     try {
       const retained = collect(checker, 1)
       await checker.subscribeAsync('dur/retained', { qos: 1 })
-      const [m] = await retained.catch((e: Error) => { require_fs().writeFileSync('/tmp/dur-fail.log', brokers.map((b) => b.logs()).join('\n=====\n')); throw e })
+      const [m] = await retained
       assert.equal(m.payload.toString(), `${prefix}-retained`)
       assert.equal(m.retain, true)
     } finally {

@@ -185,6 +185,17 @@ describe('sub lifecycle and exit codes', () => {
     assert.equal(only.code, 0)
   })
 
+  test('-c: queued QoS 1 messages arrive after reconnect, and one past -C stays queued for the next run', async () => {
+    const first = await edgemq(['sub', ...P(), '-c', '-i', 'e-pers', '-q', '1', '-t', 'pers/x', '-E']).done
+    assert.equal(first.code, 0, first.stderr)
+    for (const m of ['m1', 'm2']) assert.equal((await edgemq(['pub', ...P(), '-q', '1', '-t', 'pers/x', '-m', m]).done).code, 0)
+    const one = await edgemq(['sub', ...P(), '-c', '-i', 'e-pers', '-q', '1', '-t', 'pers/x', '-C', '1']).done
+    assert.equal(one.stdout.toString(), 'm1\n')
+    const two = await edgemq(['sub', ...P(), '-c', '-i', 'e-pers', '-q', '1', '-t', 'pers/x', '-C', '1', '-W', '5']).done
+    assert.equal(two.code, 0, two.stderr)
+    assert.equal(two.stdout.toString(), 'm2\n')
+  })
+
   test('-E exits 0 once subscribed; -d writes packets to stderr only, SAS-free', async () => {
     const r = await edgemq(['sub', ...P(), '-t', 'e/x', '-E', '-d', '-u', 'someone', '-P', 'SharedAccessSignature sr=a&sig=TOPSECRET&se=1']).done
     assert.equal(r.code, 0, r.stderr)

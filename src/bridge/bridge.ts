@@ -137,8 +137,7 @@ export class UpstreamBridge {
       const newIn = inbound.map((r) => r.filter)
       const gone = oldIn.filter((f) => !newIn.includes(f))
       if (gone.length) this.client.unsubscribe(gone)
-      const added = newIn.filter((f) => !oldIn.includes(f))
-      if (added.length) this.client.subscribe(added, { qos: 1 })
+      this.subscribeRemote(this.client, newIn.filter((f) => !oldIn.includes(f)))
     }
     this.log.info({ out: out.map((r) => r.filter), in: inbound.map((r) => r.filter), parent: `${upstream.gatewayHostName}:${upstream.port}` }, 'bridge configured')
   }
@@ -203,14 +202,26 @@ export class UpstreamBridge {
       this.setState('connected', '')
       this.lastError = undefined
       this.log.info({ parent: `${up.gatewayHostName}:${up.port}` }, 'bridge connected to $upstream')
-      const filters = this.inRules.map((r) => r.filter)
-      if (filters.length) client.subscribe(filters, { qos: 1 })
+      this.subscribeRemote(client, this.inRules.map((r) => r.filter))
       this.drain()
     })
     client.on('message', (topic, payload, packet) => this.onRemote(topic, payload, packet.qos === 0 ? 0 : 1, packet.retain))
-    client.on('error', (err) => {
-      this.lastError = err.message
-      this.log.warn({ err: err.message }, 'bridge error')
+    const parent = `${up.gatewayHostName}:${up.port}`
+    client.on('error', (err: Error & { code?: string | number }) => {
+      if (this.client !== client) return
+      if (typeof err.code === 'number') {
+        // A CONNACK refusal: the parent is there but will not have us.
+        const why = err.message.replace(/^Connection refused: /, '')
+        this.lastError = `${parent} refused the connection as "${up.deviceId}": ${why} (CONNACK ${err.code})`
+        this.log.warn(
+          { parent, deviceId: up.deviceId, code: err.code, err: why, hint: 'check the DeviceId and SharedAccessKey given to `hub set-upstream`, and that the parent\'s policy lets this device connect' },
+          'bridge refused by $upstream',
+        )
+      } else {
+        this.lastError = `cannot connect to ${parent}: ${err.message}`
+        this.log.warn({ parent, err: err.message }, 'bridge cannot connect to $upstream')
+      }
+      this.onStatus(this.status())
     })
     client.on('close', () => {
       if (this.client !== client) return
@@ -221,6 +232,27 @@ export class UpstreamBridge {
       if (this.closed || !this.upstream) return
       this.setState('disconnected')
       this.scheduleReconnect()
+    })
+  }
+
+  /** Subscribes on the parent for `in` rules; a refused filter (SUBACK 0x80) is an error, not silence. */
+  private subscribeRemote(client: MqttClient, filters: string[]): void {
+    if (filters.length === 0) return
+    client.subscribe(filters, { qos: 1 }, (err, granted) => {
+      if (this.client !== client) return
+      if (err) {
+        this.lastError = `subscribing on $upstream failed: ${err.message}`
+        this.log.warn({ filters, err: err.message }, 'bridge could not subscribe on $upstream')
+        return this.onStatus(this.status())
+      }
+      const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic)
+      if (refused.length) {
+        this.lastError = `$upstream refused the subscription to ${refused.join(', ')} (not authorized by the parent's policy)`
+        this.log.warn({ filters: refused }, 'bridge subscription refused by $upstream')
+        this.onStatus(this.status())
+      }
+      const ok = filters.filter((f) => !refused.includes(f))
+      if (ok.length) this.log.info({ filters: ok }, 'bridge subscribed on $upstream')
     })
   }
 
@@ -288,8 +320,11 @@ export class UpstreamBridge {
             this.echoes.set(key, (this.echoes.get(key) ?? 0) + 1)
           }
           client.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain }, (err) => {
+            // A callback of a closed connection (flushed with an error) must not touch the
+            // window of the next one: `connect` restarted it at 0.
+            if (this.client !== client) return
             this.inflight--
-            if (err || this.client !== client) return
+            if (err) return
             this.queue.ack(m.seq)
             this.forwarded++
             if (this.inflight === 0) this.onStatus(this.status())

@@ -14,7 +14,8 @@ import type { Logger } from 'pino'
 
 import { UpstreamBridge, type BridgeStatus } from '../bridge/bridge.js'
 import { ForwardQueue } from '../bridge/queue.js'
-import { openHub, type HubContext } from '../config/home.js'
+import { ClusterNode } from '../cluster/node.js'
+import { attachClusterStore, openHub, readStorePointer, type HubContext } from '../config/home.js'
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { IdentityPolicy } from '../policy/index.js'
@@ -22,10 +23,11 @@ import type { Change } from '../registry/types.js'
 import { authenticate, CONNACK, type AuthMethod, type ConnackCode } from './authenticate.js'
 import { compileEdgeHubDesired, emptyEdgeHubState, type DesiredStatus, type EdgeHubState } from './edgehub-state.js'
 import type { ClientIdentity } from './identity.js'
-import { IotHub } from './iothub.js'
+import { acceptSeedRequestTopics, IotHub } from './iothub.js'
 import { createLogger, type LogLevel } from './logger.js'
 import { createPersistence } from './persistence.js'
 import { startControlServer, type ControlServer } from './control.js'
+import { startWorkloadServer, type WorkloadServer } from '../workload/server.js'
 import { removeRuntime, writeRuntime, type BrokerRuntime } from './runtime.js'
 
 export interface EdgeBrokerOptions {
@@ -41,6 +43,8 @@ export interface EdgeBrokerOptions {
   tlsPort?: number | null
   /** Control API port (loopback); default 0 (free). */
   controlPort?: number
+  /** IoT Edge workload API port (loopback HTTP, for `module env --mode workload`); default 0 (free). */
+  workloadPort?: number
   /** IoT Hub service REST over HTTPS (azure-iothub SDK) on `host`; 0 = a free port; null/absent = none. */
   restPort?: number | null
   /** A PKI to serve with (in-memory hubs pass one); otherwise the home's, or a fresh in-memory one. */
@@ -55,6 +59,11 @@ export interface EdgeBrokerOptions {
   writeRuntimeFile?: boolean
   /** The message bus (aedes-style injection): in-process by default, Redis for a cluster. */
   mq?: MQEmitter
+  /**
+   * Run as a node of a cluster on this Redis (redis://host:port[/db]); also implied by a home made
+   * with `hub init --store redis://…`. See src/cluster/node.ts.
+   */
+  cluster?: string
 }
 
 export interface Session {
@@ -98,7 +107,7 @@ export class EdgeBroker {
   readonly sessions = new Map<string, Session>()
   readonly iothub: IotHub
   readonly bridge: UpstreamBridge
-  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number } = { control: 0 }
+  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number; workload?: number } = { control: 0 }
   host: string
   edgeHub: EdgeHubState = emptyEdgeHubState()
   lastDesiredStatus: DesiredStatus = { code: 200, description: '' }
@@ -106,6 +115,7 @@ export class EdgeBroker {
 
   private servers: NetServer[] = []
   private control?: ControlServer
+  private workload?: WorkloadServer
   private pollTimer?: NodeJS.Timeout
   private lastSeq = 0
   private closing?: Promise<void>
@@ -113,6 +123,9 @@ export class EdgeBroker {
   private readonly maxMessageSize: number
   private readonly ownsContext: boolean
   private readonly persistenceClose: () => Promise<void>
+  /** Set when this broker is a node of a Redis cluster. */
+  readonly cluster?: ClusterNode
+  private unwatchChanges?: () => void
 
   private constructor(
     readonly opts: EdgeBrokerOptions,
@@ -121,6 +134,7 @@ export class EdgeBroker {
     mq: MQEmitter,
     log: Logger,
     persistenceClose: () => Promise<void>,
+    cluster?: ClusterNode,
   ) {
     this.ctx = ctx
     this.aedes = aedes
@@ -131,16 +145,29 @@ export class EdgeBroker {
     this.ownsContext = !opts.context
     this.persistenceClose = persistenceClose
     this.iothub = new IotHub(this)
-    this.bridge = new UpstreamBridge(aedes, mq, log, new ForwardQueue(opts.inMemory ? ':memory:' : ctx.paths.forward), (st) => this.onBridgeStatus(st))
+    this.cluster = cluster
+    const queue = new ForwardQueue(opts.inMemory ? ':memory:' : ctx.paths.forward)
+    this.bridge = cluster ? cluster.createBridge(aedes, mq, log, queue, (st) => this.onBridgeStatus(st)) : new UpstreamBridge(aedes, mq, log, queue, (st) => this.onBridgeStatus(st))
   }
 
   static async start(opts: EdgeBrokerOptions): Promise<EdgeBroker> {
+    if (opts.cluster && !opts.context && !opts.inMemory) await attachClusterStore(opts.home, opts.cluster)
     const ctx = opts.context ?? (await openHub({ home: opts.home, inMemory: opts.inMemory, createDefault: true }))
     const log = opts.logger ?? createLogger({ level: opts.logLevel })
-    const persistence = await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
-    const mq = opts.mq ?? mqemitter({ concurrency: 1000, matchEmptyLevels: true })
+    // Cluster node: Redis for the bus and MQTT state too (the registry already is, via the home's pointer).
+    const clusterUrl = opts.context || opts.inMemory ? opts.cluster : (readStorePointer(opts.home)?.url ?? opts.cluster)
+    let cluster: ClusterNode | undefined
+    try {
+      cluster = clusterUrl ? await ClusterNode.create(clusterUrl, ctx.hub.name, log) : undefined
+    } catch (err) {
+      if (!opts.context) await ctx.close()
+      throw err
+    }
+    const persistence = cluster ? cluster.persistence : await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
+    const mq = opts.mq ?? cluster?.mq ?? mqemitter({ concurrency: 1000, matchEmptyLevels: true })
     let self: EdgeBroker | undefined
     const aedes = await Aedes.createBroker({
+      ...(cluster ? { id: cluster.nodeId } : {}),
       persistence: persistence.persistence,
       mq,
       // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23.
@@ -154,11 +181,15 @@ export class EdgeBroker {
           (err: AuthError) => done(err.returnCode ? err : authError(CONNACK.UNAVAILABLE), false),
         )
       },
+      preConnect: (client, _packet, cb) => {
+        acceptSeedRequestTopics(client)
+        cb(null, true)
+      },
       authorizePublish: (client, packet, cb) => (self as EdgeBroker).onAuthorizePublish(client, packet, cb),
       authorizeSubscribe: (client, sub, cb) => (self as EdgeBroker).onAuthorizeSubscribe(client, sub, cb),
       authorizeForward: (client, packet) => (self as EdgeBroker).onAuthorizeForward(client, packet),
     })
-    self = new EdgeBroker(opts, ctx, aedes, mq, log, persistence.close)
+    self = new EdgeBroker(opts, ctx, aedes, mq, log, persistence.close, cluster)
     try {
       await self.listen()
     } catch (err) {
@@ -228,9 +259,21 @@ export class EdgeBroker {
     this.control = await startControlServer(this, { port: opts.controlPort ?? 0, rest })
     if (this.control.restPort !== undefined) this.ports.rest = this.control.restPort
     this.ports.control = this.control.port
+    // The IoT Edge workload API (issue 11): modules started by `module run --mode workload` sign their SAS tokens here.
+    this.workload = await startWorkloadServer({
+      edgeDeviceId: () => this.ctx.hub.edgeDeviceId,
+      lookupModule: (d, m) => this.ctx.store.getModule(d, m),
+      trustBundle: async () => (this.pki ?? (await this.hubPki())).caPem,
+      port: opts.workloadPort ?? 0,
+      log: this.log,
+    })
+    this.ports.workload = this.workload.port
 
     this.pollTimer = setInterval(() => void this.pollChanges(), opts.pollMs ?? 200)
     this.pollTimer.unref()
+    // A store that pushes (Redis pub/sub) wakes the follower at once; the poll stays as the backstop.
+    this.unwatchChanges = await this.ctx.store.watch?.(() => void this.pollChanges())
+    await this.cluster?.attach(this)
     if (opts.writeRuntimeFile ?? !opts.inMemory) writeRuntime(this.ctx.paths.brokerState, this.runtime())
   }
 
@@ -242,12 +285,16 @@ export class EdgeBroker {
       hub: this.hubName,
       startedAt: new Date().toISOString(),
       ...(this.opts.inMemory ? { inMemory: true } : {}),
+      ...(this.cluster ? { node: this.cluster.nodeId } : {}),
     }
   }
 
   private wireEvents(): void {
     const a = this.aedes
-    a.on('clientReady', (client) => {
+    // 'client' (registered, CONNACK follows), not 'clientReady': aedes emits clientReady only after
+    // the offline queue is flushed, and a client that publishes and disconnects at once (mosquitto_pub)
+    // is gone by then, so its connect line was never logged. 'client' pairs with 'clientDisconnect'.
+    a.on('client', (client) => {
       const s = this.sessions.get(client.id)
       if (!s || s.client !== client) return
       this.log.info({ client: client.id, auth: s.method, address: s.address }, 'client connected')
@@ -318,6 +365,15 @@ export class EdgeBroker {
     if (prev) clearTimeout(prev.expiryTimer)
     const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
     this.sessions.set(client.id, { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor })
+    // A client that closes between authentication and registration gets no clientDisconnect from
+    // aedes; without this its session (and expiry timer) would stay listed as connected.
+    client.conn.once('close', () => {
+      const cur = this.sessions.get(client.id)
+      if (cur && cur.client === client) {
+        clearTimeout(cur.expiryTimer)
+        this.sessions.delete(client.id)
+      }
+    })
   }
 
   private async childrenOf(edgeId: string): Promise<Set<string>> {
@@ -431,6 +487,10 @@ export class EdgeBroker {
       { version, statements: result.state.config.mqttBroker.authorizations?.length ?? 0, routes: Object.keys(result.state.config.routes).length },
       why === 'start' ? 'loaded $edgeHub configuration' : 'applied new $edgeHub configuration',
     )
+    // The banner says this too, but --daemon and `-o json` runs print no banner: the log must.
+    if (!result.state.policy) {
+      this.log.warn('no authorization policy is set, so no client may connect: allow every registered identity with `edgemq edgehub set --default-policy`, or set one with `edgemq edgehub set <policy.json>`')
+    }
     this.iothub.configure(result.state.config)
     this.configureBridge()
     if (why === 'change') this.reauthorizeAll()
@@ -508,8 +568,18 @@ export class EdgeBroker {
     const subs = (s.client as unknown as { subscriptions: Record<string, { qos: number }> }).subscriptions ?? {}
     const denied = Object.keys(subs).filter((f) => !f.startsWith(PRIVATE_PREFIX) && !s.authz?.canSubscribe(f))
     if (denied.length === 0) return
-    this.log.info({ client: s.client.id, filters: denied }, 'policy no longer allows these subscriptions: removing them')
-    s.client.unsubscribe(denied.map((topic) => ({ topic, qos: 0 })) as unknown as Subscription[], () => undefined)
+    // aedes wants the filters as strings (its typings say Subscription objects, which it silently
+    // ignores: the subscription stayed). No messageId: no UNSUBACK to a client that sent nothing.
+    s.client.unsubscribe({ cmd: 'unsubscribe', unsubscriptions: denied }, (err) => {
+      if (err) return this.log.warn({ client: s.client.id, filters: denied, err: err.message }, 'removing subscriptions the policy no longer allows failed')
+      this.log.info({ client: s.client.id, filters: denied }, 'policy no longer allows these subscriptions: removed them')
+    })
+    // Without a messageId aedes leaves a persistent session's stored subscriptions alone; drop them
+    // too, or they would keep queueing messages while the client is offline.
+    if (!s.client.clean) {
+      const persistence = (this.aedes as unknown as { persistence: { removeSubscriptions(c: Client, subs: string[]): Promise<void> } }).persistence
+      persistence.removeSubscriptions(s.client, denied).catch((err: Error) => this.log.warn({ client: s.client.id, err: err.message }, 'cannot remove stored subscriptions'))
+    }
   }
 
   /** Broker-originated publish (IoT Hub responses, C2D, routed messages). */
@@ -531,6 +601,7 @@ export class EdgeBroker {
       clients: [...this.sessions.values()].map((s) => ({ clientId: s.identity.clientId, auth: s.method, address: s.address, connectedAt: new Date(s.connectedAt).toISOString() })),
       bridges: [this.bridge.status()],
       policy: { statements: this.edgeHub.config.mqttBroker.authorizations?.length ?? null, desiredVersion: this.edgeHub.desiredVersion, lastDesiredStatus: this.lastDesiredStatus },
+      ...(this.cluster ? { cluster: this.cluster.snapshot() } : {}),
     }
   }
 
@@ -543,8 +614,11 @@ export class EdgeBroker {
       clearTimeout(this.bridgeReportTimer)
       await this.bridge.close()
       await this.control?.close()
+      await this.workload?.close()
       for (const server of this.servers) server.close()
+      this.unwatchChanges?.()
       await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
+      await this.cluster?.close()
       await this.persistenceClose()
       if (this.opts.writeRuntimeFile ?? !this.opts.inMemory) removeRuntime(this.ctx.paths.brokerState)
       if (this.ownsContext) await this.ctx.close()

@@ -5,7 +5,8 @@
  * `/twins/{id}/methods`); authenticated with a service SAS (skn = a hub policy).
  */
 import { once } from 'node:events'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 
 import { EdgeMqError, NotFoundError, TimeoutError } from '../errors.js'
@@ -14,10 +15,20 @@ import { parseSasToken, verifySasToken } from '../sas/index.js'
 import { serviceTwinJson, type Twin } from '../twin/index.js'
 import type { EdgeBroker } from './broker.js'
 import type { HubEvent } from './iothub.js'
+import { registryRoutes } from './registry-rest.js'
 
 export interface ControlServer {
   port: number
+  /** The HTTPS service REST port, when one was asked for. */
+  restPort?: number
   close(): Promise<void>
+}
+
+export interface ControlServerOptions {
+  port: number
+  host?: string
+  /** Also serve the same API over HTTPS (the azure-iothub SDK always dials https://<HostName>:443). */
+  rest?: { port: number; host: string; key: string; cert: string }
 }
 
 /** IoT Hub's REST body limit is far larger; 1 MiB keeps a bad client from eating memory. */
@@ -46,6 +57,7 @@ function sendError(res: ServerResponse, status: number, errorCode: string, messa
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw new HttpError(413, 'MessageTooLarge', `request body larger than ${MAX_BODY} bytes`)
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req) {
@@ -127,7 +139,7 @@ function streamEvents(broker: EdgeBroker, req: IncomingMessage, res: ServerRespo
 
 type Handler = (req: IncomingMessage, res: ServerResponse, m: string[], url: URL) => Promise<void>
 
-export async function startControlServer(broker: EdgeBroker, opts: { port: number; host?: string }): Promise<ControlServer> {
+export async function startControlServer(broker: EdgeBroker, opts: ControlServerOptions): Promise<ControlServer> {
   const routes: [string, RegExp, Handler][] = [
     ['GET', /^\/edgemq\/status$/, async (_q, res) => send(res, 200, broker.status())],
     ['GET', /^\/edgemq\/events$/, async (req, res, _m, url) => streamEvents(broker, req, res, url)],
@@ -177,9 +189,10 @@ export async function startControlServer(broker: EdgeBroker, opts: { port: numbe
         send(res, 204)
       },
     ],
+    ...registryRoutes(broker, { readJson, send, fail: (status, code, message) => new HttpError(status, code, message) }),
   ]
 
-  const server: Server = createServer((req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     const handle = async () => {
       authorize(broker, req)
@@ -189,29 +202,64 @@ export async function startControlServer(broker: EdgeBroker, opts: { port: numbe
         if (!match) continue
         pathKnown = true
         if (!methods.split('|').includes(req.method ?? '')) continue
-        return handler(req, res, match.slice(1).map((x) => (x === undefined ? (x as unknown as string) : decodeURIComponent(x))), url)
+        let params: string[]
+        try {
+          params = match.slice(1).map((x) => (x === undefined ? (x as unknown as string) : decodeURIComponent(x)))
+        } catch {
+          throw new HttpError(400, 'ArgumentInvalid', `malformed percent-encoding in ${url.pathname}`)
+        }
+        return handler(req, res, params, url)
       }
       if (pathKnown) throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`)
       throw new HttpError(404, 'NotFound', `no such resource ${url.pathname}`)
     }
     handle().catch((err: unknown) => {
+      // An oversize body is not read to its end: answer, then drop the connection.
+      if (err instanceof HttpError && err.status === 413 && !res.headersSent) res.setHeader('connection', 'close')
       if (err instanceof HttpError) return sendError(res, err.status, err.errorCode, err.message)
       if (err instanceof TimeoutError) return sendError(res, 504, 'GatewayTimeout', err.message)
       if (err instanceof NotFoundError) return sendError(res, 404, /not online/.test(err.message) ? 'DeviceNotOnline' : 'DeviceNotFound', err.message)
       if (err instanceof EdgeMqError && err.code === 'CONFLICT') return sendError(res, 412, 'PreconditionFailed', err.message)
-      if (err instanceof EdgeMqError && err.exitCode === 2) return sendError(res, 400, 'ArgumentInvalid', err.message)
+      if (err instanceof EdgeMqError && (err.exitCode === 2 || err.code === 'USAGE')) return sendError(res, 400, 'ArgumentInvalid', err.message)
       broker.log.warn({ err: (err as Error).message, path: url.pathname }, 'control API error')
       sendError(res, 500, 'ServerError', (err as Error).message)
     })
-  })
+  }
+
+  const server: Server = createServer(onRequest)
   server.listen(opts.port, opts.host ?? '127.0.0.1')
   await once(server, 'listening')
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
+  const servers: (Server | HttpsServer)[] = [server]
+  const closeAll = () =>
+    Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.closeAllConnections()
+            s.close(() => resolve())
+          }),
+      ),
+    ).then(() => undefined)
+  let restPort: number | undefined
+  if (opts.rest) {
+    const https = createHttpsServer({ key: opts.rest.key, cert: opts.rest.cert }, onRequest)
+    https.on('tlsClientError', (err) => broker.log.debug({ err: err.message }, 'REST TLS handshake failed'))
+    https.listen(opts.rest.port, opts.rest.host)
+    try {
+      await once(https, 'listening')
+    } catch (err) {
+      await closeAll()
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EADDRINUSE') throw new EdgeMqError(`port ${opts.rest.port} (rest) is already in use`, { hint: 'stop what uses it, or pick another --rest-port (0 = a free one)' })
+      if (code === 'EACCES') {
+        throw new EdgeMqError(`no permission to listen on port ${opts.rest.port} (rest)`, {
+          hint: 'ports below 1024 need root or CAP_NET_BIND_SERVICE (sudo setcap cap_net_bind_service=+ep "$(command -v node)"), or redirect 443 to a high --rest-port with iptables',
+        })
+      }
+      throw err
+    }
+    servers.push(https)
+    restPort = (https.address() as AddressInfo).port
   }
+  return { port: (server.address() as AddressInfo).port, restPort, close: closeAll }
 }

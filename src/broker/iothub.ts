@@ -42,6 +42,21 @@ function privateTopic(clientId: string, topic: string): string {
   return `${PRIVATE_PREFIX}${encodeClientLevel(clientId)}/${topic}`
 }
 
+/**
+ * The seed publishes twin requests as `$iothub/twin/GET/?rid=<r>/#` (PROTOCOL.md §4: accept it).
+ * aedes refuses any PUBLISH topic holding `#`/`+` before a hook runs, so the wildcard junk after
+ * the request id is cut off as the packet leaves the parser (installed from preConnect).
+ */
+export function acceptSeedRequestTopics(client: Client): void {
+  const parser = (client as unknown as { _parser?: EventEmitter })._parser
+  parser?.prependListener('packet', (packet: { cmd?: string; topic?: unknown }) => {
+    if (packet.cmd !== 'publish' || typeof packet.topic !== 'string' || !packet.topic.startsWith('$iothub/')) return
+    const q = packet.topic.indexOf('?')
+    const slash = q < 0 ? -1 : packet.topic.indexOf('/', q)
+    if (slash >= 0 && /[#+]/.test(packet.topic.slice(slash))) packet.topic = packet.topic.slice(0, slash)
+  })
+}
+
 function clientIdOf(key: TwinKey): string {
   return key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId
 }
@@ -56,6 +71,9 @@ export interface HubEvent {
   enqueuedTime: string
   /** Route that delivered it to `$upstream`. */
   route?: string
+  /** A module output: its name, and the sinks the routes sent it to (`$upstream`, `<module>/<input>`). */
+  outputName?: string
+  routedTo?: string[]
 }
 
 export interface MethodResult {
@@ -226,14 +244,15 @@ export class IotHub {
   }
 
   /** A direct method round trip (PROTOCOL.md §4). 404 when not connected, 504 on timeout. */
-  invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult> {
+  invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number, opts: { local?: boolean } = {}): Promise<MethodResult> {
     const clientId = clientIdOf(key)
     const s = this.broker.sessions.get(clientId)
     const subscribed = s && Object.keys((s.client as unknown as { subscriptions?: Record<string, unknown> }).subscriptions ?? {}).some((f) => f.startsWith(privateTopic(clientId, '$iothub/methods/POST')))
     if (!s || !subscribed) {
-      return Promise.reject(
-        new NotFoundError(`${key.moduleId ? 'module' : 'device'} "${clientId}" is not online (not connected, or not subscribed to $iothub/methods/POST/#)`, 'start the device first, e.g. `edgemq method serve --device …`'),
-      )
+      const notOnline = new NotFoundError(`${key.moduleId ? 'module' : 'device'} "${clientId}" is not online (not connected, or not subscribed to $iothub/methods/POST/#)`, 'start the device first, e.g. `edgemq method serve --device …`')
+      // Cluster: the device may be connected to another node; it runs the call there (`local`: no second hop).
+      if (this.broker.cluster && !opts.local) return this.broker.cluster.invokeMethod(key, methodName, payload, timeoutSecs, notOnline)
+      return Promise.reject(notOnline)
     }
     const rid = randomUUID().replace(/-/g, '').slice(0, 16)
     return new Promise<MethodResult>((resolve, reject) => {
@@ -286,17 +305,21 @@ export class IotHub {
   routeTelemetry(msg: RoutableMessage): void {
     const enqueuedTime = new Date().toISOString()
     const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(msg.body)
-    if (msg.moduleId && msg.outputName) {
-      this.events.emit('output', { deviceId: msg.deviceId, moduleId: msg.moduleId, outputName: msg.outputName, properties: msg.properties, systemProperties: msg.systemProperties, payload: body, enqueuedTime })
-    }
     let sinks
     try {
       sinks = routeMessage(this.routes, { ...msg, enqueuedTime })
     } catch (err) {
       this.broker.log.warn({ err: (err as Error).message }, 'route evaluation failed')
-      return
+      sinks = undefined
     }
-    this.broker.log.debug({ from: msg.moduleId ? `${msg.deviceId}/${msg.moduleId}` : msg.deviceId, output: msg.outputName, sinks: sinks.map((k) => (k.kind === 'upstream' ? '$upstream' : `${k.moduleId}/${k.inputName}`)) }, 'routed message')
+    const routedTo = (sinks ?? []).map((k) => (k.kind === 'upstream' ? '$upstream' : `${k.moduleId}/${k.inputName}`))
+    if (msg.moduleId && msg.outputName) {
+      // `routedTo`: the routing decision, which `monitor --output-name … --log-level debug` prints.
+      const ev: HubEvent = { deviceId: msg.deviceId, moduleId: msg.moduleId, outputName: msg.outputName, properties: msg.properties, systemProperties: msg.systemProperties, payload: body, enqueuedTime, routedTo }
+      this.events.emit('output', ev)
+    }
+    if (!sinks) return
+    this.broker.log.debug({ from: msg.moduleId ? `${msg.deviceId}/${msg.moduleId}` : msg.deviceId, output: msg.outputName, sinks: routedTo }, 'routed message')
     for (const sink of sinks) {
       if (sink.kind === 'upstream' && this.broker.bridge.enabled) {
         // A parent is set: forward as the device's own telemetry (store and forward while it is away).

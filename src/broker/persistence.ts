@@ -2,13 +2,17 @@
  * MQTT persistence: retained messages, persistent sessions (clean=false) and queued QoS1
  * messages. On disk it is aedes-persistence-level over LevelDB (classic-level): each write
  * reaches the OS before it is acknowledged, so `kill -9` of the broker loses nothing
- * acknowledged. In memory for `--in-memory` hubs.
+ * acknowledged. In memory for `--in-memory` hubs. A cluster node uses aedes-persistence-redis
+ * instead (`opts.redis`), so every node sees the same sessions, retained messages and queues.
  */
 import { mkdirSync } from 'node:fs'
 
 import { ClassicLevel } from 'classic-level'
 import memoryPersistence from 'aedes-persistence'
 import levelPersistence from 'aedes-persistence-level'
+import redisPersistence from 'aedes-persistence-redis'
+
+import { connectRedis } from '../cluster/redis.js'
 
 import { EdgeMqError } from '../errors.js'
 
@@ -17,7 +21,23 @@ export interface PersistenceHandle {
   close(): Promise<void>
 }
 
-export async function createPersistence(dir: string | undefined): Promise<PersistenceHandle> {
+export interface PersistenceOptions {
+  /** Cluster: MQTT state in Redis under `keyPrefix` (one hub's nodes share it). */
+  redis?: { url: string; keyPrefix: string }
+}
+
+export async function createPersistence(dir: string | undefined, opts: PersistenceOptions = {}): Promise<PersistenceHandle> {
+  if (opts.redis) {
+    // Commands wait out a Redis restart (no per-request retry limit): nothing acknowledged is dropped.
+    const conn = await connectRedis(opts.redis.url, { keyPrefix: opts.redis.keyPrefix, name: `edgemq-mqtt-${process.pid}` })
+    return {
+      persistence: redisPersistence({ conn, maxSessionDelivery: 1000 }),
+      close: async () => {
+        await Promise.race([conn.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500))])
+        conn.disconnect()
+      },
+    }
+  }
   if (!dir) return { persistence: memoryPersistence(), close: async () => undefined }
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: 'buffer' })

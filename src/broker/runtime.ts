@@ -7,10 +7,12 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 export interface BrokerRuntime {
   pid: number
   host: string
-  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number }
+  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number; workload?: number }
   hub: string
   startedAt: string
   inMemory?: boolean
+  /** Cluster node id (`broker start --cluster`): several nodes may share a home. */
+  node?: string
 }
 
 export function writeRuntime(file: string, rt: BrokerRuntime): void {

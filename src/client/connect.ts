@@ -257,6 +257,8 @@ export interface OpenOptions {
   debug?: (line: string) => void
   /** Extra hint for refusals (e.g. how --device credentials are checked). */
   refusalHint?: string
+  /** Called with the client before CONNECT is sent, to install handlers that must see everything. */
+  onClient?: (client: MqttClient) => void
 }
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EADDRNOTAVAIL'])
@@ -298,6 +300,7 @@ export function openClient(opts: ClientConnectOptions, o: OpenOptions = {}): Pro
   // manualConnect: our listeners (the -d CONNECT line among them) must be in place first.
   const client = new MqttClient(build, { ...opts, manualConnect: true })
   if (o.debug) attachDebug(client, String(opts.clientId), o.debug)
+  o.onClient?.(client)
 
   return new Promise<MqttClient>((resolve, reject) => {
     let settled = false

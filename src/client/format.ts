@@ -70,11 +70,9 @@ export function systemClock(now: Date = new Date()): Clock {
   }
 }
 
+/** @Z (strftime %Z). Intl's short names match libc's for UTC and US zones; elsewhere it may say "GMT+1" where libc says "CET". */
 function zoneAbbreviation(d: Date): string {
-  const part = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName')
-  const name = part?.value ?? 'UTC'
-  // Intl says "GMT+1" where strftime says "CET"; keep UTC/GMT spelled as libc does.
-  return name === 'GMT' ? (process.env.TZ && process.env.TZ !== 'UTC' ? 'GMT' : 'UTC') : name
+  return new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName')?.value ?? 'UTC'
 }
 
 /** The `%` parameters mosquitto 2.0 accepts (check_format in client_shared.c). */

@@ -47,6 +47,9 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
         if (deviceRe && !deviceRe.test(ev.deviceId)) return
         if (f.module && ev.moduleId !== f.module) return
         if (outputs && ev.outputName !== f['output-name']) return
+        if (this.debugEnabled && ev.routedTo) {
+          this.logToStderr(`debug: ${ev.deviceId}/${ev.moduleId ?? ''} output "${ev.outputName ?? ''}" routed to ${ev.routedTo.length > 0 ? ev.routedTo.join(', ') : 'nothing (no route matched)'}`)
+        }
         this.log(JSON.stringify(monitorView(ev, { props: f.props }), null, this.flags.output === 'json' && process.stdout.isTTY ? 2 : 0))
         if (f['message-count'] && ++seen >= f['message-count']) ac.abort()
       },

@@ -5,13 +5,16 @@
  *   pki/          root CA, server cert (keys 0600)
  *   broker.json   the running broker's pid and ports (written atomically)
  *   persistence/  MQTT sessions, retained, queued QoS1 (aedes-persistence-level)
+ *   store.json    only for a hub on Redis (`hub init --store redis://…`): {url, hub}; then the
+ *                 registry and MQTT state live in Redis and every command with this home goes there
  */
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 import { EdgeMqError } from '../errors.js'
 import { generateKey, Registry } from '../registry/registry.js'
+import { RedisStore } from '../registry/redis-store.js'
 import { SqliteStore } from '../registry/sqlite-store.js'
 import { DEFAULT_BROKER_SETTINGS, type HubRecord, type Store } from '../registry/types.js'
 import { validateDeviceId } from '../registry/validate.js'
@@ -33,6 +36,8 @@ export interface HomePaths {
   /** Store-and-forward queue for $upstream (SQLite). */
   forward: string
   logs: string
+  /** Pointer to a Redis-backed hub (absent for the embedded SQLite hub). */
+  storePointer: string
 }
 
 export function homePaths(home: string): HomePaths {
@@ -44,6 +49,7 @@ export function homePaths(home: string): HomePaths {
     persistence: join(home, 'persistence'),
     forward: join(home, 'forward.db'),
     logs: join(home, 'broker.log'),
+    storePointer: join(home, 'store.json'),
   }
 }
 
@@ -113,12 +119,86 @@ export interface OpenHubOptions {
   store?: Store
 }
 
+/** Where a Redis-backed hub lives: the home keeps only this pointer (`<home>/store.json`). */
+export interface StorePointer {
+  url: string
+  hub: string
+}
+
+/** The home's Redis pointer, or undefined for an embedded (SQLite) hub. */
+export function readStorePointer(home: string): StorePointer | undefined {
+  const file = homePaths(home).storePointer
+  if (!existsSync(file)) return undefined
+  let p: Partial<StorePointer>
+  try {
+    p = JSON.parse(readFileSync(file, 'utf8')) as Partial<StorePointer>
+  } catch (err) {
+    throw new EdgeMqError(`${file} is not readable: ${(err as Error).message}`, { hint: 'fix it, or run `edgemq hub init --store redis://… --force`' })
+  }
+  if (typeof p.url !== 'string' || typeof p.hub !== 'string') {
+    throw new EdgeMqError(`${file} must hold {"url": "redis://…", "hub": "<name>"}`, { hint: 'run `edgemq hub init --store redis://…` again' })
+  }
+  return { url: p.url, hub: p.hub }
+}
+
+export function writeStorePointer(home: string, pointer: StorePointer): void {
+  const file = homePaths(home).storePointer
+  const tmp = `${file}.${process.pid}.tmp`
+  // 0600: the URL may carry the Redis password.
+  writeFileSync(tmp, JSON.stringify(pointer, null, 2) + '\n', { mode: 0o600 })
+  renameSync(tmp, file)
+}
+
+/** The embedded registry's hub, if this home has one (a Redis pointer must not hide it silently). */
+async function embeddedHub(home: string): Promise<HubRecord | undefined> {
+  const file = homePaths(home).registry
+  if (!existsSync(file)) return undefined
+  const s = new SqliteStore(file)
+  try {
+    return await s.getHub()
+  } finally {
+    await s.close()
+  }
+}
+
+/**
+ * `broker start --cluster <url>`: makes this home point at the hub on that Redis (the default
+ * hub name unless the home already points there). Refuses a home whose hub is embedded.
+ */
+export async function attachClusterStore(home: string, url: string): Promise<StorePointer> {
+  ensureHomeDir(home)
+  const existing = readStorePointer(home)
+  if (existing) {
+    if (existing.url !== url) {
+      throw new EdgeMqError(`this home's hub lives at ${existing.url}, not ${url}`, { hint: 'drop --cluster (the home already names its Redis), or use another --home' })
+    }
+    return existing
+  }
+  const local = await embeddedHub(home)
+  if (local) {
+    throw new EdgeMqError(`${home} holds the embedded hub "${local.name}"; a cluster node needs a hub on Redis`, {
+      hint: `use another --home, or create the hub on Redis first: edgemq hub init --store ${url} --name <name> --home <dir>`,
+    })
+  }
+  const pointer = { url, hub: DEFAULT_HUB_NAME }
+  writeStorePointer(home, pointer)
+  return pointer
+}
+
+/** The home's store: Redis when it holds a pointer, else the SQLite file (or memory). */
+export async function openStore(home: string, inMemory?: boolean): Promise<Store> {
+  if (inMemory) return new SqliteStore(':memory:')
+  const pointer = readStorePointer(home)
+  if (pointer) return RedisStore.open(pointer.url, pointer.hub)
+  return new SqliteStore(homePaths(home).registry)
+}
+
 /** Opens the home's registry, creating the default hub and its edge device when asked. */
 export async function openHub(opts: OpenHubOptions): Promise<HubContext> {
   const paths = homePaths(opts.home)
   if (!opts.inMemory) ensureHomeDir(opts.home)
-  const store = opts.store ?? new SqliteStore(opts.inMemory ? ':memory:' : paths.registry)
-  if (!opts.inMemory) {
+  const store = opts.store ?? (await openStore(opts.home, opts.inMemory))
+  if (!opts.inMemory && store.kind === 'sqlite') {
     try {
       chmodSync(paths.registry, 0o600)
     } catch {
@@ -146,10 +226,50 @@ export async function openHub(opts: OpenHubOptions): Promise<HubContext> {
   return { home: opts.home, paths, store, hub, registry, createdHub, close: () => store.close() }
 }
 
+/**
+ * `hub init --store redis://…`: the hub's state lives in Redis, the home keeps a pointer. A hub
+ * of that name already in Redis is joined (another node's home), not replaced, unless `force`.
+ */
+async function initRedisHub(home: string, url: string, opts: NewHubOptions & { force?: boolean }): Promise<HubContext & { joined: boolean }> {
+  ensureHomeDir(home)
+  const record = newHubRecord(opts)
+  const current = readStorePointer(home)
+  if (current && !opts.force && (current.url !== url || current.hub !== record.name)) {
+    throw new EdgeMqError(`${home} already points at hub "${current.hub}" on ${current.url}`, { hint: 'pass --force to repoint it, or use another --home' })
+  }
+  if (!current && !opts.force) {
+    const local = await embeddedHub(home)
+    if (local) throw new EdgeMqError(`${home} already holds the embedded hub "${local.name}"`, { hint: 'use another --home for the Redis hub, or pass --force to point this home at Redis' })
+  }
+  const store = await RedisStore.open(url, record.name)
+  let joined = false
+  try {
+    const created = await store.initHub(record, { force: opts.force })
+    if (!created) {
+      const existing = (await store.getHub()) as HubRecord
+      if (opts.edgeDeviceId && existing.edgeDeviceId !== opts.edgeDeviceId) {
+        throw new EdgeMqError(`hub "${existing.name}" on ${url} already exists with edge device "${existing.edgeDeviceId}"`, {
+          hint: 'drop --edge-device to join it, or pass --force to replace it (this deletes its devices)',
+        })
+      }
+      joined = true
+    }
+  } finally {
+    await store.close()
+  }
+  writeStorePointer(home, { url, hub: record.name })
+  return { ...(await openHub({ home, createDefault: false })), joined }
+}
+
 /** `hub init`: a new hub (and edge device) in the home; `force` wipes the old registry. */
-export async function initHub(home: string, opts: NewHubOptions & { force?: boolean; inMemory?: boolean }): Promise<HubContext> {
+export async function initHub(home: string, opts: NewHubOptions & { force?: boolean; inMemory?: boolean; storeUrl?: string }): Promise<HubContext> {
+  if (opts.storeUrl && !opts.inMemory) return initRedisHub(home, opts.storeUrl, opts)
   const paths = homePaths(home)
   if (!opts.inMemory) ensureHomeDir(home)
+  if (!opts.inMemory && readStorePointer(home)) {
+    if (!opts.force) throw new EdgeMqError(`${home} points at a hub on Redis (${homePaths(home).storePointer})`, { hint: 'pass --force to go back to an embedded hub, or use another --home' })
+    unlinkSync(paths.storePointer)
+  }
   const store = new SqliteStore(opts.inMemory ? ':memory:' : paths.registry)
   const record = newHubRecord(opts)
   const created = await store.initHub(record, { force: opts.force })

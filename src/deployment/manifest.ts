@@ -113,7 +113,7 @@ export function parseDeploymentManifest(text: string): DeploymentManifest {
   const modules: ManifestModule[] = []
   if (agent) {
     for (const k of Object.keys(agent)) if (!AGENT_KEYS.includes(k)) warn(pathKey(agentPath, k), `unknown property "${k}" is ignored; $edgeAgent reads: ${AGENT_KEYS.join(', ')}`)
-    twinIssues(agent, agentPath, error)
+    const before = issues.length
     const sv = agent.schemaVersion
     if (sv === undefined) error(pathKey(agentPath, 'schemaVersion'), 'schemaVersion is missing; add "schemaVersion": "1.1"')
     else if (typeof sv !== 'string' || !/^1\.\d+(\.\d+)?$/.test(sv)) error(pathKey(agentPath, 'schemaVersion'), `schemaVersion must be a string such as "1.1", got ${describe(sv)}`)
@@ -138,12 +138,20 @@ export function parseDeploymentManifest(text: string): DeploymentManifest {
         modules.push({ moduleId: id, ...mod })
       }
     }
+    // Stored in the $edgeAgent twin: twin key rules too (once the specific errors above are fixed).
+    if (!issues.slice(before).some((i) => i.severity === 'error')) twinIssues(agent, agentPath, error)
   }
   const listed = new Set(modules.map((m) => m.moduleId))
 
   // ---- $edgeHub: routes and broker settings ----
   const hubPath = pathKey(pathKey(base, '$edgeHub'), DESIRED)
-  const edgeHub = desiredOf('$edgeHub', true)
+  let edgeHub = desiredOf('$edgeHub', true)
+  // Manifests written for IoT Edge 1.0/1.1 say "1.0"/"1.1"; without mqttBroker settings they mean
+  // the same under 1.2, which edgemq's broker needs.
+  if (edgeHub && (edgeHub.schemaVersion === '1.0' || edgeHub.schemaVersion === '1.1') && edgeHub.mqttBroker === undefined) {
+    warn(pathKey(hubPath, 'schemaVersion'), `schemaVersion "${edgeHub.schemaVersion}" is applied as "1.2" (edgemq's MQTT broker needs 1.2; nothing else changes)`)
+    edgeHub = { ...edgeHub, schemaVersion: '1.2' }
+  }
   if (edgeHub) {
     for (const i of validateEdgeHubDesired(edgeHub)) issues.push({ ...i, path: under(hubPath, i.path) })
     if (isJsonObject(edgeHub.routes)) {

@@ -142,7 +142,10 @@ export function parseIotHubTopic(topic: string): ParsedTopic {
 function bagOf(parts: string[], from: number): { properties: Record<string, string>; systemProperties: SystemProperties } {
   // Everything after the fixed segments is the bag. Normally one segment; joining the rest keeps
   // an unencoded `/` in a value (e.g. `$.to=/devices/x`) instead of losing it.
-  return parsePropertyBag(parts.slice(from).join('/'))
+  // The SDKs end the bag with a `/` (azure-iot-device-mqtt: `…/events/$.on=out&k=v/`): not part of the last value.
+  const rest = parts.slice(from)
+  if (rest.length > 1 && rest[rest.length - 1] === '') rest.pop()
+  return parsePropertyBag(rest.join('/'))
 }
 
 function parseDevicesTopic(topic: string): ParsedTopic {

@@ -140,5 +140,10 @@ export interface Store {
   /** Change feed: entries after `seq`, oldest first. */
   changesSince(seq: number): Promise<Change[]>
   lastChangeSeq(): Promise<number>
+  /**
+   * Optional push notification of new change-feed entries (Redis pub/sub), so followers react
+   * before their next poll. Returns an unsubscribe function. SQLite has none: followers poll.
+   */
+  watch?(onChange: () => void): Promise<() => void>
   close(): Promise<void>
 }

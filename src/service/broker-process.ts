@@ -7,17 +7,23 @@ import { spawn } from 'node:child_process'
 import { openSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-import { homePaths, openHub } from '../config/home.js'
-import { EdgeMqError } from '../errors.js'
+import { attachClusterStore, ensureHomeDir, homePaths, openHub, readStorePointer } from '../config/home.js'
+import { EdgeMqError, InvalidDocumentError } from '../errors.js'
+import { importHub } from '../registry/export.js'
+import { readDocument } from './edgehub.js'
 import { startEdgeBroker, type EdgeBroker, type EdgeBrokerOptions } from '../broker/broker.js'
 import { readRuntime, type BrokerRuntime } from '../broker/runtime.js'
 
 export interface BrokerProcessOptions extends EdgeBrokerOptions {
   /** Print one JSON "ready" line instead of the human banner. */
   json?: boolean
+  /** Seed the registry from a `hub export` file (or an az device list) before listening. */
+  importFile?: string
 }
 
-function refuseIfRunning(home: string): void {
+function refuseIfRunning(home: string, opts: BrokerProcessOptions): void {
+  // Cluster nodes may share a home: each is one more node of the hub, not a second broker.
+  if (opts.cluster || (!opts.inMemory && readStorePointer(home))) return
   const rt = readRuntime(homePaths(home).brokerState)
   if (rt) {
     throw new EdgeMqError(`a broker (pid ${rt.pid}) already runs for ${home} on ports ${JSON.stringify(rt.ports)}`, {
@@ -30,7 +36,8 @@ export function banner(broker: EdgeBroker): string[] {
   const { hub } = broker.ctx
   const lines = [`edgemq broker for hub "${hub.name}" (${hub.hostName}), home ${broker.ctx.home}`]
   if (broker.ports.mqtt !== undefined) lines.push(`  mqtt   ${broker.host}:${broker.ports.mqtt}`)
-  if (broker.ports.mqtts !== undefined) lines.push(`  mqtts  ${broker.host}:${broker.ports.mqtts}   CA: ${broker.pki?.caCertPath ?? '(none)'}`)
+  if (broker.ports.rest !== undefined) lines.push(`  rest   https://${broker.host}:${broker.ports.rest}   (IoT Hub service REST for azure-iothub)`)
+  if (broker.ports.mqtts !== undefined) lines.push(`  mqtts  ${broker.host}:${broker.ports.mqtts}   CA: ${broker.pki?.caCertPath || (broker.pki ? '(in memory: the -o json ready line has caPem)' : '(none)')}`)
   const n = broker.edgeHub.config.mqttBroker.authorizations?.length
   if (n === undefined) {
     lines.push(
@@ -52,17 +59,25 @@ export function banner(broker: EdgeBroker): string[] {
 
 /** Foreground: runs until SIGINT/SIGTERM, then drains and flushes persistence. */
 export async function runBrokerForeground(opts: BrokerProcessOptions, print: (line: string) => void): Promise<void> {
-  if (!opts.inMemory) refuseIfRunning(opts.home)
+  refuseIfRunning(opts.home, opts)
+  // In memory, the only file is <home>/broker.json (pid and ports, so `broker status/stop` work).
+  if (opts.inMemory && (opts.writeRuntimeFile ?? true)) ensureHomeDir(opts.home)
+  let context = opts.context
+  if (opts.importFile) {
+    context ??= await openHub({ home: opts.home, inMemory: opts.inMemory, createDefault: true })
+    await importHub(context, parseImportFile(opts.importFile))
+  }
   const spinner = process.stderr.isTTY && !opts.json ? (await import('ora')).default({ text: 'starting the broker', stream: process.stderr }).start() : undefined
   let broker: EdgeBroker
   try {
-    broker = await startEdgeBroker(opts)
+    broker = await startEdgeBroker({ ...opts, context, writeRuntimeFile: opts.writeRuntimeFile ?? true })
   } catch (err) {
     spinner?.fail('broker did not start')
     throw err
   }
   spinner?.stop()
-  const ready = { event: 'ready', ...broker.runtime(), caFile: broker.pki?.caCertPath }
+  // In memory there is no CA file: the ready line carries the PEM itself.
+  const ready = { event: 'ready', ...broker.runtime(), ...(opts.inMemory ? { caPem: broker.pki?.caPem } : { caFile: broker.pki?.caCertPath }) }
   if (opts.json) print(JSON.stringify(ready))
   else for (const l of banner(broker)) print(l)
   if (process.send) process.send(ready)
@@ -73,7 +88,10 @@ export async function runBrokerForeground(opts: BrokerProcessOptions, print: (li
       if (stopping) return
       stopping = true
       broker.log.info({ signal }, 'shutting down')
-      broker.close().then(resolve, resolve)
+      broker
+        .close()
+        .then(() => (context && !opts.context ? context.close() : undefined))
+        .then(resolve, resolve)
     }
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
@@ -83,10 +101,15 @@ export async function runBrokerForeground(opts: BrokerProcessOptions, print: (li
 
 /** Spawns `edgemq broker start` detached; resolves with its runtime once it listens. */
 export async function startBrokerDaemon(opts: BrokerProcessOptions, argv: string[]): Promise<BrokerRuntime & { log: string }> {
-  refuseIfRunning(opts.home)
-  // Make sure the hub exists before the child starts (and say so once, here).
-  const ctx = await openHub({ home: opts.home, createDefault: true })
-  await ctx.close()
+  refuseIfRunning(opts.home, opts)
+  if (opts.inMemory) {
+    ensureHomeDir(opts.home) // for broker.json and broker.log only
+  } else {
+    // Make sure the hub exists before the child starts (and say so once, here).
+    if (opts.cluster) await attachClusterStore(opts.home, opts.cluster)
+    const ctx = await openHub({ home: opts.home, createDefault: true })
+    await ctx.close()
+  }
   const log = homePaths(opts.home).logs
   const fd = openSync(log, 'a', 0o600)
   const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
@@ -101,4 +124,14 @@ export async function startBrokerDaemon(opts: BrokerProcessOptions, argv: string
   child.disconnect()
   child.unref()
   return { ...rt, log }
+}
+
+/** A `hub export` file (or az device list) for `broker start --import`. */
+export function parseImportFile(file: string): unknown {
+  const text = readDocument(file)
+  try {
+    return JSON.parse(text) as unknown
+  } catch (err) {
+    throw new InvalidDocumentError(`${file} is not valid JSON: ${(err as Error).message}`)
+  }
 }

@@ -99,6 +99,8 @@ export interface WireEvent {
   deviceId: string
   moduleId?: string
   outputName?: string
+  /** Module outputs: where the routes sent it. */
+  routedTo?: string[]
   properties: Record<string, string>
   systemProperties: Record<string, string>
   payload: string

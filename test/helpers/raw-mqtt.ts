@@ -1,6 +1,6 @@
 /**
  * Raw IoT Hub wire helpers for the issue-6 tests: a plain MQTT.js client that speaks the IoT Hub
- * topics itself (no DeviceClient), credentials from the real CLI (`edgemq sas --device … --raw`),
+ * topics itself (no DeviceClient), with a device SAS token as password,
  * and `edgemq monitor` as a long-running child whose output is read line by line.
  *
  *   const dev = await rawDevice(home, broker, 'd1')
@@ -16,8 +16,10 @@ import { createInterface } from 'node:readline'
 
 import type { MqttClient } from 'mqtt'
 
+import { openHub } from '../../src/config/home.js'
+import { defaultPolicyDocument, setEdgeHubDesired } from '../../src/service/edgehub.js'
 import type { BrokerProc } from './broker.js'
-import { BIN, runCli, type CliResult } from './cli.js'
+import { BIN, runCli } from './cli.js'
 import { connect, HUB_HOST, type Received } from './mqtt.js'
 
 /** The username the Azure SDKs send (PROTOCOL.md §1). */
@@ -37,43 +39,61 @@ export async function cliJson<T>(home: string, args: string[], timeoutMs?: numbe
   return JSON.parse(await cliOk(home, args, timeoutMs)) as T
 }
 
-/** Creates devices and modules (`<device>/<module>`) in parallel, then sets the default policy. */
-export async function setupHub(home: string, ids: string[]): Promise<void> {
-  const devices = ids.filter((id) => !id.includes('/'))
-  await Promise.all(devices.map((d) => cliOk(home, ['device', 'create', d])))
-  const modules = ids.filter((id) => id.includes('/'))
-  await Promise.all(
-    modules.map((id) => {
-      const [d, m] = id.split('/') as [string, string]
-      return cliOk(home, ['module', 'create', '--device', d, m])
-    }),
-  )
-  await cliOk(home, ['edgehub', 'set', '--default-policy'])
-}
-
 const sasCache = new Map<string, string>()
 
-/** `edgemq sas --device d [--module m] --raw` (cached per home and identity). */
-export async function sasOf(home: string, clientId: string): Promise<string> {
-  const key = `${home}|${clientId}`
-  const hit = sasCache.get(key)
-  if (hit) return hit
+/**
+ * Creates devices and modules (`<device>/<module>`) and sets the seed's default policy, in
+ * process (setup, not the thing under test: one sqlite open instead of a CLI run per identity),
+ * and remembers a SAS token for each. Call before the broker starts.
+ */
+export async function setupHub(home: string, ids: string[]): Promise<void> {
+  const ctx = await openHub({ home, createDefault: true })
+  try {
+    for (const id of ids) {
+      const [d, m] = id.split('/') as [string, string | undefined]
+      if (m) await ctx.registry.createModule({ deviceId: d, moduleId: m })
+      else await ctx.registry.createDevice({ deviceId: d })
+    }
+    await setEdgeHubDesired(ctx, defaultPolicyDocument())
+    for (const id of ids) {
+      const [d, m] = id.split('/') as [string, string | undefined]
+      sasCache.set(`${home}|${id}`, await ctx.registry.sasToken(d, m, { durationSecs: 3600 }))
+    }
+  } finally {
+    await ctx.close()
+  }
+}
+
+
+/** `edgemq sas --device d [--module m] --raw`, the way a user gets a device's password. */
+export async function cliSas(home: string, clientId: string): Promise<string> {
   const [d, m] = clientId.split('/') as [string, string | undefined]
   const sas = (await cliOk(home, ['sas', '--device', d, ...(m ? ['--module', m] : []), '--raw'])).trim()
-  assert.match(sas, /^SharedAccessSignature sr=/)
-  sasCache.set(key, sas)
+  assert.match(sas, /^SharedAccessSignature sr=[^ ]+&sig=[^ ]+&se=\d+$/)
   return sas
 }
 
+/** The SAS token setupHub made for `clientId`, else one from the CLI. */
+export async function sasOf(home: string, clientId: string): Promise<string> {
+  return sasCache.get(`${home}|${clientId}`) ?? cliSas(home, clientId)
+}
+
 /** A plain MQTT.js client connected as `clientId` (device or `device/module`) on the plain port. */
-export async function rawDevice(home: string, broker: BrokerProc, clientId: string): Promise<MqttClient> {
-  return connect({ port: broker.ports.mqtt, clientId, username: sdkUsername(clientId), password: await sasOf(home, clientId) })
+export async function rawDevice(home: string, broker: BrokerProc, clientId: string, password?: string): Promise<MqttClient> {
+  return connect({ port: broker.ports.mqtt, clientId, username: sdkUsername(clientId), password: password ?? (await sasOf(home, clientId)) })
 }
 
 /** SUBSCRIBE and resolve with the granted QoS list (128 = refused). */
 export async function subscribeGranted(client: MqttClient, filter: string, qos: 0 | 1 = 0): Promise<number[]> {
-  const granted = await client.subscribeAsync(filter, { qos })
-  return granted.map((g) => g.qos)
+  try {
+    const granted = await client.subscribeAsync(filter, { qos })
+    return granted.map((g) => g.qos)
+  } catch (err) {
+    // MQTT.js 5 rejects on a SUBACK failure code, with the SUBACK packet attached.
+    const granted = (err as { packet?: { granted?: unknown } }).packet?.granted
+    if (Array.isArray(granted)) return granted.map((g) => (typeof g === 'number' ? g : (g as { qos: number }).qos))
+    throw err
+  }
 }
 
 /** Subscribes and asserts the broker granted it. */
@@ -201,14 +221,5 @@ export function rawProbe(client: MqttClient, clientId: string): (marker: string)
   const topic = m ? `devices/${d}/modules/${m}/messages/events/` : `devices/${d}/messages/events/`
   return async (marker) => {
     await client.publishAsync(topic, JSON.stringify({ probe: marker }), { qos: 1 })
-  }
-}
-
-export function isJsonOf(r: CliResult): boolean {
-  try {
-    JSON.parse(r.stdout)
-    return true
-  } catch {
-    return false
   }
 }

@@ -32,6 +32,9 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
     '<%= config.bin %> broker start --port 0 --tls-port 0 --daemon',
     '<%= config.bin %> broker start --no-plain --log-level debug',
     '<%= config.bin %> broker start --in-memory --port 0 --tls-port 0',
+    '<%= config.bin %> broker start --rest-port 443   # for the azure-iothub service SDK',
+    '<%= config.bin %> broker start --in-memory --import fixture.json --daemon',
+    '<%= config.bin %> broker start --cluster redis://localhost:6379/0 --port 0 --tls-port 0',
   ]
   static flags = {
     host: Flags.string({ summary: 'Address to listen on.', default: '127.0.0.1' }),
@@ -41,7 +44,18 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
     tls: Flags.boolean({ summary: 'Serve MQTT over TLS (--no-tls to disable).', default: true, allowNo: true }),
     'control-port': Flags.integer({ summary: 'Loopback control API port (0 = free port).', default: 0, min: 0, max: 65535 }),
     daemon: Flags.boolean({ summary: 'Run in the background; logs go to <home>/broker.log.' }),
-    'in-memory': Flags.boolean({ summary: 'Keep nothing on disk (registry and sessions in memory).' }),
+    'in-memory': Flags.boolean({
+      summary: 'Keep the registry, twins, sessions and PKI in memory; only <home>/broker.json (and broker.log with --daemon) is written.',
+    }),
+    import: Flags.string({ summary: 'Seed the registry from a `hub export` file (or an az device list) before listening.' }),
+    'rest-port': Flags.integer({
+      summary: 'Serve the IoT Hub service REST API (azure-iothub SDK) over HTTPS on this port (443 for the SDK; 0 = free port).',
+      min: 0,
+      max: 65535,
+    }),
+    cluster: Flags.string({
+      summary: 'Run as one node of a cluster sharing this hub on Redis (redis://[:password@]host:port[/db]); a home made with `hub init --store` implies it.',
+    }),
     'clock-skew': Flags.integer({ summary: 'SAS clock skew tolerance in seconds.', default: 300, min: 0, hidden: true }),
   }
 
@@ -54,8 +68,11 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
       tlsPort: f.tls ? f['tls-port'] : null,
       controlPort: f['control-port'],
       inMemory: f['in-memory'],
+      importFile: f.import,
+      restPort: f['rest-port'] ?? null,
       logLevel: f['log-level'] ?? 'info',
       clockSkewSecs: f['clock-skew'],
+      cluster: f.cluster,
       json: f.output === 'json' && !process.stdout.isTTY,
     }
     if (f.daemon) {

@@ -1,0 +1,161 @@
+/**
+ * The cluster's message bus: mqemitter-redis (what aedes clusters use), with the hub's channel
+ * prefix so several hubs can share one Redis, plus a publish gate that keeps QoS 1 honest across
+ * a Redis restart.
+ *
+ * Why the gate: Redis pub/sub has no memory. After a restart every node's subscriber connection
+ * must re-subscribe before anything is published, or a message reaches Redis while the
+ * subscribers of another node are not yet back and is silently dropped — after the publisher
+ * got its PUBACK. So publishes are held (and the PUBACK with them) while this node's
+ * connections are down, and after a reconnect until every live node has announced
+ * (`edgemq:<hub>:mq-ready`) that it re-subscribed against the current Redis run (run_id). A
+ * publish that fails in flight is retried: at-least-once, duplicates possible, nothing lost.
+ */
+import { createRequire } from 'node:module'
+
+import type { Redis } from 'ioredis'
+import type { MQEmitter, Message } from 'mqemitter'
+import type { Logger } from 'pino'
+
+import { connectRedis } from './redis.js'
+
+const require = createRequire(import.meta.url)
+
+type EmitDone = (err?: Error) => void
+interface RedisEmitterCtor {
+  new (prefix: string, opts: { subConn: Redis; pubConn: Redis; concurrency?: number; matchEmptyLevels?: boolean }): MQEmitter & { state: NodeJS.EventEmitter }
+}
+const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: RedisEmitterCtor }
+
+export interface ClusterMq {
+  mq: MQEmitter
+  /** Resolves once the gate first opens (this node subscribed and announced itself). */
+  ready: Promise<void>
+  close(): Promise<void>
+}
+
+export interface ClusterMqOptions {
+  url: string
+  hub: string
+  nodeId: string
+  /** The hub's command connection (mq-ready announcements, live-node lookup). */
+  cmd: Redis
+  /** Ids of nodes whose heartbeat is fresh (the gate waits only for these). */
+  liveNodes: () => Promise<string[]>
+  log: Logger
+  /** Longest a reconnect holds publishes while waiting for other nodes (then it opens anyway). */
+  maxHoldMs?: number
+}
+
+async function runId(cmd: Redis): Promise<string> {
+  const info = await cmd.info('server')
+  return /run_id:(\w+)/.exec(info)?.[1] ?? ''
+}
+
+export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
+  // The publisher fails fast while Redis is away (no offline queue, no silent resend): the gate
+  // below owns retrying, so nothing is flushed before the subscribers are back.
+  const pubConn = await connectRedis(o.url, { name: `edgemq-mq-pub-${process.pid}` })
+  pubConn.options.enableOfflineQueue = false
+  pubConn.options.autoResendUnfulfilledCommands = false
+  const subConn = await connectRedis(o.url, { name: `edgemq-mq-sub-${process.pid}` })
+  const emitter = new MQEmitterRedisPrefix(`edgemq:${o.hub}/`, { subConn, pubConn, concurrency: 1000, matchEmptyLevels: true })
+  emitter.state.on('error', () => undefined)
+  const readyKey = `edgemq:${o.hub}:mq-ready`
+  const rawEmit = emitter.emit.bind(emitter) as (msg: Message, done?: EmitDone) => void
+  const held: [Message, EmitDone | undefined][] = []
+  let open = false
+  let closed = false
+  let generation = 0
+  let firstOpen: () => void = () => undefined
+  const ready = new Promise<void>((r) => (firstOpen = r))
+
+  const flush = () => {
+    while (open && held.length > 0) {
+      const [msg, done] = held.shift() as [Message, EmitDone | undefined]
+      send(msg, done)
+    }
+  }
+  const send = (msg: Message, done?: EmitDone) => {
+    rawEmit(msg, (err?: Error) => {
+      if (!err || closed) return done?.(closed ? err : undefined)
+      // Lost on the way (Redis went away): hold it and close the gate until the cluster is back.
+      held.push([msg, done])
+      if (open) {
+        open = false
+        o.log.warn({ err: err.message }, 'Redis unavailable: holding publishes until the cluster reconnects')
+      }
+    })
+  }
+  const gatedEmit = (msg: Message, done?: EmitDone) => {
+    if (closed) return done?.(new Error('the cluster bus is closed'))
+    if (!open) held.push([msg, done])
+    else send(msg, done)
+  }
+  ;(emitter as unknown as { emit: typeof gatedEmit }).emit = gatedEmit
+
+  /** After (re)connecting: announce our subscriptions, wait for the other live nodes to do so. */
+  const reopen = async () => {
+    const gen = ++generation
+    try {
+      // Commands on one connection run in order: once PING answers, ioredis' re-SUBSCRIBEs are done.
+      await subConn.ping()
+      const id = await runId(o.cmd)
+      await o.cmd.hset(readyKey, o.nodeId, id)
+      const deadline = Date.now() + (o.maxHoldMs ?? 3000)
+      for (;;) {
+        if (gen !== generation || closed) return
+        const live = new Set(await o.liveNodes())
+        live.add(o.nodeId)
+        const marks = await o.cmd.hmget(readyKey, ...live)
+        if (marks.every((m) => m === id)) break
+        if (Date.now() > deadline) {
+          o.log.warn({ waitingFor: [...live].filter((_, i) => marks[i] !== id) }, 'some nodes did not re-subscribe in time; publishing anyway')
+          break
+        }
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      if (gen !== generation || closed) return
+      if (pubConn.status !== 'ready' || subConn.status !== 'ready') return
+      const wasHeld = held.length
+      open = true
+      if (wasHeld > 0) o.log.info({ held: wasHeld }, 'cluster bus back: sending held publishes')
+      firstOpen()
+      flush()
+    } catch (err) {
+      if (!closed) setTimeout(() => void reopen(), 200)
+      o.log.debug({ err: (err as Error).message }, 'cluster bus not ready yet')
+    }
+  }
+  const down = () => {
+    if (open && !closed) o.log.warn('Redis connection lost: holding publishes until the cluster reconnects')
+    open = false
+    generation++
+  }
+  for (const c of [pubConn, subConn]) {
+    c.on('close', down)
+    c.on('ready', () => {
+      if (pubConn.status === 'ready' && subConn.status === 'ready') void reopen()
+    })
+  }
+  void reopen()
+
+  return {
+    mq: emitter,
+    ready,
+    close: async () => {
+      closed = true
+      for (const [, done] of held.splice(0)) done?.(new Error('the cluster bus is closed'))
+      await o.cmd.hdel(readyKey, o.nodeId).catch(() => undefined)
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 1000)
+        emitter.close(() => {
+          clearTimeout(t)
+          r()
+        })
+      })
+      pubConn.disconnect()
+      subConn.disconnect()
+    },
+  }
+}

@@ -1,0 +1,290 @@
+/**
+ * `startHub()`: a whole IoT Hub + edge broker in this process, for integration tests.
+ *
+ * In memory by default: registry and twins in an in-memory SQLite, MQTT sessions in aedes' memory
+ * persistence, the CA and server certificate generated in memory, no broker.json — nothing is written
+ * to disk. Every hub owns its store, aedes instance, message bus, PKI and servers, so several hubs in
+ * one process (parallel test files) never see each other. Ports are free ones unless given.
+ */
+import { on } from 'node:events'
+
+import { EdgeBroker, startEdgeBroker } from '../broker/broker.js'
+import type { HubEvent, MethodResult } from '../broker/iothub.js'
+import type { LogLevel } from '../broker/logger.js'
+import { openHub, resolveHome, type HubContext } from '../config/home.js'
+import { InvalidDocumentError, UsageError } from '../errors.js'
+import type { Authorizations, JsonObject } from '../policy/index.js'
+import type { CreateDeviceInput, CreateModuleInput } from '../registry/registry.js'
+import type { DeviceRecord, ModuleRecord, TwinKey } from '../registry/types.js'
+import { parseEdgeHubDocument } from '../edgehub/index.js'
+import { setEdgeHubDesired, type SetEdgeHubResult } from '../service/edgehub.js'
+import { serviceTwinJson, type ServiceTwinJson, type Twin } from '../twin/index.js'
+
+/**
+ * `'allow-all'`: every registered identity may connect, publish and subscribe to any non-`$` topic
+ * (IoT Hub topics are always allowed for the client's own identity). `'none'`: leave `$edgeHub` as it
+ * is (a fresh hub then refuses every connection, as IoT Edge does). Or the `authorizations` array.
+ */
+export type HubPolicy = 'allow-all' | 'none' | Authorizations
+
+export interface StartHubOptions {
+  /** Default true: nothing on disk. false: the hub in `home` (files as `edgemq broker start` keeps them). */
+  inMemory?: boolean
+  /** The state directory when `inMemory` is false (default $EDGEMQ_HOME or ~/.edgemq). */
+  home?: string
+  /** 0 (the default for each) = a free port; null = no such listener. */
+  ports?: { mqtt?: number | null; mqtts?: number | null; rest?: number | null }
+  /** Listen address (default 127.0.0.1). */
+  host?: string
+  /** Hub name (default `edgemq`): the SAS host name is `<name>.azure-devices.net`. */
+  hubName?: string
+  edgeDeviceId?: string
+  /** Default 'allow-all' when the hub has no authorization policy yet; else the stored one stays. */
+  policy?: HubPolicy
+  /** Broker log level (default 'silent'). */
+  logLevel?: LogLevel
+}
+
+export type DeviceTarget = string | TwinKey
+
+export interface CreateDeviceOptions extends Omit<CreateDeviceInput, 'deviceId'> {}
+export interface CreateModuleOptions extends Omit<CreateModuleInput, 'deviceId' | 'moduleId'> {}
+
+export interface ConnectionStringOptions {
+  module?: string
+  /** GatewayHostName; default 'localhost' (where the broker is). false = none. */
+  gateway?: string | false
+  keyType?: 'primary' | 'secondary'
+}
+
+export interface TwinUpdate {
+  desired?: Record<string, unknown>
+  tags?: Record<string, unknown>
+}
+
+export interface Hub {
+  readonly name: string
+  /** `<name>.azure-devices.net`: what SAS tokens and MQTT usernames carry. */
+  readonly hostName: string
+  readonly edgeDeviceId: string
+  readonly ports: { mqtt?: number; mqtts?: number; rest?: number; control: number }
+  /** The hub CA (PEM): trust it for MQTTS (device SDK `setOptions({ ca })`) and the REST port. */
+  readonly caPem: string
+  /** The CA file, for an on-disk hub only (in memory nothing is written). */
+  readonly caFile?: string
+  /** The underlying registry and broker, for anything the helpers below do not cover. */
+  readonly context: HubContext
+  readonly broker: EdgeBroker
+  createDevice(deviceId: string, opts?: CreateDeviceOptions): Promise<DeviceRecord>
+  createModule(deviceId: string, moduleId: string, opts?: CreateModuleOptions): Promise<ModuleRecord>
+  /** `HostName=<hub>.azure-devices.net;DeviceId=…[;ModuleId=…];SharedAccessKey=…;GatewayHostName=localhost`. */
+  deviceConnectionString(deviceId: string, opts?: ConnectionStringOptions): Promise<string>
+  /** `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=…` (for azure-iothub against the REST port). */
+  serviceConnectionString(opts?: { policy?: string; hostName?: string }): string
+  /** A device (or module) SAS token, signed with its primary key. */
+  sas(deviceId: string, moduleId?: string, opts?: { durationSecs?: number }): Promise<string>
+  /** Telemetry reaching the hub (what `edgemq monitor` shows), from the moment of the call; ends on close(). */
+  events(filter?: { deviceId?: string; moduleId?: string }): AsyncIterableIterator<HubEvent>
+  /** A direct method (404-style NotFoundError when not connected, TimeoutError after `timeoutSecs`). */
+  invokeMethod(target: DeviceTarget, methodName: string, payload?: unknown, timeoutSecs?: number): Promise<MethodResult>
+  /** Service twin update: desired reaches a connected device at once. `etag` = If-Match. */
+  updateTwin(target: DeviceTarget, patch: TwinUpdate, opts?: { etag?: string }): Promise<ServiceTwinJson>
+  getTwin(target: DeviceTarget): Promise<ServiceTwinJson>
+  /** C2D message to a device (QoS 1; queued for a persistent session). Returns the message id. */
+  sendC2d(deviceId: string, data: string | Buffer, properties?: Record<string, string>): Promise<string>
+  /** Set (merge, or `replace`) the `$edgeHub` desired document — either shape; applied before this resolves. */
+  setEdgeHub(doc: JsonObject | string, opts?: { replace?: boolean }): Promise<SetEdgeHubResult>
+  close(): Promise<void>
+}
+
+/** The `allow-all` statements: connect, and publish/subscribe on every non-`$` topic. */
+export const ALLOW_ALL_AUTHORIZATIONS: Authorizations = [
+  { identities: ['{{iot:identity}}'], allow: [{ operations: ['mqtt:connect'] }, { operations: ['mqtt:publish', 'mqtt:subscribe'], resources: ['#'] }] },
+]
+
+function twinKey(target: DeviceTarget): TwinKey {
+  if (typeof target !== 'string') return target.moduleId ? { deviceId: target.deviceId, moduleId: target.moduleId } : { deviceId: target.deviceId }
+  const slash = target.indexOf('/')
+  return slash < 0 ? { deviceId: target } : { deviceId: target.slice(0, slash), moduleId: target.slice(slash + 1) }
+}
+
+function policyPatch(policy: HubPolicy): JsonObject | undefined {
+  if (policy === 'none') return undefined
+  const authorizations = policy === 'allow-all' ? ALLOW_ALL_AUTHORIZATIONS : policy
+  if (!Array.isArray(authorizations)) throw new UsageError('policy must be "allow-all", "none" or an authorizations array')
+  // Replace the array as a whole (a merge patch replaces arrays anyway).
+  return { schemaVersion: '1.2', mqttBroker: { authorizations: structuredClone(authorizations) as unknown as JsonObject[] } } as JsonObject
+}
+
+export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
+  const inMemory = opts.inMemory ?? true
+  const home = inMemory ? (opts.home ?? '(in-memory)') : resolveHome(opts.home)
+  const ctx = await openHub({ home, inMemory, createDefault: true, hub: { name: opts.hubName, edgeDeviceId: opts.edgeDeviceId } })
+  let broker: EdgeBroker | undefined
+  try {
+    if (opts.hubName && ctx.hub.name !== opts.hubName) {
+      throw new UsageError(`${home} already holds hub "${ctx.hub.name}", not "${opts.hubName}"`, 'omit hubName, or use another home')
+    }
+    const edgeHubTwin = await ctx.store.getTwin({ deviceId: ctx.hub.edgeDeviceId, moduleId: '$edgeHub' })
+    const hasPolicy = (edgeHubTwin?.desired as { mqttBroker?: { authorizations?: unknown } } | undefined)?.mqttBroker?.authorizations !== undefined
+    const patch = policyPatch(opts.policy ?? (hasPolicy ? 'none' : 'allow-all'))
+    if (patch) await setEdgeHubDesired(ctx, patch)
+
+    const ports = opts.ports ?? {}
+    broker = await startEdgeBroker({
+      home,
+      inMemory,
+      context: ctx,
+      host: opts.host,
+      port: ports.mqtt === undefined ? 0 : ports.mqtt,
+      tlsPort: ports.mqtts === undefined ? 0 : ports.mqtts,
+      restPort: ports.rest === undefined ? 0 : ports.rest,
+      logLevel: opts.logLevel ?? 'silent',
+      writeRuntimeFile: !inMemory,
+    })
+  } catch (err) {
+    await ctx.close()
+    throw err
+  }
+  return new RunningHub(ctx, broker, inMemory)
+}
+
+class RunningHub implements Hub {
+  private readonly aborts = new Set<AbortController>()
+  private closing?: Promise<void>
+
+  constructor(
+    readonly context: HubContext,
+    readonly broker: EdgeBroker,
+    private readonly inMemory: boolean,
+  ) {}
+
+  get name(): string {
+    return this.context.hub.name
+  }
+  get hostName(): string {
+    return this.context.hub.hostName
+  }
+  get edgeDeviceId(): string {
+    return this.context.hub.edgeDeviceId
+  }
+  get ports() {
+    return { ...this.broker.ports }
+  }
+  get caPem(): string {
+    return this.broker.pki?.caPem ?? ''
+  }
+  get caFile(): string | undefined {
+    return this.inMemory ? undefined : this.broker.pki?.caCertPath || undefined
+  }
+
+  createDevice(deviceId: string, opts: CreateDeviceOptions = {}): Promise<DeviceRecord> {
+    return this.context.registry.createDevice({ ...opts, deviceId })
+  }
+
+  createModule(deviceId: string, moduleId: string, opts: CreateModuleOptions = {}): Promise<ModuleRecord> {
+    return this.context.registry.createModule({ ...opts, deviceId, moduleId })
+  }
+
+  deviceConnectionString(deviceId: string, opts: ConnectionStringOptions = {}): Promise<string> {
+    const gateway = opts.gateway === false ? undefined : (opts.gateway ?? 'localhost')
+    return this.context.registry.connectionString(deviceId, opts.module, { gateway, keyType: opts.keyType })
+  }
+
+  serviceConnectionString(opts: { policy?: string; hostName?: string } = {}): string {
+    return this.context.registry.serviceConnectionString({ policy: opts.policy, gateway: opts.hostName ?? 'localhost' })
+  }
+
+  sas(deviceId: string, moduleId?: string, opts: { durationSecs?: number } = {}): Promise<string> {
+    return this.context.registry.sasToken(deviceId, moduleId, { durationSecs: opts.durationSecs })
+  }
+
+  events(filter: { deviceId?: string; moduleId?: string } = {}): AsyncIterableIterator<HubEvent> {
+    const ac = new AbortController()
+    this.aborts.add(ac)
+    // Subscribes now (not at the first next()), so nothing sent right after this call is missed.
+    const source = on(this.broker.iothub.events, 'event', { signal: ac.signal }) as AsyncIterableIterator<[HubEvent]>
+    const stop = () => {
+      ac.abort()
+      this.aborts.delete(ac)
+    }
+    const done: IteratorReturnResult<undefined> = { done: true, value: undefined }
+    const iterator: AsyncIterableIterator<HubEvent> = {
+      async next(): Promise<IteratorResult<HubEvent>> {
+        for (;;) {
+          let r: IteratorResult<[HubEvent]>
+          try {
+            r = await source.next()
+          } catch (err) {
+            if ((err as Error).name === 'AbortError') return done
+            throw err
+          }
+          if (r.done) return done
+          const ev = r.value[0]
+          if (filter.deviceId !== undefined && ev.deviceId !== filter.deviceId) continue
+          if (filter.moduleId !== undefined && ev.moduleId !== filter.moduleId) continue
+          return { done: false, value: ev }
+        }
+      },
+      async return(): Promise<IteratorResult<HubEvent>> {
+        stop()
+        return done
+      },
+      [Symbol.asyncIterator]() {
+        return iterator
+      },
+    }
+    return iterator
+  }
+
+  async invokeMethod(target: DeviceTarget, methodName: string, payload?: unknown, timeoutSecs = 30): Promise<MethodResult> {
+    const key = twinKey(target)
+    await this.context.registry.identity(key.deviceId, key.moduleId)
+    return this.broker.iothub.invokeMethod(key, methodName, payload, timeoutSecs)
+  }
+
+  async updateTwin(target: DeviceTarget, patch: TwinUpdate, opts: { etag?: string } = {}): Promise<ServiceTwinJson> {
+    const key = twinKey(target)
+    await this.context.registry.identity(key.deviceId, key.moduleId)
+    await this.broker.iothub.updateTwin(key, { desired: patch.desired, tags: patch.tags }, { ifMatch: opts.etag })
+    return this.getTwin(key)
+  }
+
+  async getTwin(target: DeviceTarget): Promise<ServiceTwinJson> {
+    const key = twinKey(target)
+    const { device, module } = await this.context.registry.identity(key.deviceId, key.moduleId)
+    const twin = await this.context.store.getTwin(key)
+    if (!twin) throw new UsageError(`twin of "${key.moduleId ?? key.deviceId}" not found`)
+    return serviceTwinJson(twin as Twin, {
+      deviceId: key.deviceId,
+      moduleId: key.moduleId,
+      status: device.status,
+      authenticationType: (module ?? device).authType,
+      connectionState: this.broker.iothub.isConnected(key) ? 'Connected' : 'Disconnected',
+      iotEdge: device.edge,
+    })
+  }
+
+  sendC2d(deviceId: string, data: string | Buffer, properties: Record<string, string> = {}): Promise<string> {
+    return this.broker.iothub.sendC2d(deviceId, Buffer.isBuffer(data) ? data : Buffer.from(data), properties)
+  }
+
+  async setEdgeHub(doc: JsonObject | string, opts: { replace?: boolean } = {}): Promise<SetEdgeHubResult> {
+    const desired = parseEdgeHubDocument(typeof doc === 'string' ? doc : JSON.stringify(doc))
+    const result = await setEdgeHubDesired(this.context, desired, opts)
+    // Apply now rather than at the next change-feed poll, so the caller can connect right after.
+    await this.broker.reloadEdgeHub('change')
+    if (this.broker.lastDesiredStatus.code !== 200) throw new InvalidDocumentError(`$edgeHub document rejected: ${this.broker.lastDesiredStatus.description}`)
+    return result
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const ac of this.aborts) ac.abort()
+      this.aborts.clear()
+      await this.broker.close()
+      await this.context.close()
+    })()
+    return this.closing
+  }
+}
