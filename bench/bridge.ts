@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     for (const d of ['watcher', 'direct']) cli(parentHome, ['device', 'create', d])
     cli(parentHome, ['edgehub', 'set', '-'], JSON.stringify({
       schemaVersion: '1.2',
-      mqttBroker: { authorizations: [...connectAll, { identities: ['child-edge', 'watcher', 'direct'], allow: [{ operations: ['mqtt:publish', 'mqtt:subscribe'], resources: ['/remote/messages/#'] }] }] },
+      mqttBroker: { authorizations: [...connectAll, { identities: ['child-edge', 'watcher', 'direct'], allow: [{ operations: ['mqtt:publish', 'mqtt:subscribe'], resources: ['/remote/messages/#', 'alerts/#'] }] }] },
     }))
     cli(childHome, ['hub', 'init', '--name', 'childhub'])
     cli(childHome, ['device', 'create', 'local'])

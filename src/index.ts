@@ -61,3 +61,7 @@ export { createInMemoryHubPki, ensureHubPki, issueDeviceCert, selfSignedDeviceCe
 
 // Twins.
 export type { ServiceTwinJson } from './twin/index.js'
+
+// IoT Edge modules (issue 11): deployment manifests, module environments, the workload API.
+export { applyDeployment, parseDeploymentManifest, type DeploymentManifest, type DeploymentResult, type ManifestIssue } from './deployment/index.js'
+export { formatEnvironment, moduleEnvironment, startWorkloadServer, type EnvMode, type EnvShell, type ModuleEnvironment, type WorkloadServer } from './workload/index.js'

@@ -123,6 +123,20 @@ describe('bridge queue (ForwardQueue)', () => {
     }
   })
 
+  it('expire leaves what is already in flight (seq ≤ afterSeq) to its PUBACK', () => {
+    const q = new ForwardQueue(':memory:')
+    try {
+      const [a, b] = ['a', 'b'].map((p) => q.push('t', Buffer.from(p), 1, false, 0))
+      assert.equal(q.expire(1, 10_000, a), 1)
+      assert.deepEqual(q.peek(0, 10).map((m) => m.seq), [a])
+      q.ack(a)
+      assert.equal(q.length, 0)
+      assert.ok(b > a)
+    } finally {
+      q.close()
+    }
+  })
+
   it('survives a reopen (on disk): same order, binary payloads intact, seq keeps growing', () => {
     const file = join(tempHome(), 'forward.db')
     const q1 = new ForwardQueue(file)

@@ -122,7 +122,7 @@ test('QoS 2 on an $iothub topic → disconnected; the broker keeps serving', asy
 
 test('without a broker: twin show/update use the store; method invoke, c2d send and monitor exit 3', async () => {
   const offline = tempHome()
-  await cliJson(offline, ['device', 'create', 'lonely'])
+  await setupHub(offline, ['lonely'])
   const updated = await cliJson<{ properties: { desired: Record<string, unknown> } }>(offline, ['twin', 'update', '--device', 'lonely', '--desired', '{"interval": 3}'])
   assert.equal(updated.properties.desired.interval, 3)
   const shown = await cliJson<{ properties: { desired: Record<string, unknown> } }>(offline, ['twin', 'show', '--device', 'lonely'])

@@ -48,6 +48,7 @@ test("filters reaching another identity's IoT Hub topics are refused with SUBACK
   assert.deepEqual(await subscribeGranted(a, 'devices/iso-b/messages/devicebound/#', 1), [128])
   assert.deepEqual(await subscribeGranted(a, 'devices/+/messages/devicebound/#', 1), [128])
   assert.deepEqual(await subscribeGranted(a, '$edgemq/iso-b/$iothub/twin/res/#'), [128])
+  assert.deepEqual(await subscribeGranted(a, '$iothub/#'), [128])
   // A refused filter does not end the session; its own topics still work.
   assert.ok(a.connected)
   const res = await twinRequest(a, '$iothub/twin/GET/?$rid=sub-check', '', 'sub-check')

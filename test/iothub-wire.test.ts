@@ -31,7 +31,7 @@ interface ServiceTwin {
 }
 
 before(async () => {
-  await setupHub(home, ['wdev', 'edge-gateway/wmod'])
+  await setupHub(home, ['wdev', 'edge-gateway/wmod', 'edge-gateway/wmod2'])
   broker = await startBroker(home)
   // Passwords exactly as a user gets them: `edgemq sas --device … [--module …] --raw`.
   const [devSas, modSas] = await Promise.all([cliSas(home, 'wdev'), cliSas(home, 'edge-gateway/wmod')])
@@ -168,4 +168,22 @@ test("the seed's forms: GET ?rid= answered with rid, GET ?rid=<r>/#, reported ?r
   assert.equal(e.event.origin, 'edge-gateway')
   assert.equal(e.event.module, 'wmod')
   assert.ok(mod.connected)
+})
+
+test('UNSUBSCRIBE from $iothub/methods/POST/# takes effect: the device is no longer callable', async () => {
+  const c = await rawDevice(home, broker, 'edge-gateway/wmod2')
+  try {
+    await subscribeOk(c, '$iothub/methods/POST/#')
+    const req = nextMessage(c, (m) => m.topic.startsWith('$iothub/methods/POST/'))
+    const first = runCli(['method', 'invoke', '-d', 'edge-gateway', '-m', 'wmod2', '--method', 'm1', '--timeout', '5'], { home })
+    const rid = /\?\$rid=([^&]+)$/.exec((await req).topic)?.[1]
+    await c.publishAsync(`$iothub/methods/res/200/?$rid=${rid}`, '{}')
+    assert.equal((await first).code, 0)
+    await c.unsubscribeAsync('$iothub/methods/POST/#')
+    const r = await runCli(['method', 'invoke', '-d', 'edge-gateway', '-m', 'wmod2', '--method', 'm2', '--timeout', '5'], { home })
+    assert.equal(r.code, 1, `expected "not online" after UNSUBSCRIBE, got exit ${r.code}: ${r.stdout}${r.stderr}`)
+    assert.match(r.stderr, /not online/)
+  } finally {
+    await c.endAsync()
+  }
 })

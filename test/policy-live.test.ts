@@ -63,7 +63,7 @@ describe('policy on a live broker: the seed fixtures, hot reload, invalid docume
 
   /** `edgemq edgehub set …` and the broker's "applied" log line for the version it stored. */
   async function edgehubSet(args: string[]): Promise<void> {
-    const applied = nextLogLine(broker, APPLIED)
+    const applied = nextLogLine(broker, APPLIED, 30_000)
     const r = await runCli(['edgehub', 'set', ...args], { home })
     assert.equal(r.code, 0, r.stderr)
     const version = jsonOf<{ desiredVersion: number }>(r).desiredVersion

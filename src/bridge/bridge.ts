@@ -60,6 +60,8 @@ export class UpstreamBridge {
   private inflight = 0
   private draining = false
   private closed = false
+  /** When the TTL sweep last ran (it runs on connect and then at most once a second). */
+  private lastExpireAt = 0
   /** Payloads this bridge published locally: never forwarded back out (no loops). */
   private readonly injected = new WeakSet<Buffer>()
   /** What we sent up recently, so the parent echoing it back to our `in` subscription is dropped. */
@@ -241,7 +243,8 @@ export class UpstreamBridge {
     client.subscribe(filters, { qos: 1 }, (err, granted) => {
       if (this.client !== client) return
       if (err) {
-        this.lastError = `subscribing on $upstream failed: ${err.message}`
+        // MQTT.js reports a SUBACK 0x80 (refused) as an error too.
+        this.lastError = `$upstream refused or failed the subscription to ${filters.join(', ')}: ${err.message} (does the parent's policy let "${this.upstream?.deviceId}" subscribe to it?)`
         this.log.warn({ filters, err: err.message }, 'bridge could not subscribe on $upstream')
         return this.onStatus(this.status())
       }
@@ -307,7 +310,13 @@ export class UpstreamBridge {
     if (this.draining || !this.connected || !this.client) return
     this.draining = true
     try {
-      if (this.queue.expire(this.ttlSecs) > 0) this.log.info({ expired: this.queue.expired }, 'dropped queued messages older than timeToLiveSecs')
+      const now = Date.now()
+      if (this.sentSeq === 0 || now - this.lastExpireAt >= 1000) {
+        // Only what has not been handed to this connection yet: an in-flight message is the parent's now.
+        this.lastExpireAt = now
+        const n = this.queue.expire(this.ttlSecs, now, this.sentSeq)
+        if (n > 0) this.log.info({ dropped: n, expired: this.queue.expired, timeToLiveSecs: this.ttlSecs }, 'dropped queued messages older than timeToLiveSecs')
+      }
       const client = this.client
       while (this.inflight < WINDOW) {
         const batch = this.queue.peek(this.sentSeq, WINDOW - this.inflight)

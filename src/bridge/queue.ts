@@ -34,7 +34,9 @@ export class ForwardQueue {
     this.insertStmt = this.db.prepare('INSERT INTO queue (topic, payload, qos, retain, enqueued_at) VALUES (?, ?, ?, ?, ?)')
     this.headStmt = this.db.prepare('SELECT seq, topic, payload, qos, retain, enqueued_at AS enqueuedAt FROM queue WHERE seq > ? ORDER BY seq LIMIT ?')
     this.deleteStmt = this.db.prepare('DELETE FROM queue WHERE seq = ?')
-    this.expireStmt = this.db.prepare('DELETE FROM queue WHERE enqueued_at < ?')
+    // The TTL sweep is an index range, not a table scan (it runs while draining).
+    this.db.exec('CREATE INDEX IF NOT EXISTS queue_enqueued_at ON queue (enqueued_at)')
+    this.expireStmt = this.db.prepare('DELETE FROM queue WHERE enqueued_at < ? AND seq > ?')
     this.countStmt = this.db.prepare('SELECT COUNT(*) AS n FROM queue')
   }
 
@@ -51,9 +53,9 @@ export class ForwardQueue {
     this.deleteStmt.run(seq)
   }
 
-  /** Drops messages older than `ttlSecs`; returns how many. */
-  expire(ttlSecs: number, now = Date.now()): number {
-    const n = this.expireStmt.run(now - ttlSecs * 1000).changes
+  /** Drops messages older than `ttlSecs` (only those after `afterSeq`: not yet in flight); returns how many. */
+  expire(ttlSecs: number, now = Date.now(), afterSeq = 0): number {
+    const n = this.expireStmt.run(now - ttlSecs * 1000, afterSeq).changes
     this.expired += n
     return n
   }

@@ -23,7 +23,7 @@ import type { Change } from '../registry/types.js'
 import { authenticate, CONNACK, type AuthMethod, type ConnackCode } from './authenticate.js'
 import { compileEdgeHubDesired, emptyEdgeHubState, type DesiredStatus, type EdgeHubState } from './edgehub-state.js'
 import type { ClientIdentity } from './identity.js'
-import { acceptSeedRequestTopics, IotHub } from './iothub.js'
+import { installIotHubPacketRewrites, IotHub } from './iothub.js'
 import { createLogger, type LogLevel } from './logger.js'
 import { createPersistence } from './persistence.js'
 import { startControlServer, type ControlServer } from './control.js'
@@ -182,7 +182,7 @@ export class EdgeBroker {
         )
       },
       preConnect: (client, _packet, cb) => {
-        acceptSeedRequestTopics(client)
+        installIotHubPacketRewrites(client)
         cb(null, true)
       },
       authorizePublish: (client, packet, cb) => (self as EdgeBroker).onAuthorizePublish(client, packet, cb),

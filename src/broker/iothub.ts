@@ -43,19 +43,28 @@ function privateTopic(clientId: string, topic: string): string {
 }
 
 /**
- * The seed publishes twin requests as `$iothub/twin/GET/?rid=<r>/#` (PROTOCOL.md §4: accept it).
- * aedes refuses any PUBLISH topic holding `#`/`+` before a hook runs, so the wildcard junk after
- * the request id is cut off as the packet leaves the parser (installed from preConnect).
+ * Packet rewrites that must happen before aedes sees a packet (installed from preConnect):
+ * - the seed publishes twin requests as `$iothub/twin/GET/?rid=<r>/#` (PROTOCOL.md §4: accept
+ *   it), and aedes refuses any PUBLISH topic holding `#`/`+` before a hook runs, so the wildcard
+ *   junk after the request id is cut off;
+ * - UNSUBSCRIBE from `$iothub/twin/res/#`, `…/PATCH/properties/desired/#` or
+ *   `$iothub/methods/POST/#` must drop the private subscription onSubscribe made instead.
  */
-export function acceptSeedRequestTopics(client: Client): void {
+export function installIotHubPacketRewrites(client: Client): void {
   const parser = (client as unknown as { _parser?: EventEmitter })._parser
-  parser?.prependListener('packet', (packet: { cmd?: string; topic?: unknown }) => {
-    if (packet.cmd !== 'publish' || typeof packet.topic !== 'string' || !packet.topic.startsWith('$iothub/')) return
-    const q = packet.topic.indexOf('?')
-    const slash = q < 0 ? -1 : packet.topic.indexOf('/', q)
-    if (slash >= 0 && /[#+]/.test(packet.topic.slice(slash))) packet.topic = packet.topic.slice(0, slash)
+  parser?.prependListener('packet', (packet: { cmd?: string; topic?: unknown; unsubscriptions?: unknown }) => {
+    if (packet.cmd === 'publish' && typeof packet.topic === 'string' && packet.topic.startsWith('$iothub/')) {
+      const q = packet.topic.indexOf('?')
+      const slash = q < 0 ? -1 : packet.topic.indexOf('/', q)
+      if (slash >= 0 && /[#+]/.test(packet.topic.slice(slash))) packet.topic = packet.topic.slice(0, slash)
+    } else if (packet.cmd === 'unsubscribe' && Array.isArray(packet.unsubscriptions) && typeof client.id === 'string') {
+      packet.unsubscriptions = packet.unsubscriptions.map((f: unknown) => (typeof f === 'string' && PRIVATE_KINDS.has(iotHubSubscriptionKind(f)) ? privateTopic(client.id, f) : f))
+    }
   })
 }
+
+/** Subscriptions onSubscribe moves into the client's private namespace. */
+const PRIVATE_KINDS = new Set<ReturnType<typeof iotHubSubscriptionKind>>(['twin-response', 'twin-desired', 'method-request'])
 
 function clientIdOf(key: TwinKey): string {
   return key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId
@@ -168,7 +177,7 @@ export class IotHub {
   /** Rewrites the client's own response subscriptions into its private namespace. */
   onSubscribe(s: Session, sub: Subscription): Subscription | null | undefined {
     const kind = iotHubSubscriptionKind(sub.topic)
-    if (kind === 'twin-response' || kind === 'twin-desired' || kind === 'method-request') {
+    if (PRIVATE_KINDS.has(kind)) {
       return { ...sub, topic: privateTopic(s.identity.clientId, sub.topic), qos: Math.min(sub.qos, 1) as 0 | 1 }
     }
     if (sub.topic.startsWith(PRIVATE_PREFIX)) return null

@@ -57,7 +57,8 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   // below owns retrying, so nothing is flushed before the subscribers are back.
   const pubConn = await connectRedis(o.url, { name: `edgemq-mq-pub-${process.pid}` })
   pubConn.options.enableOfflineQueue = false
-  pubConn.options.autoResendUnfulfilledCommands = false
+  // On a drop, in-flight publishes are rejected (not resent behind the gate's back).
+  pubConn.options.maxRetriesPerRequest = 0
   const subConn = await connectRedis(o.url, { name: `edgemq-mq-sub-${process.pid}` })
   const emitter = new MQEmitterRedisPrefix(`edgemq:${o.hub}/`, { subConn, pubConn, concurrency: 1000, matchEmptyLevels: true })
   emitter.state.on('error', () => undefined)

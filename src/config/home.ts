@@ -180,6 +180,8 @@ export async function attachClusterStore(home: string, url: string): Promise<Sto
       hint: `use another --home, or create the hub on Redis first: edgemq hub init --store ${url} --name <name> --home <dir>`,
     })
   }
+  // Reach Redis before the home is repointed: a bad URL or password leaves the home as it was.
+  await (await RedisStore.open(url, DEFAULT_HUB_NAME)).close()
   const pointer = { url, hub: DEFAULT_HUB_NAME }
   writeStorePointer(home, pointer)
   return pointer

@@ -5,6 +5,9 @@ import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/lenie
 import type { AuthorizationStatement } from '../policy/types.js'
 import { DEFAULT_TIME_TO_LIVE_SECS, parseEdgeHubDocument, validateEdgeHubDesired, type EdgeHubIssue } from './document.js'
 
+/** A route: its text, or schema 1.1+'s object form. */
+export type RouteSpec = string | { route: string; priority?: number; timeToLiveSecs?: number }
+
 export type BridgeDirection = 'in' | 'out' | 'both'
 
 /** One `mqttBroker.bridges[].settings[]` entry (PROTOCOL.md §6). Prefixes default to "". */
@@ -25,7 +28,7 @@ export interface EdgeHubConfig {
   /** "1.2" or later 1.x; undefined only for an empty document. */
   schemaVersion?: string
   /** Route name → route text; parsed by the routes module. */
-  routes: Record<string, string>
+  routes: Record<string, RouteSpec>
   storeAndForwardConfiguration: { timeToLiveSecs: number }
   mqttBroker: {
     /**
@@ -61,8 +64,8 @@ export function assertNoErrors(issues: readonly EdgeHubIssue[], what = '$edgeHub
 export function toEdgeHubConfig(desired: unknown): EdgeHubConfig {
   assertNoErrors(validateEdgeHubDesired(desired))
   const d = desired as JsonObject
-  const routes: Record<string, string> = {}
-  if (isJsonObject(d.routes)) for (const [k, v] of Object.entries(d.routes)) if (typeof v === 'string') routes[k] = v
+  const routes: Record<string, RouteSpec> = {}
+  if (isJsonObject(d.routes)) for (const [k, v] of Object.entries(d.routes)) if (typeof v === 'string' || isJsonObject(v)) routes[k] = v as RouteSpec
   const sf = isJsonObject(d.storeAndForwardConfiguration) ? d.storeAndForwardConfiguration : {}
   const mb = isJsonObject(d.mqttBroker) ? d.mqttBroker : {}
   const bridges: BridgeConfig[] = []

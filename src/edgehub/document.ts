@@ -10,6 +10,7 @@ import { describe, pathIndex, pathKey } from '../policy/json-path.js'
 import { topicFilterError } from '../policy/topic.js'
 import type { PolicyIssue } from '../policy/types.js'
 import { validatePolicy } from '../policy/validate.js'
+import { compileRoutes } from '../routes/index.js'
 
 export type EdgeHubIssue = PolicyIssue
 
@@ -89,10 +90,12 @@ export function validateEdgeHubDesired(desired: unknown): EdgeHubIssue[] {
   if (routes !== undefined) {
     if (!isJsonObject(routes)) error('routes', `routes must be an object of name → route, e.g. {"Route1": "FROM /messages/* INTO $upstream"}, got ${describe(routes)}`)
     else {
+      // The route grammar itself lives in src/routes: a route that does not parse is refused
+      // here, with its column, rather than silently dropped by the broker.
       for (const [name, r] of Object.entries(routes)) {
         const p = pathKey('routes', name)
-        if (typeof r !== 'string') error(p, `a route must be a string like "FROM /messages/* INTO $upstream", got ${describe(r)}`)
-        else if (r.trim().length === 0) error(p, 'the route is empty; write "FROM <source> [WHERE <condition>] INTO <sink>" or remove it (null in a patch)')
+        if (typeof r === 'string' && r.trim().length === 0) error(p, 'the route is empty; write "FROM <source> [WHERE <condition>] INTO <sink>" or remove it (null in a patch)')
+        else for (const issue of compileRoutes({ [name]: r }).issues) error(issue.path.replace(`routes.${name}`, p), issue.message)
       }
     }
   }
