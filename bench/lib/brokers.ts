@@ -1,0 +1,168 @@
+/**
+ * Brokers under test, each in its own child process so none shares an event loop with the
+ * load generator: edgemq (real assembly: SAS auth → policy → IoT Hub handlers, in-memory hub),
+ * raw aedes (defaults, no auth), and mosquitto (Debian package, no auth) when installed.
+ * `node --import tsx bench/lib/brokers.ts --serve <kind> --devices N` is the child mode.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
+
+import { buildSasToken } from '../../src/sas/index.js'
+
+const here = fileURLToPath(import.meta.url)
+export const repoRoot = path.resolve(path.dirname(here), '..', '..')
+export const MOSQUITTO = '/usr/sbin/mosquitto'
+/** Every bench device shares this key so the load generator can sign its own tokens. */
+export const BENCH_KEY = Buffer.alloc(32, 7).toString('base64')
+export const HUB_HOST = 'edgemq.azure-devices.net'
+
+export type BrokerKind = 'edgemq' | 'aedes' | 'mosquitto'
+
+export interface RunningBroker {
+  kind: BrokerKind
+  port: number
+  pid: number
+  /** Needs IoT Hub credentials (edgemq). */
+  auth: boolean
+  child: ChildProcess
+  cleanup?: () => void
+}
+
+/** The seed's pub/sub policy plus one statement for the bench's own topics (`bench/…`). */
+function benchPolicy(): unknown {
+  const seed = readFileSync(path.resolve(repoRoot, '../shared/fixtures/seed-policy-pubsub.json'), 'utf8')
+  return { seed, extra: { identities: ['{{iot:identity}}'], allow: [{ operations: ['mqtt:publish', 'mqtt:subscribe'], resources: ['bench/#'] }] } }
+}
+
+async function serve(kind: BrokerKind, devices: number): Promise<void> {
+  if (kind === 'aedes') {
+    const { Aedes } = await import('aedes')
+    const aedes = await Aedes.createBroker()
+    const server = createServer((s) => aedes.handle(s))
+    server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: (server.address() as AddressInfo).port })))
+    return
+  }
+  const { openHub } = await import('../../src/config/home.js')
+  const { startEdgeBroker } = await import('../../src/broker/broker.js')
+  const { parseEdgeHubDocument } = await import('../../src/edgehub/index.js')
+  const { setEdgeHubDesired } = await import('../../src/service/edgehub.js')
+  const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
+  const ctx = await openHub({ home, inMemory: true, createDefault: true })
+  for (const d of ['pub_client', 'sub_client']) await ctx.registry.createDevice({ deviceId: d, primaryKey: BENCH_KEY, secondaryKey: BENCH_KEY })
+  for (let i = 0; i < devices; i++) await ctx.registry.createDevice({ deviceId: `dev${i}`, primaryKey: BENCH_KEY, secondaryKey: BENCH_KEY })
+  const { seed, extra } = benchPolicy() as { seed: string; extra: unknown }
+  const desired = parseEdgeHubDocument(seed) as { mqttBroker: { authorizations: unknown[] } }
+  desired.mqttBroker.authorizations.push(extra)
+  await setEdgeHubDesired(ctx, desired as never)
+  const broker = await startEdgeBroker({ home, context: ctx, inMemory: true, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
+  console.log(JSON.stringify({ port: broker.ports.mqtt }))
+  process.once('SIGTERM', () => void broker.close().finally(() => (rmSync(home, { recursive: true, force: true }), process.exit(0))))
+}
+
+function readyPort(child: ChildProcess, name: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      try {
+        resolve((JSON.parse(l) as { port: number }).port)
+      } catch {
+        /* not the ready line */
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)))
+  })
+}
+
+export async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+export async function startBroker(kind: BrokerKind, opts: { devices?: number } = {}): Promise<RunningBroker> {
+  if (kind === 'mosquitto') {
+    const dir = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-mosq-'))
+    const port = await freePort()
+    const conf = path.join(dir, 'mosquitto.conf')
+    writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 0', 'max_connections -1', 'persistence false', 'log_dest none', ''].join('\n'))
+    const child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] })
+    // mosquitto prints nothing when ready at this log level: wait until its port accepts.
+    for (;;) {
+      const ok = await new Promise<boolean>((r) => {
+        const s = netConnect(port, '127.0.0.1', () => (s.destroy(), r(true)))
+        s.once('error', () => r(false))
+      })
+      if (ok) break
+      if (child.exitCode !== null) throw new Error(`mosquitto exited (${child.exitCode})`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    return { kind, port, pid: child.pid as number, auth: false, child, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+  }
+  // BENCH_CPU_PROF=<dir>: profile the node brokers (flame graphs: open the .cpuprofile in DevTools).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', here, '--serve', kind, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
+  return { kind, port: await readyPort(child, kind), pid: child.pid as number, auth: kind === 'edgemq', child }
+}
+
+export async function stopBroker(b: RunningBroker): Promise<void> {
+  if (b.child.exitCode === null && b.child.signalCode === null) {
+    const exited = new Promise((r) => b.child.once('exit', r))
+    b.child.kill('SIGTERM')
+    await exited
+  }
+  b.cleanup?.()
+}
+
+export function availableKinds(): BrokerKind[] {
+  return ['edgemq', 'aedes', ...(existsSync(MOSQUITTO) ? (['mosquitto'] as const) : [])]
+}
+
+/** Connect options for `clientId` on `b` (IoT Hub username + SAS for edgemq). */
+export function credentials(b: RunningBroker, clientId: string): IClientOptions {
+  const o: IClientOptions = { host: '127.0.0.1', port: b.port, clientId, protocolVersion: 4, clean: true, reconnectPeriod: 0 }
+  if (b.auth) {
+    o.username = `${HUB_HOST}/${clientId}/?api-version=2021-04-12`
+    o.password = buildSasToken({ resource: `${HUB_HOST}/devices/${clientId}`, key: BENCH_KEY, durationSecs: 3600 })
+  }
+  return o
+}
+
+export function connectClient(b: RunningBroker, clientId: string): Promise<MqttClient> {
+  const m = mqttConnect(credentials(b, clientId))
+  return new Promise((resolve, reject) => {
+    m.once('connect', () => resolve(m))
+    m.once('error', reject)
+  })
+}
+
+/** Resident set size of a process, from /proc (bytes). */
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = /VmRSS:\s+(\d+) kB/.exec(status)
+  return m ? Number(m[1]) * 1024 : 0
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length === 0 ? 0 : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
+}
+
+const serveAt = process.argv.indexOf('--serve')
+if (serveAt >= 0) {
+  const devAt = process.argv.indexOf('--devices')
+  await serve(process.argv[serveAt + 1] as BrokerKind, devAt >= 0 ? Number(process.argv[devAt + 1]) : 0)
+}
