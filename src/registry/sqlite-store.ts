@@ -59,6 +59,18 @@ export class SqliteStore implements Store {
     }
   }
 
+  private readonly statements = new Map<string, Database.Statement>()
+
+  /** Prepared once per SQL text: preparing costs more than running these small queries. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql)
+    if (!st) {
+      st = this.db.prepare(sql)
+      this.statements.set(sql, st)
+    }
+    return st
+  }
+
   private retryBusy<T>(fn: () => T): T {
     for (let i = 0; ; i++) {
       try {
@@ -76,25 +88,25 @@ export class SqliteStore implements Store {
   }
 
   private change(kind: ChangeKind, op: string, deviceId?: string, moduleId?: string): void {
-    this.db.prepare('INSERT INTO changes (kind, device_id, module_id, op) VALUES (?, ?, ?, ?)').run(kind, deviceId ?? null, moduleId ?? null, op)
+    this.stmt('INSERT INTO changes (kind, device_id, module_id, op) VALUES (?, ?, ?, ?)').run(kind, deviceId ?? null, moduleId ?? null, op)
     if (++this.changeCount % 500 === 0) {
-      this.db.prepare('DELETE FROM changes WHERE seq < (SELECT MAX(seq) FROM changes) - ?').run(CHANGE_FEED_KEEP)
+      this.stmt('DELETE FROM changes WHERE seq < (SELECT MAX(seq) FROM changes) - ?').run(CHANGE_FEED_KEEP)
     }
   }
 
   async getHub(): Promise<HubRecord | undefined> {
-    const row = this.db.prepare('SELECT doc FROM hub WHERE id = 1').get() as Row | undefined
+    const row = this.stmt('SELECT doc FROM hub WHERE id = 1').get() as Row | undefined
     return row ? (JSON.parse(row.doc) as HubRecord) : undefined
   }
 
   async initHub(hub: HubRecord, opts: { force?: boolean } = {}): Promise<boolean> {
     return this.tx(() => {
-      const exists = this.db.prepare('SELECT 1 FROM hub WHERE id = 1').get() !== undefined
+      const exists = this.stmt('SELECT 1 FROM hub WHERE id = 1').get() !== undefined
       if (exists && !opts.force) return false
       if (exists) {
         for (const t of ['devices', 'modules', 'twins']) this.db.exec(`DELETE FROM ${t}`)
       }
-      this.db.prepare('INSERT OR REPLACE INTO hub (id, doc) VALUES (1, ?)').run(JSON.stringify(hub))
+      this.stmt('INSERT OR REPLACE INTO hub (id, doc) VALUES (1, ?)').run(JSON.stringify(hub))
       this.change('hub', exists ? 'replace' : 'create')
       return true
     })
@@ -102,10 +114,10 @@ export class SqliteStore implements Store {
 
   async updateHub(mutate: (hub: HubRecord) => HubRecord): Promise<HubRecord> {
     return this.tx(() => {
-      const row = this.db.prepare('SELECT doc FROM hub WHERE id = 1').get() as Row | undefined
+      const row = this.stmt('SELECT doc FROM hub WHERE id = 1').get() as Row | undefined
       if (!row) throw new NotFoundError('no hub in this home', 'run `edgemq hub init`')
       const next = mutate(JSON.parse(row.doc) as HubRecord)
-      this.db.prepare('UPDATE hub SET doc = ? WHERE id = 1').run(JSON.stringify(next))
+      this.stmt('UPDATE hub SET doc = ? WHERE id = 1').run(JSON.stringify(next))
       this.change('hub', 'update')
       return next
     })
@@ -113,25 +125,25 @@ export class SqliteStore implements Store {
 
   async createDevice(device: DeviceRecord): Promise<void> {
     this.tx(() => {
-      const r = this.db.prepare('INSERT OR IGNORE INTO devices (device_id, doc) VALUES (?, ?)').run(device.deviceId, JSON.stringify(device))
+      const r = this.stmt('INSERT OR IGNORE INTO devices (device_id, doc) VALUES (?, ?)').run(device.deviceId, JSON.stringify(device))
       if (r.changes === 0) throw new ConflictError(`device "${device.deviceId}" already exists`, 'pick another id, or `edgemq device show ' + device.deviceId + '`')
-      this.db.prepare('INSERT OR REPLACE INTO twins (device_id, module_id, doc) VALUES (?, \'\', ?)').run(device.deviceId, JSON.stringify(emptyTwin()))
+      this.stmt('INSERT OR REPLACE INTO twins (device_id, module_id, doc) VALUES (?, \'\', ?)').run(device.deviceId, JSON.stringify(emptyTwin()))
       this.change('device', 'create', device.deviceId)
     })
   }
 
   async getDevice(deviceId: string): Promise<DeviceRecord | undefined> {
-    const row = this.db.prepare('SELECT doc FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined
+    const row = this.stmt('SELECT doc FROM devices WHERE device_id = ?').get(deviceId) as Row | undefined
     return row ? (JSON.parse(row.doc) as DeviceRecord) : undefined
   }
 
   async listDevices(): Promise<DeviceRecord[]> {
-    return (this.db.prepare('SELECT doc FROM devices ORDER BY device_id').all() as Row[]).map((r) => JSON.parse(r.doc) as DeviceRecord)
+    return (this.stmt('SELECT doc FROM devices ORDER BY device_id').all() as Row[]).map((r) => JSON.parse(r.doc) as DeviceRecord)
   }
 
   async putDevice(device: DeviceRecord): Promise<void> {
     this.tx(() => {
-      const r = this.db.prepare('UPDATE devices SET doc = ? WHERE device_id = ?').run(JSON.stringify(device), device.deviceId)
+      const r = this.stmt('UPDATE devices SET doc = ? WHERE device_id = ?').run(JSON.stringify(device), device.deviceId)
       if (r.changes === 0) throw new NotFoundError(`device "${device.deviceId}" not found`)
       this.change('device', 'update', device.deviceId)
     })
@@ -139,10 +151,10 @@ export class SqliteStore implements Store {
 
   async deleteDevice(deviceId: string): Promise<boolean> {
     return this.tx(() => {
-      const r = this.db.prepare('DELETE FROM devices WHERE device_id = ?').run(deviceId)
+      const r = this.stmt('DELETE FROM devices WHERE device_id = ?').run(deviceId)
       if (r.changes === 0) return false
-      this.db.prepare('DELETE FROM modules WHERE device_id = ?').run(deviceId)
-      this.db.prepare('DELETE FROM twins WHERE device_id = ?').run(deviceId)
+      this.stmt('DELETE FROM modules WHERE device_id = ?').run(deviceId)
+      this.stmt('DELETE FROM twins WHERE device_id = ?').run(deviceId)
       this.change('device', 'delete', deviceId)
       return true
     })
@@ -150,32 +162,32 @@ export class SqliteStore implements Store {
 
   async createModule(module: ModuleRecord): Promise<void> {
     this.tx(() => {
-      if (!this.db.prepare('SELECT 1 FROM devices WHERE device_id = ?').get(module.deviceId)) {
+      if (!this.stmt('SELECT 1 FROM devices WHERE device_id = ?').get(module.deviceId)) {
         throw new NotFoundError(`device "${module.deviceId}" not found`, 'create it first with `edgemq device create ' + module.deviceId + '`')
       }
       const r = this.db
         .prepare('INSERT OR IGNORE INTO modules (device_id, module_id, doc) VALUES (?, ?, ?)')
         .run(module.deviceId, module.moduleId, JSON.stringify(module))
       if (r.changes === 0) throw new ConflictError(`module "${module.moduleId}" already exists on device "${module.deviceId}"`)
-      this.db.prepare('INSERT OR REPLACE INTO twins (device_id, module_id, doc) VALUES (?, ?, ?)').run(module.deviceId, module.moduleId, JSON.stringify(emptyTwin()))
+      this.stmt('INSERT OR REPLACE INTO twins (device_id, module_id, doc) VALUES (?, ?, ?)').run(module.deviceId, module.moduleId, JSON.stringify(emptyTwin()))
       this.change('module', 'create', module.deviceId, module.moduleId)
     })
   }
 
   async getModule(deviceId: string, moduleId: string): Promise<ModuleRecord | undefined> {
-    const row = this.db.prepare('SELECT doc FROM modules WHERE device_id = ? AND module_id = ?').get(deviceId, moduleId) as Row | undefined
+    const row = this.stmt('SELECT doc FROM modules WHERE device_id = ? AND module_id = ?').get(deviceId, moduleId) as Row | undefined
     return row ? (JSON.parse(row.doc) as ModuleRecord) : undefined
   }
 
   async listModules(deviceId: string): Promise<ModuleRecord[]> {
-    return (this.db.prepare('SELECT doc FROM modules WHERE device_id = ? ORDER BY module_id').all(deviceId) as Row[]).map(
+    return (this.stmt('SELECT doc FROM modules WHERE device_id = ? ORDER BY module_id').all(deviceId) as Row[]).map(
       (r) => JSON.parse(r.doc) as ModuleRecord,
     )
   }
 
   async putModule(module: ModuleRecord): Promise<void> {
     this.tx(() => {
-      const r = this.db.prepare('UPDATE modules SET doc = ? WHERE device_id = ? AND module_id = ?').run(JSON.stringify(module), module.deviceId, module.moduleId)
+      const r = this.stmt('UPDATE modules SET doc = ? WHERE device_id = ? AND module_id = ?').run(JSON.stringify(module), module.deviceId, module.moduleId)
       if (r.changes === 0) throw new NotFoundError(`module "${module.moduleId}" not found on device "${module.deviceId}"`)
       this.change('module', 'update', module.deviceId, module.moduleId)
     })
@@ -183,35 +195,35 @@ export class SqliteStore implements Store {
 
   async deleteModule(deviceId: string, moduleId: string): Promise<boolean> {
     return this.tx(() => {
-      const r = this.db.prepare('DELETE FROM modules WHERE device_id = ? AND module_id = ?').run(deviceId, moduleId)
+      const r = this.stmt('DELETE FROM modules WHERE device_id = ? AND module_id = ?').run(deviceId, moduleId)
       if (r.changes === 0) return false
-      this.db.prepare('DELETE FROM twins WHERE device_id = ? AND module_id = ?').run(deviceId, moduleId)
+      this.stmt('DELETE FROM twins WHERE device_id = ? AND module_id = ?').run(deviceId, moduleId)
       this.change('module', 'delete', deviceId, moduleId)
       return true
     })
   }
 
   async getTwin(key: TwinKey): Promise<TwinRecord | undefined> {
-    const row = this.db.prepare('SELECT doc FROM twins WHERE device_id = ? AND module_id = ?').get(key.deviceId, key.moduleId ?? '') as Row | undefined
+    const row = this.stmt('SELECT doc FROM twins WHERE device_id = ? AND module_id = ?').get(key.deviceId, key.moduleId ?? '') as Row | undefined
     return row ? (JSON.parse(row.doc) as TwinRecord) : undefined
   }
 
   async updateTwin(key: TwinKey, mutate: (twin: TwinRecord) => TwinRecord, op: string): Promise<TwinRecord> {
     return this.tx(() => {
-      const row = this.db.prepare('SELECT doc FROM twins WHERE device_id = ? AND module_id = ?').get(key.deviceId, key.moduleId ?? '') as Row | undefined
+      const row = this.stmt('SELECT doc FROM twins WHERE device_id = ? AND module_id = ?').get(key.deviceId, key.moduleId ?? '') as Row | undefined
       if (!row) {
         const what = key.moduleId ? `module "${key.moduleId}" on device "${key.deviceId}"` : `device "${key.deviceId}"`
         throw new NotFoundError(`${what} not found`)
       }
       const next = mutate(JSON.parse(row.doc) as TwinRecord)
-      this.db.prepare('UPDATE twins SET doc = ? WHERE device_id = ? AND module_id = ?').run(JSON.stringify(next), key.deviceId, key.moduleId ?? '')
+      this.stmt('UPDATE twins SET doc = ? WHERE device_id = ? AND module_id = ?').run(JSON.stringify(next), key.deviceId, key.moduleId ?? '')
       this.change('twin', op, key.deviceId, key.moduleId)
       return next
     })
   }
 
   async changesSince(seq: number): Promise<Change[]> {
-    const rows = this.db.prepare('SELECT seq, kind, device_id, module_id, op FROM changes WHERE seq > ? ORDER BY seq LIMIT 5000').all(seq) as {
+    const rows = this.stmt('SELECT seq, kind, device_id, module_id, op FROM changes WHERE seq > ? ORDER BY seq LIMIT 5000').all(seq) as {
       seq: number
       kind: ChangeKind
       device_id: string | null
@@ -228,7 +240,7 @@ export class SqliteStore implements Store {
   }
 
   async lastChangeSeq(): Promise<number> {
-    const row = this.db.prepare('SELECT MAX(seq) AS s FROM changes').get() as { s: number | null }
+    const row = this.stmt('SELECT MAX(seq) AS s FROM changes').get() as { s: number | null }
     return row.s ?? 0
   }
 
