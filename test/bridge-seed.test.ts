@@ -129,7 +129,7 @@ describe('bridge: the seed sample between two brokers', () => {
   it('telemetry routed FROM /messages/* INTO $upstream shows in the parent\'s `monitor` as the child device\'s', async () => {
     const sensor = await deviceClient(pair.child, child, 'sensor')
     try {
-      const mon = spawn(process.execPath, [BIN, 'monitor', '--device', 'sensor', '--props', '--message-count', '1', '--timeout', '30'], {
+      const mon = spawn(process.execPath, [BIN, 'monitor', '--device', 'sensor', '--props', '--message-count', '1', '--timeout', '60'], {
         env: { ...process.env, EDGEMQ_HOME: pair.parent.home, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined },
         stdio: ['ignore', 'pipe', 'pipe'],
       })
@@ -143,7 +143,8 @@ describe('bridge: the seed sample between two brokers', () => {
       // telemetry message; only the first after it subscribed is printed).
       let seen = false
       void line.then(() => (seen = true), () => (seen = true))
-      for (let i = 0; i < 100 && !seen; i++) {
+      const deadline = Date.now() + 40_000
+      for (let i = 0; Date.now() < deadline && !seen; i++) {
         await publishAck(sensor, 'devices/sensor/messages/events/kind=probe', JSON.stringify({ temperature: 21.5, i }))
         await Promise.race([line, new Promise((r) => setTimeout(r, 100))]).catch(() => undefined)
       }

@@ -81,11 +81,17 @@ test('nesting depth: 10 levels → 204, 11 levels → 400', async () => {
   await assertServing()
 })
 
-test('method invoke on an unknown device → exit 1 "not found"; on an offline device → exit 1 "not online"', async () => {
-  const [unknown, offline] = await Promise.all([
+test('method invoke / c2d send / twin show on an unknown device → exit 1 "not found"; invoke on an offline device → exit 1 "not online"', async () => {
+  const [unknown, offline, c2dUnknown, twinUnknown] = await Promise.all([
     runCli(['method', 'invoke', '--device', 'ghost', '--method', 'x', '--timeout', '5'], { home }),
     runCli(['method', 'invoke', '--device', 'eoff', '--method', 'x', '--timeout', '5'], { home }),
+    runCli(['c2d', 'send', '--device', 'ghost', '--data', 'x'], { home }),
+    runCli(['twin', 'show', '--device', 'ghost'], { home }),
   ])
+  for (const r of [c2dUnknown, twinUnknown]) {
+    assert.equal(r.code, 1, r.stderr)
+    assert.match(r.stderr, /not found/)
+  }
   assert.equal(unknown.code, 1, unknown.stderr)
   assert.match(unknown.stderr, /not found/)
   assert.doesNotMatch(unknown.stderr, /^\s+at /m)

@@ -60,9 +60,9 @@ test('twin GET answers res/200 with {desired:{…,$version}, reported:{…,$vers
   assert.equal(body.desired.$version, shown.properties.desired.$version)
 })
 
-test('reported PATCH answers res/204/?$rid=…&$version=n and twin show sees it', async () => {
+test('reported PATCH (QoS 1) answers res/204/?$rid=…&$version=n and twin show sees it', async () => {
   const before = JSON.parse((await twinRequest(dev, '$iothub/twin/GET/?$rid=g2', '', 'g2')).payload.toString()) as TwinBody
-  const res = await twinRequest(dev, '$iothub/twin/PATCH/properties/reported/?$rid=r1', JSON.stringify({ firmware: '1.0.3', battery: { level: 87 } }), 'r1')
+  const res = await twinRequest(dev, '$iothub/twin/PATCH/properties/reported/?$rid=r1', JSON.stringify({ firmware: '1.0.3', battery: { level: 87 } }), 'r1', '$rid', 1)
   assert.equal(res.topic, `$iothub/twin/res/204/?$rid=r1&$version=${before.reported.$version + 1}`)
   assert.equal(res.payload.length, 0)
   const after = JSON.parse((await twinRequest(dev, '$iothub/twin/GET/?$rid=g3', '', 'g3')).payload.toString()) as TwinBody

@@ -191,16 +191,29 @@ describe('broker start with no policy', () => {
     })
     const exited = once(child, 'exit')
     let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
     const banner: string[] = []
+    const LOGGED = /no authorization policy is set.*edgemq edgehub set --default-policy/
     try {
-      await new Promise<void>((resolveBanner, reject) => {
-        createInterface({ input: child.stdout }).on('line', (l) => {
-          banner.push(l)
-          if (l.startsWith('next:')) resolveBanner()
-        })
-        child.once('exit', (code) => reject(new Error(`broker exited (${code}) before its banner:\n${banner.join('\n')}\n${stderr}`)))
-      })
+      // Both streams are written independently (the log asynchronously): wait for each on its own.
+      await Promise.all([
+        new Promise<void>((resolveBanner, reject) => {
+          createInterface({ input: child.stdout }).on('line', (l) => {
+            banner.push(l)
+            if (l.startsWith('next:')) resolveBanner()
+          })
+          child.once('exit', (code) => reject(new Error(`broker exited (${code}) before its banner:\n${banner.join('\n')}\n${stderr}`)))
+        }),
+        new Promise<void>((resolveLog, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no log line matched ${LOGGED}:\n${stderr}`)), 20_000)
+          createInterface({ input: child.stderr }).on('line', (l) => {
+            stderr += l + '\n'
+            if (LOGGED.test(l)) {
+              clearTimeout(timer)
+              resolveLog()
+            }
+          })
+        }),
+      ])
     } finally {
       child.kill('SIGTERM')
       await exited
@@ -209,7 +222,7 @@ describe('broker start with no policy', () => {
     assert.match(text, /policy: none set, so NO client may connect/)
     assert.match(text, /edgemq edgehub set --default-policy/)
     assert.match(text, /edgemq edgehub set <policy\.json>/)
-    // The log (stderr) says it too, for --daemon and -o json runs that print no banner.
-    assert.match(stderr, /no authorization policy is set.*edgemq edgehub set --default-policy/)
+    // The log (stderr) says it too (awaited above), for --daemon and -o json runs that print no banner.
+    assert.match(stderr, /"level":40/)
   })
 })

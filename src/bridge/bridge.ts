@@ -190,7 +190,8 @@ export class UpstreamBridge {
       username: `${up.hostName}/${up.deviceId}/?api-version=2021-04-12`,
       password,
       protocolVersion: 4,
-      clean: true,
+      // A persistent session on the parent keeps what it publishes on our `in` topics while we are away.
+      clean: false,
       reconnectPeriod: 0, // our own backoff with jitter, and a fresh SAS per attempt
       connectTimeout: 10_000,
       keepalive: 30,

@@ -185,7 +185,11 @@ export class EdgeBroker {
         installIotHubPacketRewrites(client)
         cb(null, true)
       },
-      authorizePublish: (client, packet, cb) => (self as EdgeBroker).onAuthorizePublish(client, packet, cb),
+      authorizePublish: (client, packet, cb) => {
+        // Cluster: aedes PUBACKs right after this hook, so hold it while the Redis bus is down.
+        if (cluster && client) return cluster.whenBusOpen(() => (self as EdgeBroker).onAuthorizePublish(client, packet, cb))
+        ;(self as EdgeBroker).onAuthorizePublish(client, packet, cb)
+      },
       authorizeSubscribe: (client, sub, cb) => (self as EdgeBroker).onAuthorizeSubscribe(client, sub, cb),
       authorizeForward: (client, packet) => (self as EdgeBroker).onAuthorizeForward(client, packet),
     })
@@ -416,6 +420,10 @@ export class EdgeBroker {
 
   private onAuthorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (packet.topic.startsWith(PRIVATE_PREFIX)) return this.iothub.onForward(client, packet)
+    // A persistent session's stored subscriptions and queued messages come back without a new
+    // SUBSCRIBE: re-check each delivery against the policy in force now (a cached decision).
+    const s = this.sessions.get(client.id)
+    if (s && s.client === client && s.authz && !s.authz.canSubscribe(packet.topic)) return null
     return packet
   }
 

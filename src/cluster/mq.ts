@@ -31,6 +31,12 @@ export interface ClusterMq {
   mq: MQEmitter
   /** Resolves once the gate first opens (this node subscribed and announced itself). */
   ready: Promise<void>
+  /**
+   * Runs `fn` now if the bus can carry messages, else once it can. aedes sends a QoS 1 PUBACK
+   * right after authorizePublish, before it stores or fans out the message, so the broker runs
+   * authorizePublish through this: no PUBACK while Redis is away.
+   */
+  whenOpen(fn: () => void): void
   close(): Promise<void>
 }
 
@@ -65,6 +71,7 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   const readyKey = `edgemq:${o.hub}:mq-ready`
   const rawEmit = emitter.emit.bind(emitter) as (msg: Message, done?: EmitDone) => void
   const held: [Message, EmitDone | undefined][] = []
+  const waiting: (() => void)[] = []
   let open = false
   let closed = false
   let generation = 0
@@ -76,6 +83,7 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
       const [msg, done] = held.shift() as [Message, EmitDone | undefined]
       send(msg, done)
     }
+    while (open && waiting.length > 0) (waiting.shift() as () => void)()
   }
   const send = (msg: Message, done?: EmitDone) => {
     rawEmit(msg, (err?: Error) => {
@@ -118,9 +126,9 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
       }
       if (gen !== generation || closed) return
       if (pubConn.status !== 'ready' || subConn.status !== 'ready') return
-      const wasHeld = held.length
+      const wasHeld = held.length + waiting.length
       open = true
-      if (wasHeld > 0) o.log.info({ held: wasHeld }, 'cluster bus back: sending held publishes')
+      if (wasHeld > 0) o.log.info({ held: held.length, waiting: waiting.length }, 'cluster bus open: sending held publishes')
       firstOpen()
       flush()
     } catch (err) {
@@ -144,9 +152,14 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   return {
     mq: emitter,
     ready,
+    whenOpen: (fn) => {
+      if (open || closed) fn()
+      else waiting.push(fn)
+    },
     close: async () => {
       closed = true
       for (const [, done] of held.splice(0)) done?.(new Error('the cluster bus is closed'))
+      for (const fn of waiting.splice(0)) fn()
       await o.cmd.hdel(readyKey, o.nodeId).catch(() => undefined)
       await new Promise<void>((r) => {
         const t = setTimeout(r, 1000)

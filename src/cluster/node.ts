@@ -157,6 +157,11 @@ export class ClusterNode {
     return this.bus.mq
   }
 
+  /** See ClusterMq.whenOpen: the broker's authorizePublish waits here while Redis is away. */
+  whenBusOpen(fn: () => void): void {
+    this.bus.whenOpen(fn)
+  }
+
   get leader(): boolean {
     return this.clusterBridge?.leader ?? false
   }

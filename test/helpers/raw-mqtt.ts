@@ -1,7 +1,7 @@
 /**
  * Raw IoT Hub wire helpers for the issue-6 tests: a plain MQTT.js client that speaks the IoT Hub
- * topics itself (no DeviceClient), with a device SAS token as password,
- * and `edgemq monitor` as a long-running child whose output is read line by line.
+ * topics itself (no DeviceClient) with a device SAS token as password, hub setup in process, and
+ * `edgemq monitor` as a long-running child whose output is read line by line.
  *
  *   const dev = await rawDevice(home, broker, 'd1')
  *   await subscribeGranted(dev, '$iothub/twin/res/#')         // → [0]
@@ -128,9 +128,9 @@ export function recordAll(client: MqttClient): Received[] {
 }
 
 /** Publishes a twin request and resolves with the matching `$iothub/twin/res/…` message. */
-export async function twinRequest(client: MqttClient, topic: string, body: string | Buffer, rid: string, ridKey: '$rid' | 'rid' = '$rid'): Promise<Received> {
+export async function twinRequest(client: MqttClient, topic: string, body: string | Buffer, rid: string, ridKey: '$rid' | 'rid' = '$rid', qos: 0 | 1 = 0): Promise<Received> {
   const res = nextMessage(client, (m) => m.topic.startsWith('$iothub/twin/res/') && new RegExp(`[?&]${ridKey.replace('$', '\\$')}=${rid}(&|$)`).test(m.topic))
-  await client.publishAsync(topic, body, { qos: 0 })
+  await client.publishAsync(topic, body, { qos })
   return res
 }
 
@@ -184,8 +184,12 @@ export async function startMonitor(home: string, args: string[], probe: (marker:
     const hit = events.find(match)
     if (hit) return Promise.resolve(hit)
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`monitor printed no matching event within ${timeoutMs} ms; got ${JSON.stringify(events)}\nstderr: ${stderr}`)), timeoutMs)
-      waiters.push({ match, resolve: (e) => (clearTimeout(t), resolve(e)) })
+      const w = { match, resolve: (e: MonitorEvent) => (clearTimeout(t), resolve(e)) }
+      const t = setTimeout(() => {
+        waiters.splice(waiters.indexOf(w), 1)
+        reject(new Error(`monitor printed no matching event within ${timeoutMs} ms; got ${JSON.stringify(events)}\nstderr: ${stderr}`))
+      }, timeoutMs)
+      waiters.push(w)
     })
   }
   const marker = `probe-${process.pid}-${Date.now()}`

@@ -23,6 +23,9 @@ export interface RedisProc {
   dir: string
   stop(): Promise<void>
   restart(): Promise<void>
+  /** Stops the server (SIGTERM) but keeps its directory: `up()` brings it back with its data. */
+  down(): Promise<void>
+  up(): Promise<void>
 }
 
 export function redisAvailable(): boolean {
@@ -83,6 +86,10 @@ export async function startRedis(o: RedisOptions = {}): Promise<RedisProc> {
     },
     async restart() {
       await stopProc()
+      proc = await launch(port, dir, o)
+    },
+    down: stopProc,
+    async up() {
       proc = await launch(port, dir, o)
     },
   }
