@@ -226,7 +226,7 @@ const scenarios: Scenario[] = [
   { name: 'qos1 1→1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 1, perPublisher: 20_000, window: 1000, pubTopic: () => 'test_topic', filter: 'test_topic', seedClients: true }) },
   { name: 'fan-in 100→1 qos1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 1, perPublisher: 200, window: 20, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
   { name: 'fan-out 1→100 qos0', unit: 'deliveries/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 100, qos: 0, perPublisher: 500, window: 100, pubTopic: () => 'bench/x', filter: 'bench/x' }) },
-  { name: 'connect storm', unit: 'conn/s', higher: true, run: (b) => connectStorm(b, 3000, 50) },
+  { name: 'connect storm', unit: 'conn/s', higher: true, run: (b) => connectStorm(b, 5000, 200) },
   { name: 'latency p99 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p99 },
   { name: 'latency p50 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p50 },
 ]
