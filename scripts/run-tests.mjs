@@ -31,10 +31,25 @@ const groups = [
   { files: files.filter(isSdk), concurrency: 1 },
 ].filter((g) => g.files.length > 0)
 
+// Each group prints its own TAP summary; the totals of all groups are added up and printed
+// last as one plain "tests: N passed, N failed" line.
+const totals = { pass: 0, fail: 0, skipped: 0 }
+
 function run(group) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${group.concurrency}`, '--test-timeout=120000', ...group.files], {
-      stdio: 'inherit',
+      stdio: ['inherit', 'pipe', 'inherit'],
+    })
+    let tail = ''
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk)
+      const text = tail + chunk.toString('utf8')
+      const lines = text.split('\n')
+      tail = lines.pop() ?? ''
+      for (const line of lines) {
+        const m = /^# (pass|fail|skipped) (\d+)$/.exec(line)
+        if (m) totals[m[1]] += Number(m[2])
+      }
     })
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)))
   })
@@ -42,4 +57,5 @@ function run(group) {
 
 let failed = 0
 for (const g of groups) failed = (await run(g)) || failed
-process.exit(failed)
+console.log(`tests: ${totals.pass} passed, ${totals.fail} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`)
+process.exit(failed || (totals.fail > 0 ? 1 : 0))

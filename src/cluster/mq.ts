@@ -102,6 +102,30 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
     else send(msg, done)
   }
   ;(emitter as unknown as { emit: typeof gatedEmit }).emit = gatedEmit
+  // aedes.close() ends with mq.close(), which QUITs both connections: bounded, so a node told to
+  // stop while Redis is away still exits.
+  const rawClose = emitter.close.bind(emitter) as (cb: () => void) => void
+  ;(emitter as unknown as { close: (cb?: () => void) => void }).close = (cb) => {
+    let finished = false
+    const finish = () => {
+      if (finished) return
+      finished = true
+      clearTimeout(t)
+      cb?.()
+    }
+    const t = setTimeout(() => {
+      pubConn.disconnect()
+      subConn.disconnect()
+      finish()
+    }, 1000)
+    // mqemitter-redis QUITs without a catch: with Redis away that rejection would crash the exit.
+    if (pubConn.status === 'ready' && subConn.status === 'ready') rawClose(finish)
+    else {
+      pubConn.disconnect()
+      subConn.disconnect()
+      finish()
+    }
+  }
 
   /** After (re)connecting: announce our subscriptions, wait for the other live nodes to do so. */
   const reopen = async () => {
@@ -161,13 +185,7 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
       for (const [, done] of held.splice(0)) done?.(new Error('the cluster bus is closed'))
       for (const fn of waiting.splice(0)) fn()
       await o.cmd.hdel(readyKey, o.nodeId).catch(() => undefined)
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 1000)
-        emitter.close(() => {
-          clearTimeout(t)
-          r()
-        })
-      })
+      await new Promise<void>((r) => emitter.close(() => r()))
       pubConn.disconnect()
       subConn.disconnect()
     },
