@@ -15,6 +15,7 @@ import { buildSasToken, deviceResource } from '../src/sas/index.js'
 import { startBroker, type BrokerProc } from './helpers/broker.js'
 import { jsonOf, REPO_ROOT, runCli, tempHome } from './helpers/cli.js'
 import { closed, collect, connect, iothubUsername } from './helpers/mqtt.js'
+import { mulberry32 } from './helpers/prng.js'
 
 const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
 const SEED = Number(process.env.EDGEMQ_FUZZ_SEED ?? 0x5eed4)
@@ -22,17 +23,6 @@ const CASES = 1000
 const PARALLEL = 16
 const MAX_MESSAGE = 256 * 1024
 
-/** mulberry32: tiny, fast, good enough to make garbage reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function remainingLength(n: number): Buffer {
   const out: number[] = []

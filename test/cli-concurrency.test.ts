@@ -11,6 +11,7 @@ import { describe, test } from 'node:test'
 import Database from 'better-sqlite3'
 
 import { jsonOf, REPO_ROOT, runCli, tempHome } from './helpers/cli.js'
+import { mulberry32 as rng } from './helpers/prng.js'
 
 const N = 50
 
@@ -51,17 +52,6 @@ function checkConsistency(home: string): { devices: number; modules: number } {
   }
 }
 
-/** Deterministic PRNG (mulberry32): the kill moments are random but replayable from the seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

@@ -21,21 +21,11 @@ import {
 } from '../src/sas/index.js'
 import { describeSasToken } from '../src/sas/describe.js'
 import { REPO_ROOT } from './helpers/cli.js'
+import { mulberry32 as rng } from './helpers/prng.js'
 
 const KEY = 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='
 const SE = 1700000000
 
-/** Deterministic PRNG (mulberry32) so a failing random case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /**
  * The oracle: written from the spec text alone, sharing no code with src/sas. crypto-js

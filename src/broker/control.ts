@@ -4,6 +4,7 @@
  * telemetry event stream, status. IoT Hub REST shapes where natural (`/twins/{id}`,
  * `/twins/{id}/methods`); authenticated with a service SAS (skn = a hub policy).
  */
+import { serviceTwinView } from '../service/twin-view.js'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
@@ -101,19 +102,8 @@ function twinKey(deviceId: string, moduleId?: string): TwinKey {
   return moduleId ? { deviceId, moduleId } : { deviceId }
 }
 
-async function twinJson(broker: EdgeBroker, key: TwinKey) {
-  const { registry, store } = broker.ctx
-  const { device, module } = await registry.identity(key.deviceId, key.moduleId)
-  const twin = await store.getTwin(key)
-  if (!twin) throw new NotFoundError(`twin of "${key.moduleId ?? key.deviceId}" not found`)
-  return serviceTwinJson(twin as Twin, {
-    deviceId: key.deviceId,
-    moduleId: key.moduleId,
-    status: device.status,
-    authenticationType: (module ?? device).authType,
-    connectionState: broker.iothub.isConnected(key) ? 'Connected' : 'Disconnected',
-    iotEdge: device.edge,
-  })
+function twinJson(broker: EdgeBroker, key: TwinKey) {
+  return serviceTwinView(broker.ctx, key, broker.iothub.isConnected(key))
 }
 
 function propsFromHeaders(req: IncomingMessage): Record<string, string> {

@@ -6,6 +6,7 @@
  * to disk. Every hub owns its store, aedes instance, message bus, PKI and servers, so several hubs in
  * one process (parallel test files) never see each other. Ports are free ones unless given.
  */
+import { serviceTwinView } from '../service/twin-view.js'
 import { on } from 'node:events'
 
 import { EdgeBroker, startEdgeBroker } from '../broker/broker.js'
@@ -252,18 +253,9 @@ class RunningHub implements Hub {
 
   async getTwin(target: DeviceTarget): Promise<ServiceTwinJson> {
     const key = twinKey(target)
-    const { device, module } = await this.context.registry.identity(key.deviceId, key.moduleId)
-    const twin = await this.context.store.getTwin(key)
-    if (!twin) throw new UsageError(`twin of "${key.moduleId ?? key.deviceId}" not found`)
-    return serviceTwinJson(twin as Twin, {
-      deviceId: key.deviceId,
-      moduleId: key.moduleId,
-      status: device.status,
-      authenticationType: (module ?? device).authType,
-      connectionState: this.broker.iothub.isConnected(key) ? 'Connected' : 'Disconnected',
-      iotEdge: device.edge,
-    })
+    return serviceTwinView(this.context, key, this.broker.iothub.isConnected(key))
   }
+
 
   sendC2d(deviceId: string, data: string | Buffer, properties: Record<string, string> = {}): Promise<string> {
     return this.broker.iothub.sendC2d(deviceId, Buffer.isBuffer(data) ? data : Buffer.from(data), properties)

@@ -4,6 +4,7 @@
  * one runs (so devices see changes at once); twin show/update fall back to the store when
  * none runs, the live-only operations fail with BrokerUnreachableError (exit 3).
  */
+import { serviceTwinView } from './twin-view.js'
 import type { HubContext } from '../config/home.js'
 import { BrokerUnreachableError, NotFoundError } from '../errors.js'
 import { parseLenientJson } from '../policy/index.js'
@@ -42,16 +43,7 @@ export class HubService {
 
   async showTwin(key: TwinKey): Promise<ServiceTwinJson> {
     if (this.control) return this.control.call<ServiceTwinJson>('GET', path(key))
-    const { device, module } = await this.ctx.registry.identity(key.deviceId, key.moduleId)
-    const twin = await this.ctx.store.getTwin(key)
-    if (!twin) throw new NotFoundError(`twin of "${key.moduleId ?? key.deviceId}" not found`)
-    return serviceTwinJson(twin as Twin, {
-      deviceId: key.deviceId,
-      moduleId: key.moduleId,
-      status: device.status,
-      authenticationType: (module ?? device).authType,
-      iotEdge: device.edge,
-    })
+    return serviceTwinView(this.ctx, key)
   }
 
   async updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts: { etag?: string; replace?: boolean } = {}): Promise<ServiceTwinJson> {
