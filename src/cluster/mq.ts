@@ -184,7 +184,8 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
       closed = true
       for (const [, done] of held.splice(0)) done?.(new Error('the cluster bus is closed'))
       for (const fn of waiting.splice(0)) fn()
-      await o.cmd.hdel(readyKey, o.nodeId).catch(() => undefined)
+      // Bounded: the command connection waits for Redis forever, a stopping node must not.
+      await Promise.race([o.cmd.hdel(readyKey, o.nodeId).catch(() => undefined), new Promise((r) => setTimeout(r, 500))])
       await new Promise<void>((r) => emitter.close(() => r()))
       pubConn.disconnect()
       subConn.disconnect()
