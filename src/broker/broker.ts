@@ -401,7 +401,12 @@ export class EdgeBroker {
     if (topic.charCodeAt(0) === 36 /* $ */ || topic.startsWith('devices/')) {
       const handled = this.iothub.onPublish(s, packet)
       if (handled === 'deny') return cb(new Error('denied'))
-      if (handled === 'handled') return cb(null)
+      if (handled === 'handled') {
+        // A request the hub answered itself still flows through aedes (no subscriber can see it),
+        // but it must never become a retained message.
+        packet.retain = false
+        return cb(null)
+      }
     }
     if (s.authz.canPublish(topic)) return cb(null)
     this.log.info({ client: client.id, topic, reason: s.authz.decidePublish(topic).reason }, 'publish denied: disconnecting')

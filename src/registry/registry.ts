@@ -233,24 +233,25 @@ export class Registry {
   }
 
   /** A SAS token for a device or module, signed with its own key (az generate-sas-token). */
-  async sasToken(deviceId: string, moduleId: string | undefined, opts: { durationSecs?: number; keyType?: 'primary' | 'secondary' } = {}): Promise<string> {
+  async sasToken(deviceId: string, moduleId: string | undefined, opts: { durationSecs?: number; expiry?: number; keyType?: 'primary' | 'secondary' } = {}): Promise<string> {
     const { device, module } = await this.identity(deviceId, moduleId)
     const rec = module ?? device
     const key = opts.keyType === 'secondary' ? rec.secondaryKey : rec.primaryKey
     if (!key) {
       throw new UsageError(`${moduleId ? 'module' : 'device'} "${moduleId ?? deviceId}" uses X.509 authentication and has no keys`, 'connect it with its certificate (`edgemq cert device`)')
     }
-    return buildSasToken({ resource: deviceResource(this.hub.hostName, deviceId, moduleId), key, durationSecs: opts.durationSecs })
+    return buildSasToken({ resource: deviceResource(this.hub.hostName, deviceId, moduleId), key, durationSecs: opts.durationSecs, expiry: opts.expiry })
   }
 
   /** A service token for a shared access policy (default iothubowner). */
-  serviceSasToken(opts: { policy?: string; durationSecs?: number; keyType?: 'primary' | 'secondary'; resource?: string } = {}): string {
+  serviceSasToken(opts: { policy?: string; durationSecs?: number; expiry?: number; keyType?: 'primary' | 'secondary'; resource?: string } = {}): string {
     const p = this.policy(opts.policy)
     return buildSasToken({
       resource: opts.resource ?? this.hub.hostName,
       key: opts.keyType === 'secondary' ? p.secondaryKey : p.primaryKey,
       policyName: p.name,
       durationSecs: opts.durationSecs,
+      expiry: opts.expiry,
     })
   }
 

@@ -130,7 +130,8 @@ function srVariants(sr: string): string[] {
 export function humanDuration(secs: number): string {
   const s = Math.abs(Math.round(secs))
   if (s < 60) return `${s} s`
-  if (s < 3600) return `${Math.round(s / 60)} min`
+  // Floor, so 3599 s reads "59 min" and never "60 min" next to 3600 s = "1.0 h".
+  if (s < 3600) return `${Math.floor(s / 60)} min`
   if (s < 86400) return `${(s / 3600).toFixed(s < 36000 ? 1 : 0)} h`
   return `${(s / 86400).toFixed(1)} days`
 }

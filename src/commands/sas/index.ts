@@ -39,27 +39,12 @@ export default class Sas extends BaseCommand<typeof Sas> {
       sas = buildSasToken({ resource: f.resource, key: f.key, durationSecs: f.duration, expiry: f.expiry, policyName: f.policy })
     } else {
       await this.checkHubName(f['hub-name'])
-      const { registry, hub } = await this.hub()
+      const { registry } = await this.hub()
       if (f.device) {
-        if (f.expiry) {
-          const rec = f.module ? await registry.getModule(f.device, f.module) : await registry.getDevice(f.device)
-          const key = f['key-type'] === 'secondary' ? rec.secondaryKey : rec.primaryKey
-          if (!key) throw new UsageError(`"${f.module ?? f.device}" uses X.509 authentication and has no keys`)
-          const { deviceResource } = await import('../../sas/index.js')
-          sas = buildSasToken({ resource: deviceResource(hub.hostName, f.device, f.module), key, expiry: f.expiry })
-        } else {
-          sas = await registry.sasToken(f.device, f.module, { durationSecs: f.duration, keyType: f['key-type'] })
-        }
+        sas = await registry.sasToken(f.device, f.module, { durationSecs: f.duration, expiry: f.expiry, keyType: f['key-type'] })
       } else {
         if (f.module) throw new UsageError('--module needs --device')
-        const p = registry.policy(f.policy)
-        sas = buildSasToken({
-          resource: hub.hostName,
-          key: f['key-type'] === 'secondary' ? p.secondaryKey : p.primaryKey,
-          policyName: p.name,
-          durationSecs: f.duration,
-          expiry: f.expiry,
-        })
+        sas = registry.serviceSasToken({ policy: f.policy, durationSecs: f.duration, expiry: f.expiry, keyType: f['key-type'] })
       }
     }
     if (f.raw || f.output === 'tsv') this.log(sas)
