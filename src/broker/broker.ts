@@ -408,9 +408,23 @@ export class EdgeBroker {
         return cb(null)
       }
     }
-    if (s.authz.canPublish(topic)) return cb(null)
+    if (s.authz.canPublish(topic)) return this.allowPublish(packet, cb)
     this.log.info({ client: client.id, topic, reason: s.authz.decidePublish(topic).reason }, 'publish denied: disconnecting')
     cb(new Error('publish not authorized'))
+  }
+
+  /**
+   * aedes sends a QoS1 PUBACK before it stores a retained message. Store it first ourselves so an
+   * acknowledged retained message survives `kill -9` right after the PUBACK (aedes then stores the
+   * same message again under the same key).
+   */
+  private allowPublish(packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    if (!packet.retain || packet.qos === 0) return cb(null)
+    const persistence = (this.aedes as unknown as { persistence: { storeRetained(p: PublishPacket): Promise<void> } }).persistence
+    persistence.storeRetained(packet).then(
+      () => cb(null),
+      (err: Error) => cb(err),
+    )
   }
 
   private onAuthorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
