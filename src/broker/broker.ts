@@ -217,6 +217,7 @@ export class EdgeBroker {
   private async listen(): Promise<void> {
     const { opts } = this
     this.lastSeq = await this.ctx.store.lastChangeSeq()
+    if (this.ctx.createdHub) this.log.info({ hub: this.hubName, edgeDevice: this.ctx.hub.edgeDeviceId, home: this.ctx.home }, 'created a new hub in this home')
     await this.reloadEdgeHub('start')
     this.wireEvents()
 

@@ -67,15 +67,9 @@ export async function runBrokerForeground(opts: BrokerProcessOptions, print: (li
     context ??= await openHub({ home: opts.home, inMemory: opts.inMemory, createDefault: true })
     await importHub(context, parseImportFile(opts.importFile))
   }
-  const spinner = process.stderr.isTTY && !opts.json ? (await import('ora')).default({ text: 'starting the broker', stream: process.stderr }).start() : undefined
-  let broker: EdgeBroker
-  try {
-    broker = await startEdgeBroker({ ...opts, context, writeRuntimeFile: opts.writeRuntimeFile ?? true })
-  } catch (err) {
-    spinner?.fail('broker did not start')
-    throw err
-  }
-  spinner?.stop()
+  // No spinner here: the broker logs to the same terminal while it starts, and a start takes
+  // well under a second (the first one makes the hub's CA); the banner follows at once.
+  const broker = await startEdgeBroker(opts)
   // In memory there is no CA file: the ready line carries the PEM itself.
   const ready = { event: 'ready', ...broker.runtime(), ...(opts.inMemory ? { caPem: broker.pki?.caPem } : { caFile: broker.pki?.caCertPath }) }
   if (opts.json) print(JSON.stringify(ready))
