@@ -15,7 +15,9 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
+import { collectMessages, publishWindowed } from './lib/load.js'
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
+import { freePort, median } from './lib/brokers.js'
 
 const here = fileURLToPath(import.meta.url)
 const repoRoot = path.resolve(path.dirname(here), '..')
@@ -101,13 +103,6 @@ async function startNode(kind: string): Promise<RunningBroker> {
   return { name: kind, ready: await readyLine(child, kind), child }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 async function startMosquitto(): Promise<RunningBroker> {
   const dir = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-mosq-'))
@@ -161,48 +156,17 @@ async function measure(ready: Ready, qos: 0 | 1, n: number, window: number): Pro
   const sub = await client(ready.port, ready.sub)
   await sub.subscribeAsync(TOPIC, { qos })
   const pub = await client(ready.port, ready.pub)
-  let received = 0
-  let lastAt = 0
   const t0 = performance.now()
-  const allIn = new Promise<void>((resolve) => {
-    // QoS0 may legitimately drop under load: stop waiting once nothing arrived for 2 s.
-    let idle = setTimeout(resolve, 10_000)
-    sub.on('message', () => {
-      received++
-      lastAt = performance.now()
-      clearTimeout(idle)
-      if (received >= n) resolve()
-      else idle = setTimeout(resolve, 2000)
-    })
-  })
-  await new Promise<void>((resolve, reject) => {
-    let sent = 0
-    let inflight = 0
-    const pump = () => {
-      while (inflight < window && sent < n) {
-        inflight++
-        sent++
-        pub.publish(TOPIC, PAYLOAD, { qos }, (err) => {
-          if (err) return reject(err)
-          inflight--
-          if (sent < n) pump()
-          else if (inflight === 0) resolve()
-        })
-      }
-    }
-    pump()
-  })
-  await allIn
+  const col = collectMessages(sub, n)
+  await publishWindowed(pub, TOPIC, PAYLOAD, qos, n, window)
+  await col.done
+  const received = col.received()
+  const lastAt = col.lastAt()
   const secs = ((lastAt || performance.now()) - t0) / 1000
   await Promise.all([pub.endAsync(), sub.endAsync()])
   return { rate: received / secs, received }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 
 async function main(): Promise<void> {
   const rounds = Number(process.env.ROUNDS ?? 5)

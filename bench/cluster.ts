@@ -21,6 +21,7 @@ import { connect as mqttConnect, type MqttClient } from 'mqtt'
 import { initHub, openHub } from '../src/config/home.js'
 import type { JsonObject } from '../src/policy/index.js'
 import { setEdgeHubDesired } from '../src/service/edgehub.js'
+import { median } from './lib/brokers.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(repoRoot, 'bin', 'run.js')
@@ -141,10 +142,6 @@ async function startRedis(): Promise<{ url: string; proc: ChildProcess; dir: str
   return { url: `redis://127.0.0.1:${port}/0`, proc, dir }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]
-}
 
 async function main(): Promise<void> {
   const devices = ['sub', ...Array.from({ length: PUBLISHERS }, (_, i) => `pub${i}`)]

@@ -23,12 +23,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
+import { collectMessages, publishWindowed } from './lib/load.js'
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
 
 import { startEdgeBroker, type EdgeBroker } from '../src/broker/broker.js'
 import { openHub, type HubContext } from '../src/config/home.js'
 import { compilePolicy, identityFromClientId, type AuthorizationStatement, type CompiledPolicy, type Decision, type JsonObject } from '../src/policy/index.js'
 import { parseEdgeHubFile, setEdgeHubDesired } from '../src/service/edgehub.js'
+import { median } from './lib/brokers.js'
 
 const repoRoot = path.resolve(import.meta.dirname, '..')
 const SEED_PUBSUB = path.resolve(repoRoot, '../shared/fixtures/seed-policy-pubsub.json')
@@ -141,53 +143,22 @@ async function measure(v: Variant, qos: 0 | 1, n: number, window: number): Promi
   const granted = await sub.subscribeAsync(TOPIC, { qos })
   if (granted[0]?.qos !== qos) throw new Error(`${v.name}: SUBSCRIBE ${TOPIC} not granted (${JSON.stringify(granted)})`)
   const pub = await client(port, v.pub)
-  pub.once('close', () => {
-    if (received < n) console.error(`${v.name}: the publisher was disconnected (denied?) after ${received} messages`)
-  })
-  let received = 0
-  let lastAt = 0
   const t0 = performance.now()
   const cpu0 = process.cpuUsage()
-  const allIn = new Promise<void>((resolve) => {
-    // QoS0 may legitimately drop under load: stop waiting once nothing arrived for 2 s.
-    let idle = setTimeout(resolve, 10_000)
-    sub.on('message', () => {
-      received++
-      lastAt = performance.now()
-      clearTimeout(idle)
-      if (received >= n) resolve()
-      else idle = setTimeout(resolve, 2000)
-    })
+  const col = collectMessages(sub, n)
+  pub.once('close', () => {
+    if (col.received() < n) console.error(`${v.name}: the publisher was disconnected (denied?) after ${col.received()} messages`)
   })
-  await new Promise<void>((resolve, reject) => {
-    let sent = 0
-    let inflight = 0
-    const pump = () => {
-      while (inflight < window && sent < n) {
-        inflight++
-        sent++
-        pub.publish(TOPIC, PAYLOAD, { qos }, (err) => {
-          if (err) return reject(err)
-          inflight--
-          if (sent < n) pump()
-          else if (inflight === 0) resolve()
-        })
-      }
-    }
-    pump()
-  })
-  await allIn
+  await publishWindowed(pub, TOPIC, PAYLOAD, qos, n, window)
+  await col.done
+  const received = col.received()
+  const lastAt = col.lastAt()
   const secs = ((lastAt || performance.now()) - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
   await Promise.all([pub.endAsync(), sub.endAsync()])
   return { rate: received / secs, cpuRate: received / ((cpu.user + cpu.system) / 1e6), received }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 
 // ---------------------------------------------------------------- decide() ns/op
 

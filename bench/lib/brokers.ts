@@ -161,8 +161,9 @@ export function percentile(xs: number[], p: number): number {
   return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
 }
 
+// Child mode only when this file is the entry point (other bench scripts import it and have their own --serve).
 const serveAt = process.argv.indexOf('--serve')
-if (serveAt >= 0) {
+if (serveAt >= 0 && process.argv[1] && path.resolve(process.argv[1]) === here) {
   const devAt = process.argv.indexOf('--devices')
   await serve(process.argv[serveAt + 1] as BrokerKind, devAt >= 0 ? Number(process.argv[devAt + 1]) : 0)
 }

@@ -69,7 +69,7 @@ export async function runBrokerForeground(opts: BrokerProcessOptions, print: (li
   }
   // No spinner here: the broker logs to the same terminal while it starts, and a start takes
   // well under a second (the first one makes the hub's CA); the banner follows at once.
-  const broker = await startEdgeBroker(opts)
+  const broker = await startEdgeBroker({ ...opts, context, writeRuntimeFile: opts.writeRuntimeFile ?? true })
   // In memory there is no CA file: the ready line carries the PEM itself.
   const ready = { event: 'ready', ...broker.runtime(), ...(opts.inMemory ? { caPem: broker.pki?.caPem } : { caFile: broker.pki?.caCertPath }) }
   if (opts.json) print(JSON.stringify(ready))
