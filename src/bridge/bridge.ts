@@ -80,6 +80,11 @@ export class UpstreamBridge {
     private readonly onStatus: (s: BridgeStatus) => void = () => undefined,
   ) {}
 
+  /** True when `out` rules follow local topics (their queue write must precede a PUBACK). */
+  get forwardsOut(): boolean {
+    return this.outRules.length > 0
+  }
+
   get enabled(): boolean {
     return this.upstream !== undefined
   }

@@ -99,6 +99,8 @@ function peerCert(client: Client): Buffer | undefined {
 
 /** `$`-rooted private namespace that carries one client's IoT Hub responses (see iothub.ts). */
 export const PRIVATE_PREFIX = '$edgemq/'
+/** Where aedes' own copy of an already published QoS1 message goes (see allowPublish): nowhere. */
+const INERT_TOPIC = '$edgemq/-/published'
 
 export class EdgeBroker {
   readonly aedes: Aedes
@@ -113,6 +115,9 @@ export class EdgeBroker {
   lastDesiredStatus: DesiredStatus = { code: 200, description: '' }
   pki?: HubPki
 
+  private debugPublish = false
+  /** Set once any clean=false session subscribes (or the persistence holds one from before). */
+  private persistentSessions = false
   private servers: NetServer[] = []
   private control?: ControlServer
   private workload?: WorkloadServer
@@ -217,6 +222,8 @@ export class EdgeBroker {
   private async listen(): Promise<void> {
     const { opts } = this
     this.lastSeq = await this.ctx.store.lastChangeSeq()
+    const stored = (this.aedes as unknown as { persistence?: { countOffline?: () => Promise<{ subsCount: number }> } }).persistence
+    if (stored?.countOffline) this.persistentSessions = (await stored.countOffline()).subsCount > 0
     if (this.ctx.createdHub) this.log.info({ hub: this.hubName, edgeDevice: this.ctx.hub.edgeDeviceId, home: this.ctx.home }, 'created a new hub in this home')
     await this.reloadEdgeHub('start')
     this.wireEvents()
@@ -296,6 +303,9 @@ export class EdgeBroker {
 
   private wireEvents(): void {
     const a = this.aedes
+    a.on('subscribe', (_subs, client) => {
+      if (!client.clean) this.persistentSessions = true
+    })
     // 'client' (registered, CONNACK follows), not 'clientReady': aedes emits clientReady only after
     // the offline queue is flushed, and a client that publishes and disconnects at once (mosquitto_pub)
     // is gone by then, so its connect line was never logged. 'client' pairs with 'clientDisconnect'.
@@ -330,8 +340,9 @@ export class EdgeBroker {
     })
     a.on('connectionError', (client, err) => this.log.info({ client: client?.id, reason: err.message }, 'connection error'))
     if (this.log.isLevelEnabled('debug')) {
+      this.debugPublish = true
       a.on('publish', (packet, client) => {
-        if (client) this.log.debug({ client: client.id, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
+        if (client && packet.topic !== INERT_TOPIC) this.log.debug({ client: client.id, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
       })
       a.on('subscribe', (subs, client) => this.log.debug({ client: client.id, subscriptions: subs.map((s) => `${s.topic}@${s.qos}`) }, 'SUBSCRIBE'))
       a.on('unsubscribe', (topics, client) => this.log.debug({ client: client.id, topics }, 'UNSUBSCRIBE'))
@@ -409,23 +420,32 @@ export class EdgeBroker {
         return cb(null)
       }
     }
-    if (s.authz.canPublish(topic)) return this.allowPublish(packet, cb)
+    if (s.authz.canPublish(topic)) return this.allowPublish(client, packet, cb)
     this.log.info({ client: client.id, topic, reason: s.authz.decidePublish(topic).reason }, 'publish denied: disconnecting')
     cb(new Error('publish not authorized'))
   }
 
   /**
-   * aedes sends a QoS1 PUBACK before it stores a retained message. Store it first ourselves so an
-   * acknowledged retained message survives `kill -9` right after the PUBACK (aedes then stores the
-   * same message again under the same key).
+   * aedes writes a QoS1 PUBACK *before* it stores a retained message, queues the message for
+   * offline persistent sessions or hands it to the bridge: a crash in between would lose an
+   * acknowledged message. So edgemq publishes the message itself first (store, deliver, queue),
+   * and only then lets aedes go on with an inert copy: aedes still sends the PUBACK (same packet
+   * id) and publishes that copy to a topic nobody can subscribe to. In a cluster the Redis bus
+   * would carry the inert copy too, so there the node's own bus guard applies instead.
    */
-  private allowPublish(packet: PublishPacket, cb: (err?: Error | null) => void): void {
-    if (!packet.retain || packet.qos === 0) return cb(null)
-    const persistence = (this.aedes as unknown as { persistence: { storeRetained(p: PublishPacket): Promise<void> } }).persistence
-    persistence.storeRetained(packet).then(
-      () => cb(null),
-      (err: Error) => cb(err),
-    )
+  private allowPublish(client: Client, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    if (packet.qos !== 1 || this.cluster) return cb(null)
+    // Only a retained message, a persistent session or the bridge keeps a message past a crash;
+    // with none of them aedes' own order loses nothing that could have been kept.
+    if (!packet.retain && !this.persistentSessions && !this.bridge.forwardsOut) return cb(null)
+    if (this.debugPublish) this.log.debug({ client: client.id, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
+    const copy = { cmd: 'publish' as const, topic: packet.topic, payload: packet.payload, qos: 1 as const, retain: packet.retain, dup: false }
+    this.aedes.publish(copy, (err) => {
+      if (err) return cb(err)
+      packet.topic = INERT_TOPIC
+      packet.retain = false
+      cb(null)
+    })
   }
 
   private onAuthorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
