@@ -159,6 +159,27 @@ describe('bridge queue (ForwardQueue)', () => {
     }
   })
 
+  it('is bounded: when full, the oldest messages make room and are counted as dropped', () => {
+    const q = new ForwardQueue(':memory:', 3)
+    try {
+      for (let i = 1; i <= 5; i++) q.push(`t/${i}`, Buffer.from(String(i)), 1, false)
+      assert.equal(q.length, 3)
+      assert.equal(q.dropped, 2)
+      assert.deepEqual(
+        q.peek(0, 10).map((m) => m.topic),
+        ['t/3', 't/4', 't/5'],
+      )
+      // Acks and TTL keep the count exact, so the bound stays exact too.
+      q.ack(q.peek(0, 1)[0].seq)
+      assert.equal(q.length, 2)
+      q.push('t/6', Buffer.from('6'), 1, false)
+      assert.equal(q.length, 3)
+      assert.equal(q.dropped, 2)
+    } finally {
+      q.close()
+    }
+  })
+
   it('close is idempotent', () => {
     const q = new ForwardQueue(':memory:')
     q.close()

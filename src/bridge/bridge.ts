@@ -31,6 +31,8 @@ export interface BridgeStatus {
   parent?: string
   queueLength: number
   expired: number
+  /** Dropped because the queue was full. */
+  dropped: number
   forwarded: number
   received: number
   lastError?: string
@@ -96,6 +98,7 @@ export class UpstreamBridge {
       ...(this.upstream ? { parent: `${this.upstream.gatewayHostName}:${this.upstream.port}` } : {}),
       queueLength: this.queue.length,
       expired: this.queue.expired,
+      dropped: this.queue.dropped,
       forwarded: this.forwarded,
       received: this.received,
       ...(this.lastError ? { lastError: this.lastError } : {}),

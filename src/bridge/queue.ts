@@ -25,8 +25,16 @@ export class ForwardQueue {
   private readonly countStmt: Database.Statement
   /** Messages dropped because they outlived the TTL, since start. */
   expired = 0
+  /** Oldest messages dropped because the queue was full (PROTOCOL.md §6: bounded), since start. */
+  dropped = 0
+  private count: number
+  private readonly dropOldestStmt: Database.Statement
 
-  constructor(file: string) {
+  /** `maxLength` bounds the queue; when full, the oldest message makes room (like drop_old). */
+  constructor(
+    file: string,
+    private readonly maxLength = 1_000_000,
+  ) {
     this.db = new Database(file, { timeout: 10_000 })
     if (file !== ':memory:') this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = NORMAL')
@@ -38,10 +46,18 @@ export class ForwardQueue {
     this.db.exec('CREATE INDEX IF NOT EXISTS queue_enqueued_at ON queue (enqueued_at)')
     this.expireStmt = this.db.prepare('DELETE FROM queue WHERE enqueued_at < ? AND seq > ?')
     this.countStmt = this.db.prepare('SELECT COUNT(*) AS n FROM queue')
+    this.dropOldestStmt = this.db.prepare('DELETE FROM queue WHERE seq = (SELECT MIN(seq) FROM queue)')
+    this.count = (this.countStmt.get() as { n: number }).n
   }
 
   push(topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, now = Date.now()): number {
-    return Number(this.insertStmt.run(topic, payload, qos, retain ? 1 : 0, now).lastInsertRowid)
+    const seq = Number(this.insertStmt.run(topic, payload, qos, retain ? 1 : 0, now).lastInsertRowid)
+    this.count++
+    while (this.count > this.maxLength) {
+      this.count -= this.dropOldestStmt.run().changes
+      this.dropped++
+    }
+    return seq
   }
 
   /** Up to `limit` messages after `afterSeq`, oldest first. */
@@ -50,18 +66,19 @@ export class ForwardQueue {
   }
 
   ack(seq: number): void {
-    this.deleteStmt.run(seq)
+    this.count -= this.deleteStmt.run(seq).changes
   }
 
   /** Drops messages older than `ttlSecs` (only those after `afterSeq`: not yet in flight); returns how many. */
   expire(ttlSecs: number, now = Date.now(), afterSeq = 0): number {
     const n = this.expireStmt.run(now - ttlSecs * 1000, afterSeq).changes
     this.expired += n
+    this.count -= n
     return n
   }
 
   get length(): number {
-    return (this.countStmt.get() as { n: number }).n
+    return this.count
   }
 
   close(): void {
