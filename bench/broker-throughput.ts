@@ -8,8 +8,8 @@
 // too, so none shares an event loop with the load generator). The load generator is MQTT.js in
 // this process, identical for every broker. `--serve <kind>` is the child mode of this file.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { collectMessages, publishWindowed } from './lib/load.js'
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
-import { freePort, median } from './lib/brokers.js'
+import { median, startBroker as startLibBroker } from './lib/brokers.js'
 
 const here = fileURLToPath(import.meta.url)
 const repoRoot = path.resolve(path.dirname(here), '..')
@@ -104,24 +104,10 @@ async function startNode(kind: string): Promise<RunningBroker> {
 }
 
 
+/** mosquitto as bench/lib/brokers.ts starts it (unbounded queues, no persistence, no auth). */
 async function startMosquitto(): Promise<RunningBroker> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-mosq-'))
-  const port = await freePort()
-  const conf = path.join(dir, 'mosquitto.conf')
-  // Unbounded queues and inflight, like aedes: no QoS1 message may be dropped mid-run.
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 0', 'persistence false', 'log_type error', ''].join('\n'))
-  const child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] })
-  // mosquitto prints nothing when ready at this log level; wait until its port accepts.
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = netConnect(port, '127.0.0.1', () => (s.destroy(), r(true)))
-      s.once('error', () => r(false))
-    })
-    if (ok) break
-    if (child.exitCode !== null) throw new Error(`mosquitto exited (${child.exitCode})`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return { name: 'mosquitto', ready: { port, pub: { clientId: 'pub_client' }, sub: { clientId: 'sub_client' } }, child, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+  const m = await startLibBroker('mosquitto')
+  return { name: 'mosquitto', ready: { port: m.port, pub: { clientId: 'pub_client' }, sub: { clientId: 'sub_client' } }, child: m.child, cleanup: m.cleanup }
 }
 
 async function stopBroker(b: RunningBroker): Promise<void> {
