@@ -15,8 +15,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-import { collectMessages, publishWindowed } from './lib/load.js'
-import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
+import { collectMessages, connectLocal, publishWindowed } from './lib/load.js'
 import { median, startBroker as startLibBroker } from './lib/brokers.js'
 
 const here = fileURLToPath(import.meta.url)
@@ -121,16 +120,7 @@ async function stopBroker(b: RunningBroker): Promise<void> {
 
 // ---------------------------------------------------------------- load generator
 
-function client(port: number, c: Creds): Promise<MqttClient> {
-  const opts: IClientOptions = { host: '127.0.0.1', port, clientId: c.clientId, protocolVersion: 4, clean: true, reconnectPeriod: 0 }
-  if (c.username) opts.username = c.username
-  if (c.password) opts.password = c.password
-  const m = mqttConnect(opts)
-  return new Promise((resolve, reject) => {
-    m.once('connect', () => resolve(m))
-    m.once('error', reject)
-  })
-}
+const client = connectLocal
 
 interface Result {
   rate: number

@@ -10,7 +10,6 @@
 //   node --import tsx bench/cluster.ts        (ROUNDS=3 PUBLISHERS=20 PER_PUB=500 to change)
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
@@ -21,7 +20,7 @@ import { connect as mqttConnect, type MqttClient } from 'mqtt'
 import { initHub, openHub } from '../src/config/home.js'
 import type { JsonObject } from '../src/policy/index.js'
 import { setEdgeHubDesired } from '../src/service/edgehub.js'
-import { median } from './lib/brokers.js'
+import { freePort, median } from './lib/brokers.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const BIN = path.join(repoRoot, 'bin', 'run.js')
@@ -36,14 +35,6 @@ const OPEN: JsonObject = {
   },
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  s.listen(0, '127.0.0.1')
-  await new Promise((r) => s.once('listening', r))
-  const port = (s.address() as AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 function waitLine(proc: ChildProcess, stream: 'stdout' | 'stderr', re: RegExp, what: string): Promise<string> {
   return new Promise((resolve, reject) => {

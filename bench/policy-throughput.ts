@@ -23,8 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
-import { collectMessages, publishWindowed } from './lib/load.js'
-import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
+import { collectMessages, connectLocal, publishWindowed } from './lib/load.js'
 
 import { startEdgeBroker, type EdgeBroker } from '../src/broker/broker.js'
 import { openHub, type HubContext } from '../src/config/home.js'
@@ -119,14 +118,7 @@ async function stopVariant(v: Variant): Promise<void> {
 
 // ---------------------------------------------------------------- load generator (as bench/broker-throughput.ts)
 
-function client(port: number, c: Creds): Promise<MqttClient> {
-  const opts: IClientOptions = { host: '127.0.0.1', port, clientId: c.clientId, username: c.username, password: c.password, protocolVersion: 4, clean: true, reconnectPeriod: 0 }
-  const m = mqttConnect(opts)
-  return new Promise((resolve, reject) => {
-    m.once('connect', () => resolve(m))
-    m.once('error', reject)
-  })
-}
+const client = connectLocal
 
 interface Result {
   /** msg/s by the wall clock. */

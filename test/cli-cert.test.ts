@@ -10,18 +10,11 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, describe, test } from 'node:test'
 
+import type { DeviceCertResult } from '../src/cert/index.js'
 import { jsonOf, runCli, tempHome, type CliResult } from './helpers/cli.js'
 
-interface CertJson {
-  deviceId: string
-  certFile: string
-  keyFile: string
-  thumbprints: { sha1: string; sha256: string }
-  issuer: 'hub-ca' | 'self-signed'
-  caFile: string
-  registration: string
-  warnings: string[]
-}
+/** What `cert device` prints: the library's result type, as JSON. */
+type CertJson = DeviceCertResult
 interface DeviceJson {
   authentication: { type: string; x509Thumbprint: { primaryThumbprint: string | null } }
 }

@@ -1,5 +1,23 @@
 /** The load generator's two halves, shared by the bench scripts. */
-import type { MqttClient } from 'mqtt'
+import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
+
+export interface Creds {
+  clientId: string
+  username?: string
+  password?: string
+}
+
+/** An MQTT 3.1.1 clean-session client on 127.0.0.1:`port`, resolved on CONNACK. */
+export function connectLocal(port: number, c: Creds): Promise<MqttClient> {
+  const opts: IClientOptions = { host: '127.0.0.1', port, clientId: c.clientId, protocolVersion: 4, clean: true, reconnectPeriod: 0 }
+  if (c.username) opts.username = c.username
+  if (c.password) opts.password = c.password
+  const m = mqttConnect(opts)
+  return new Promise((resolve, reject) => {
+    m.once('connect', () => resolve(m))
+    m.once('error', reject)
+  })
+}
 
 /** Publishes `n` messages keeping `window` in flight (QoS1: until PUBACK; QoS0: until written). */
 export function publishWindowed(pub: MqttClient, topic: string, payload: Buffer, qos: 0 | 1, n: number, window: number): Promise<void> {
