@@ -101,7 +101,7 @@ async function startVariant(name: string, patch: JsonObject | 'none'): Promise<V
   // The baseline still needs a document that lets the clients connect; its policy is then swapped.
   await setEdgeHubDesired(ctx, patch === 'none' ? desired(WIDE) : patch)
   const broker = await startEdgeBroker({ home, context: ctx, inMemory: true, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
-  if (patch === 'none') broker.edgeHub = { ...broker.edgeHub, policy: NO_POLICY }
+  if (patch === 'none') broker.live.edgeHub = { ...broker.live.edgeHub, policy: NO_POLICY }
   const creds = async (d: string): Promise<Creds> => ({
     clientId: d,
     username: `${ctx.hub.hostName}/${d}/?api-version=2018-06-30`,

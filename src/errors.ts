@@ -9,6 +9,8 @@ export class EdgeMqError extends Error {
   readonly exitCode: ExitCode
   readonly code: string
   readonly hint?: string
+  /** IoT Hub's error code for this error on the wire, when more precise than its class's (e.g. ModuleNotFound). */
+  wireCode?: string
 
   constructor(message: string, opts: { exitCode?: ExitCode; code?: string; hint?: string; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
@@ -66,5 +68,128 @@ export class BrokerUnreachableError extends EdgeMqError {
 export class TimeoutError extends EdgeMqError {
   constructor(message: string, hint?: string) {
     super(message, { exitCode: 4, code: 'TIMEOUT', hint })
+  }
+}
+
+/** A service request whose shared access policy lacks the right it needs (HTTP 401). */
+export class UnauthorizedError extends EdgeMqError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: 1, code: 'UNAUTHORIZED', hint })
+  }
+}
+
+/** A device or module that exists but is not connected (or not listening for methods). */
+export class DeviceNotOnlineError extends NotFoundError {
+  constructor(message: string, hint?: string) {
+    super(message, hint)
+    Object.defineProperty(this, 'code', { value: 'DEVICE_NOT_ONLINE' })
+  }
+}
+
+/** An If-Match etag that is not the current one (HTTP 412). */
+export class PreconditionFailedError extends EdgeMqError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: 1, code: 'PRECONDITION_FAILED', hint })
+  }
+}
+
+/** A message or request body over a limit (HTTP 413). */
+export class TooLargeError extends EdgeMqError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: 1, code: 'TOO_LARGE', hint })
+  }
+}
+
+// ---- the one mapping between typed errors and the wire (HTTP status + IoT Hub error code) ----
+
+/** What an error looks like on the wire: IoT Hub's body plus edgemq's typed code, issues and hint. */
+export interface WireErrorBody {
+  Message: string
+  ExceptionMessage: string
+  errorCode: string
+  message: string
+  /** edgemq's `EdgeMqError.code`, so a client rebuilds the same typed error (and exit code). */
+  code: string
+  issues?: DocumentIssue[]
+  hint?: string
+}
+
+export interface WireError {
+  status: number
+  body: WireErrorBody
+}
+
+/** edgemq code → HTTP status and IoT Hub error code. Order of lookup: exact code, then class. */
+const WIRE: Record<string, { status: number; errorCode: string }> = {
+  INVALID_DOCUMENT: { status: 400, errorCode: 'ArgumentInvalid' },
+  USAGE: { status: 400, errorCode: 'ArgumentInvalid' },
+  UNAUTHORIZED: { status: 401, errorCode: 'IotHubUnauthorizedAccess' },
+  NOT_FOUND: { status: 404, errorCode: 'DeviceNotFound' },
+  DEVICE_NOT_ONLINE: { status: 404, errorCode: 'DeviceNotOnline' },
+  CONFLICT: { status: 409, errorCode: 'DeviceAlreadyExists' },
+  PRECONDITION_FAILED: { status: 412, errorCode: 'PreconditionFailed' },
+  TOO_LARGE: { status: 413, errorCode: 'MessageTooLarge' },
+  TIMEOUT: { status: 504, errorCode: 'GatewayTimeout' },
+  BROKER_UNREACHABLE: { status: 503, errorCode: 'ServiceUnavailable' },
+  NOT_FOUND_RESOURCE: { status: 404, errorCode: 'NotFound' },
+  METHOD_NOT_ALLOWED: { status: 405, errorCode: 'MethodNotAllowed' },
+}
+
+/** Sets the IoT Hub error code an error answers with (`DeviceNotFound` → `ModuleNotFound`, …). */
+export function withWireCode<T extends EdgeMqError>(err: T, wireCode: string): T {
+  err.wireCode = wireCode
+  return err
+}
+
+/** Any thrown value → the HTTP answer for it. Unknown errors are 500 ServerError. */
+export function toWireError(err: unknown): WireError {
+  const e = err instanceof EdgeMqError ? err : undefined
+  const code = e?.code ?? 'SERVER_ERROR'
+  const map = WIRE[code] ?? { status: 500, errorCode: 'ServerError' }
+  const message = err instanceof Error ? err.message : String(err)
+  const ec = e?.wireCode ?? map.errorCode
+  return {
+    status: map.status,
+    body: {
+      Message: `ErrorCode:${ec};${message}`,
+      ExceptionMessage: `Tracking ID:edgemq-${Date.now()} ErrorCode:${ec}`,
+      errorCode: ec,
+      message,
+      code,
+      ...(e instanceof InvalidDocumentError && e.issues.length > 0 ? { issues: e.issues } : {}),
+      ...(e?.hint ? { hint: e.hint } : {}),
+    },
+  }
+}
+
+/** An HTTP error answer → the typed error that caused it (same class, exit code, issues, hint). */
+export function fromWireError(status: number, body: unknown): EdgeMqError {
+  const b = (body ?? {}) as Partial<WireErrorBody>
+  const message = typeof b.message === 'string' ? b.message : typeof b.Message === 'string' ? b.Message : `HTTP ${status}`
+  const hint = typeof b.hint === 'string' ? b.hint : undefined
+  const code = typeof b.code === 'string' ? b.code : Object.entries(WIRE).find(([, w]) => w.status === status)?.[0]
+  switch (code) {
+    case 'INVALID_DOCUMENT':
+      return new InvalidDocumentError(message, Array.isArray(b.issues) ? b.issues : [], hint)
+    case 'USAGE':
+      return new UsageError(message, hint)
+    case 'UNAUTHORIZED':
+      return new UnauthorizedError(message, hint)
+    case 'NOT_FOUND':
+      return new NotFoundError(message, hint)
+    case 'DEVICE_NOT_ONLINE':
+      return new DeviceNotOnlineError(message, hint)
+    case 'CONFLICT':
+      return new ConflictError(message, hint)
+    case 'PRECONDITION_FAILED':
+      return new PreconditionFailedError(message, hint ?? 'show the twin again and retry with its etag')
+    case 'TOO_LARGE':
+      return new TooLargeError(message, hint)
+    case 'TIMEOUT':
+      return new TimeoutError(message, hint)
+    case 'BROKER_UNREACHABLE':
+      return new BrokerUnreachableError(message, hint)
+    default:
+      return new EdgeMqError(`broker answered ${status}: ${message}`, { hint })
   }
 }

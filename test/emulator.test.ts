@@ -244,7 +244,7 @@ test('export/import: library round trip between two in-memory hubs, and CLI with
     assert.deepEqual(twin.tags, { site: 'lab' })
     assert.equal((await b.getTwin('leaf/m1')).properties.desired.mode, 'x')
     // The $edgeHub document came along: leaf can connect to b with a's key (same key, b's hub name).
-    await b.broker.reloadEdgeHub('change')
+    await b.broker.live.reloadEdgeHub('change')
     const c = await connect({ port: b.ports.mqtt as number, clientId: 'leaf', username: iothubUsername('leaf', b.hostName), password: await b.sas('leaf') })
     await c.endAsync()
   } finally {

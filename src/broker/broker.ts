@@ -6,29 +6,35 @@
  */
 import { once } from 'node:events'
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
+import { createServer as createTlsServer } from 'node:tls'
 
-import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { Aedes, type PublishPacket } from 'aedes'
 import mqemitter, { type MQEmitter } from 'mqemitter'
 import type { Logger } from 'pino'
 
-import { UpstreamBridge, type BridgeStatus } from '../bridge/bridge.js'
+import { UpstreamBridge } from '../bridge/bridge.js'
 import { ForwardQueue } from '../bridge/queue.js'
 import { ClusterNode } from '../cluster/node.js'
 import { attachClusterStore, openHub, readStorePointer, type HubContext } from '../config/home.js'
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
-import type { IdentityPolicy } from '../policy/index.js'
-import type { Change } from '../registry/types.js'
-import { authenticate, CONNACK, type AuthMethod, type ConnackCode } from './authenticate.js'
-import { compileEdgeHubDesired, emptyEdgeHubState, type DesiredStatus, type EdgeHubState } from './edgehub-state.js'
-import type { ClientIdentity } from './identity.js'
+import type { TwinKey } from '../registry/types.js'
+import { brokerPersistence, connectedClient } from './aedes-internals.js'
+import { CONNACK } from './authenticate.js'
+import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
+import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
 import { installIotHubPacketRewrites, IotHub } from './iothub.js'
+import { LiveConfig } from './live.js'
 import { createLogger, type LogLevel } from './logger.js'
 import { createPersistence } from './persistence.js'
 import { startControlServer, type ControlServer } from './control.js'
+import { SessionStore } from './session-store.js'
+import { SessionTable, type Session } from './session.js'
 import { startWorkloadServer, type WorkloadServer } from '../workload/server.js'
 import { removeRuntime, writeRuntime, type BrokerRuntime } from './runtime.js'
+
+export type { Session } from './session.js'
+export { PRIVATE_PREFIX } from './pipeline.js'
 
 export interface EdgeBrokerOptions {
   home: string
@@ -64,56 +70,29 @@ export interface EdgeBrokerOptions {
    * with `hub init --store redis://…`. See src/cluster/node.ts.
    */
   cluster?: string
+  /**
+   * aedes' heartbeat (ms, default 60 s): a will left by a broker that died is published after about
+   * 4× this. Tests make it short to sweep orphaned wills deterministically.
+   */
+  heartbeatIntervalMs?: number
 }
 
-export interface Session {
-  client: Client
-  identity: ClientIdentity
-  method: AuthMethod
-  address: string
-  connectedAt: number
-  expiresAt?: number
-  authz: IdentityPolicy | undefined
-  expiryTimer?: NodeJS.Timeout
-  /** For an edge device: the child devices it may send telemetry for (nested edge, PROTOCOL.md §6). */
-  actsFor?: Set<string>
-}
 
-type AuthError = Error & { returnCode: ConnackCode }
-
-function authError(code: ConnackCode): AuthError {
-  return Object.assign(new Error('connection refused'), { returnCode: code })
-}
-
-function remoteAddress(client: Client): string {
-  const c = client.conn as Partial<TLSSocket>
-  return c.remoteAddress ? `${c.remoteAddress}:${c.remotePort}` : 'unknown'
-}
-
-function peerCert(client: Client): Buffer | undefined {
-  const c = client.conn as Partial<TLSSocket>
-  if (typeof c.getPeerCertificate !== 'function') return undefined
-  const cert = c.getPeerCertificate(false)
-  return cert && cert.raw && cert.raw.length > 0 ? cert.raw : undefined
-}
-
-/** `$`-rooted private namespace that carries one client's IoT Hub responses (see iothub.ts). */
-export const PRIVATE_PREFIX = '$edgemq/'
-/** Where aedes' own copy of an already published QoS1 message goes (see allowPublish): nowhere. */
-const INERT_TOPIC = '$edgemq/-/published'
-
-export class EdgeBroker {
+export class EdgeBroker implements IotHubHost, ClusterHost {
   readonly aedes: Aedes
   readonly log: Logger
   readonly ctx: HubContext
-  readonly sessions = new Map<string, Session>()
+  readonly sessions = new SessionTable()
   readonly iothub: IotHub
   readonly bridge: UpstreamBridge
-  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number; workload?: number } = { control: 0 }
+  readonly hooks: Hooks
+  readonly live: LiveConfig
+  /** Persistent sessions: granted filters only, and the per-session queue bound (set once aedes listens). */
+  sessionStore!: SessionStore
+  ports: BrokerRuntime['ports'] = { control: 0 }
   host: string
-  edgeHub: EdgeHubState = emptyEdgeHubState()
-  lastDesiredStatus: DesiredStatus = { code: 200, description: '' }
   pki?: HubPki
+  readonly maxMessageSize: number
 
   private debugPublish = false
   /** Set once any clean=false session subscribes (or the persistence holds one from before). */
@@ -122,37 +101,58 @@ export class EdgeBroker {
   private control?: ControlServer
   private workload?: WorkloadServer
   private pollTimer?: NodeJS.Timeout
-  private lastSeq = 0
   private closing?: Promise<void>
   private readonly clockSkewSecs: number
-  private readonly maxMessageSize: number
   private readonly ownsContext: boolean
   private readonly persistenceClose: () => Promise<void>
   /** Set when this broker is a node of a Redis cluster. */
   readonly cluster?: ClusterNode
   private unwatchChanges?: () => void
 
+  /** Built before aedes, so aedes' hooks bind to it directly (see start()). */
   private constructor(
     readonly opts: EdgeBrokerOptions,
     ctx: HubContext,
-    aedes: Aedes,
+    aedes: () => Aedes,
     mq: MQEmitter,
     log: Logger,
     persistenceClose: () => Promise<void>,
     cluster?: ClusterNode,
   ) {
     this.ctx = ctx
-    this.aedes = aedes
     this.log = log
     this.host = opts.host ?? '127.0.0.1'
     this.clockSkewSecs = opts.clockSkewSecs ?? 300
     this.maxMessageSize = ctx.hub.broker.maxMessageSize
     this.ownsContext = !opts.context
     this.persistenceClose = persistenceClose
-    this.iothub = new IotHub(this)
     this.cluster = cluster
+    this.iothub = new IotHub(this)
+    this.hooks = new Hooks({
+      ctx,
+      log,
+      sessions: this.sessions,
+      iothub: this.iothub,
+      policy: () => this.live.edgeHub.policy,
+      caPem: () => this.pki?.caPem,
+      clockSkewSecs: this.clockSkewSecs,
+      maxMessageSize: this.maxMessageSize,
+      persistBeforeAck: (packet, cb) => this.persistBeforeAck(packet, cb),
+    })
+    this.aedes = aedes()
     const queue = new ForwardQueue(opts.inMemory ? ':memory:' : ctx.paths.forward)
-    this.bridge = cluster ? cluster.createBridge(aedes, mq, log, queue, (st) => this.onBridgeStatus(st)) : new UpstreamBridge(aedes, mq, log, queue, (st) => this.onBridgeStatus(st))
+    const onStatus = () => this.live.onBridgeStatus()
+    this.bridge = cluster ? cluster.createBridge(this.aedes, mq, log, queue, onStatus) : new UpstreamBridge(this.aedes, mq, log, queue, onStatus)
+    this.live = new LiveConfig({
+      aedes: this.aedes,
+      ctx,
+      log,
+      sessions: this.sessions,
+      iothub: this.iothub,
+      bridge: this.bridge,
+      childrenOf: (id) => this.hooks.childrenOf(id),
+      isClosing: () => this.closing !== undefined,
+    })
   }
 
   static async start(opts: EdgeBrokerOptions): Promise<EdgeBroker> {
@@ -170,36 +170,42 @@ export class EdgeBroker {
     }
     const persistence = cluster ? cluster.persistence : await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
     const mq = opts.mq ?? cluster?.mq ?? mqemitter({ concurrency: 1000, matchEmptyLevels: true })
+    // aedes.listen() (persistence setup, first heartbeat) is async; the hooks need the broker, so
+    // the broker is made first with a factory for the aedes instance, and aedes listens after.
     let self: EdgeBroker | undefined
-    const aedes = await Aedes.createBroker({
-      ...(cluster ? { id: cluster.nodeId } : {}),
-      persistence: persistence.persistence,
-      mq,
-      // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23.
-      maxClientsIdLength: 257,
-      queueLimit: 1000,
-      concurrency: 1000,
-      heartbeatInterval: 60_000,
-      authenticate: (client, username, password, done) => {
-        ;(self as EdgeBroker).onAuthenticate(client, username, password).then(
-          () => done(null, true),
-          (err: AuthError) => done(err.returnCode ? err : authError(CONNACK.UNAVAILABLE), false),
-        )
-      },
-      preConnect: (client, _packet, cb) => {
-        installIotHubPacketRewrites(client)
-        cb(null, true)
-      },
-      authorizePublish: (client, packet, cb) => {
-        // Cluster: aedes PUBACKs right after this hook, so hold it while the Redis bus is down.
-        if (cluster && client) return cluster.whenBusOpen(() => (self as EdgeBroker).onAuthorizePublish(client, packet, cb))
-        ;(self as EdgeBroker).onAuthorizePublish(client, packet, cb)
-      },
-      authorizeSubscribe: (client, sub, cb) => (self as EdgeBroker).onAuthorizeSubscribe(client, sub, cb),
-      authorizeForward: (client, packet) => (self as EdgeBroker).onAuthorizeForward(client, packet),
-    })
-    self = new EdgeBroker(opts, ctx, aedes, mq, log, persistence.close, cluster)
+    const make = () =>
+      new Aedes({
+        ...(cluster ? { id: cluster.nodeId } : {}),
+        persistence: persistence.persistence as never,
+        mq,
+        // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23.
+        maxClientsIdLength: 257,
+        queueLimit: 1000,
+        concurrency: 1000,
+        heartbeatInterval: opts.heartbeatIntervalMs ?? 60_000,
+        authenticate: (client, username, password, done) => {
+          hooksOf().authenticate(client, username, password).then(
+            () => done(null, true),
+            (err: AuthError) => done(err.returnCode ? err : authError(CONNACK.UNAVAILABLE), false),
+          )
+        },
+        preConnect: (client, _packet, cb) => {
+          installIotHubPacketRewrites(client)
+          cb(null, true)
+        },
+        authorizePublish: (client, packet, cb) => {
+          // Cluster: aedes PUBACKs right after this hook, so hold it while the Redis bus is down.
+          if (cluster && client) return cluster.whenBusOpen(() => hooksOf().authorizePublish(client, packet, cb))
+          hooksOf().authorizePublish(client, packet, cb)
+        },
+        authorizeSubscribe: (client, sub, cb) => hooksOf().authorizeSubscribe(client, sub, cb),
+        authorizeForward: (client, packet) => hooksOf().authorizeForward(client, packet),
+      })
+    const hooksOf = () => (self as EdgeBroker).hooks
+    self = new EdgeBroker(opts, ctx, make, mq, log, persistence.close, cluster)
     try {
+      await self.aedes.listen()
+      self.guardPersistence()
       await self.listen()
     } catch (err) {
       await self.close()
@@ -208,8 +214,46 @@ export class EdgeBroker {
     return self
   }
 
+  /** aedes creates its persistence in listen(): wrap it then, before any client connects. */
+  private guardPersistence(): void {
+    const cluster = this.cluster
+    this.sessionStore = new SessionStore(brokerPersistence(this.aedes), {
+      granted: (clientId, filter) => this.sessions.byClientId(clientId)?.granted.has(filter) ?? false,
+      connected: (clientId) => connectedClient(this.aedes, clientId) !== undefined,
+      // A cluster node's queues live in Redis and are bounded there.
+      bound: () => (cluster ? undefined : { maxQueued: this.ctx.hub.broker.maxQueued, whenFull: this.ctx.hub.broker.whenFull }),
+      onDrop: (clientId, topic, whenFull) => this.log.debug({ client: clientId, topic, whenFull }, 'session queue full: message dropped'),
+    })
+  }
+
   get hubName(): string {
     return this.ctx.hub.name
+  }
+
+  get writesRuntimeFile(): boolean {
+    return this.opts.writeRuntimeFile ?? !this.opts.inMemory
+  }
+
+  /** `$upstream` for the IoT Hub primitives: the bridge when a parent is set. */
+  get upstream(): IotHubHost['upstream'] {
+    return this.bridge
+  }
+
+  get edgeHub() {
+    return this.live.edgeHub
+  }
+
+  get lastDesiredStatus() {
+    return this.live.lastDesiredStatus
+  }
+
+  invokeRemote(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number, notOnline: Error): Promise<MethodResult> {
+    if (!this.cluster) return Promise.reject(notOnline)
+    return this.cluster.invokeMethod(key, methodName, payload, timeoutSecs, notOnline as never)
+  }
+
+  invokeMethodLocally(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult> {
+    return this.iothub.invokeMethod(key, methodName, payload, timeoutSecs, { local: true })
   }
 
   /** The TLS identity: given, else in memory for in-memory hubs (nothing on disk), else the home's pki/. */
@@ -221,11 +265,10 @@ export class EdgeBroker {
 
   private async listen(): Promise<void> {
     const { opts } = this
-    this.lastSeq = await this.ctx.store.lastChangeSeq()
-    const stored = (this.aedes as unknown as { persistence?: { countOffline?: () => Promise<{ subsCount: number }> } }).persistence
-    if (stored?.countOffline) this.persistentSessions = (await stored.countOffline()).subsCount > 0
+    const stored = brokerPersistence(this.aedes)
+    if (stored.countOffline) this.persistentSessions = (await stored.countOffline()).subsCount > 0
     if (this.ctx.createdHub) this.log.info({ hub: this.hubName, edgeDevice: this.ctx.hub.edgeDeviceId, home: this.ctx.home }, 'created a new hub in this home')
-    await this.reloadEdgeHub('start')
+    await this.live.start()
     this.wireEvents()
 
     const listenOn = async (server: NetServer, port: number, what: string): Promise<number> => {
@@ -281,12 +324,12 @@ export class EdgeBroker {
     })
     this.ports.workload = this.workload.port
 
-    this.pollTimer = setInterval(() => void this.pollChanges(), opts.pollMs ?? 200)
+    this.pollTimer = setInterval(() => void this.live.poll(), opts.pollMs ?? 200)
     this.pollTimer.unref()
     // A store that pushes (Redis pub/sub) wakes the follower at once; the poll stays as the backstop.
-    this.unwatchChanges = await this.ctx.store.watch?.(() => void this.pollChanges())
+    this.unwatchChanges = await this.ctx.store.watch?.(() => void this.live.poll())
     await this.cluster?.attach(this)
-    if (opts.writeRuntimeFile ?? !opts.inMemory) writeRuntime(this.ctx.paths.brokerState, this.runtime())
+    if (this.writesRuntimeFile) writeRuntime(this.ctx.paths.brokerState, this.runtime())
   }
 
   runtime(): BrokerRuntime {
@@ -310,8 +353,10 @@ export class EdgeBroker {
     // the offline queue is flushed, and a client that publishes and disconnects at once (mosquitto_pub)
     // is gone by then, so its connect line was never logged. 'client' pairs with 'clientDisconnect'.
     a.on('client', (client) => {
-      const s = this.sessions.get(client.id)
-      if (!s || s.client !== client) return
+      const s = this.sessions.of(client)
+      if (!s) return
+      s.registered = true
+      this.sessionStore.connected(client.id)
       this.log.info({ client: client.id, auth: s.method, address: s.address }, 'client connected')
       if (s.expiresAt !== undefined) {
         const ms = (s.expiresAt + this.clockSkewSecs) * 1000 - Date.now()
@@ -322,123 +367,42 @@ export class EdgeBroker {
         s.expiryTimer.unref()
       }
     })
+    // The session ends here, after aedes has authorized and published the client's will; not at
+    // 'clientError' (keep-alive timeout, reset), which comes first and would orphan the will.
     a.on('clientDisconnect', (client) => {
-      const s = this.sessions.get(client.id)
-      if (s && s.client === client) {
-        clearTimeout(s.expiryTimer)
-        this.sessions.delete(client.id)
-      }
+      this.sessions.end(client)
       this.log.info({ client: client.id }, 'client disconnected')
     })
-    a.on('clientError', (client, err) => {
-      const s = this.sessions.get(client.id)
-      if (s && s.client === client) {
-        clearTimeout(s.expiryTimer)
-        this.sessions.delete(client.id)
-      }
-      this.log.info({ client: client.id, reason: err.message }, 'client dropped')
-    })
+    a.on('clientError', (client, err) => this.log.info({ client: client.id, reason: err.message }, 'client dropped'))
+    // aedes reports persistence and will-sweep failures here; unhandled, an 'error' event would end the process.
+    ;(a as unknown as NodeJS.EventEmitter).on('error', (err: Error) => this.log.warn({ err: err.message }, 'broker error'))
     a.on('connectionError', (client, err) => this.log.info({ client: client?.id, reason: err.message }, 'connection error'))
     if (this.log.isLevelEnabled('debug')) {
       this.debugPublish = true
       a.on('publish', (packet, client) => {
         if (client && packet.topic !== INERT_TOPIC) this.log.debug({ client: client.id, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
       })
-      a.on('subscribe', (subs, client) => this.log.debug({ client: client.id, subscriptions: subs.map((s) => `${s.topic}@${s.qos}`) }, 'SUBSCRIBE'))
+      a.on('subscribe', (subs, client) => this.log.debug({ client: client.id, subscriptions: subs.map((x) => `${x.topic}@${x.qos}`) }, 'SUBSCRIBE'))
       a.on('unsubscribe', (topics, client) => this.log.debug({ client: client.id, topics }, 'UNSUBSCRIBE'))
       a.on('ping', (_p, client) => this.log.debug({ client: client.id }, 'PINGREQ'))
       a.on('connackSent', (packet, client) => this.log.debug({ client: client.id, returnCode: packet.returnCode }, 'CONNACK'))
     }
   }
 
-  // ---- security: one front door (authenticate, then policy.decide) ----
-
-  private async onAuthenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
-    const address = remoteAddress(client)
-    const { store, hub } = this.ctx
-    const res = await authenticate(
-      { clientId: client.id, username, password, peerCertDer: peerCert(client) },
-      {
-        hostName: hub.hostName,
-        caPem: this.pki?.caPem,
-        lookupDevice: (d) => store.getDevice(d),
-        lookupModule: (d, m) => store.getModule(d, m),
-        // The skew goes to the verifier itself (not a shifted `now`) so the logged "expired N ago" is true.
-        skewSecs: this.clockSkewSecs,
-      },
-    )
-    if (!res.ok) {
-      this.log.info({ client: client.id, address, code: res.code, reason: res.reason }, 'connection refused')
-      throw authError(res.code)
-    }
-    const authz = this.edgeHub.policy?.forIdentity(res.identity)
-    if (!authz || !authz.canConnect()) {
-      const reason = authz ? authz.decide('connect').reason : 'no authorization policy is set, so nobody may connect (set one with `edgemq edgehub set`)'
-      this.log.info({ client: client.id, address, code: CONNACK.NOT_AUTHORIZED, reason }, 'connection refused by policy')
-      throw authError(CONNACK.NOT_AUTHORIZED)
-    }
-    const prev = this.sessions.get(client.id)
-    if (prev) clearTimeout(prev.expiryTimer)
-    const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
-    this.sessions.set(client.id, { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor })
-    // A client that closes between authentication and registration gets no clientDisconnect from
-    // aedes; without this its session (and expiry timer) would stay listed as connected.
-    client.conn.once('close', () => {
-      const cur = this.sessions.get(client.id)
-      if (cur && cur.client === client) {
-        clearTimeout(cur.expiryTimer)
-        this.sessions.delete(client.id)
-      }
-    })
-  }
-
-  private async childrenOf(edgeId: string): Promise<Set<string>> {
-    return new Set((await this.ctx.store.listDevices()).filter((d) => d.parentId === edgeId).map((d) => d.deviceId))
-  }
-
-  private session(client: Client): Session | undefined {
-    const s = this.sessions.get(client.id)
-    return s && s.client === client ? s : undefined
-  }
-
-  private onAuthorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
-    if (!client) return cb(null) // the broker's own publishes
-    const s = this.session(client)
-    if (!s || !s.authz) return cb(new Error('no session'))
-    const topic = packet.topic
-    if (packet.payload && packet.payload.length > this.maxMessageSize) {
-      this.log.info({ client: client.id, topic, bytes: packet.payload.length, max: this.maxMessageSize }, 'message too large: disconnecting')
-      return cb(new Error('message too large'))
-    }
-    if (topic.charCodeAt(0) === 36 /* $ */ || topic.startsWith('devices/')) {
-      const handled = this.iothub.onPublish(s, packet)
-      if (handled === 'deny') return cb(new Error('denied'))
-      if (handled === 'handled') {
-        // A request the hub answered itself still flows through aedes (no subscriber can see it),
-        // but it must never become a retained message.
-        packet.retain = false
-        return cb(null)
-      }
-    }
-    if (s.authz.canPublish(topic)) return this.allowPublish(client, packet, cb)
-    this.log.info({ client: client.id, topic, reason: s.authz.decidePublish(topic).reason }, 'publish denied: disconnecting')
-    cb(new Error('publish not authorized'))
-  }
-
   /**
-   * aedes writes a QoS1 PUBACK *before* it stores a retained message, queues the message for
-   * offline persistent sessions or hands it to the bridge: a crash in between would lose an
-   * acknowledged message. So edgemq publishes the message itself first (store, deliver, queue),
-   * and only then lets aedes go on with an inert copy: aedes still sends the PUBACK (same packet
-   * id) and publishes that copy to a topic nobody can subscribe to. In a cluster the Redis bus
-   * would carry the inert copy too, so there the node's own bus guard applies instead.
+   * The pipeline's last step. aedes writes a QoS1 PUBACK *before* it stores a retained message,
+   * queues the message for offline persistent sessions or hands it to the bridge: a crash in
+   * between would lose an acknowledged message. So edgemq publishes the message itself first
+   * (store, deliver, queue), and only then lets aedes go on with an inert copy: aedes still sends
+   * the PUBACK (same packet id) and publishes that copy to a topic nobody can subscribe to. In a
+   * cluster the Redis bus would carry the inert copy too, so there the node's own bus guard applies.
    */
-  private allowPublish(client: Client, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+  private persistBeforeAck(packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (packet.qos !== 1 || this.cluster) return cb(null)
     // Only a retained message, a persistent session or the bridge keeps a message past a crash;
     // with none of them aedes' own order loses nothing that could have been kept.
     if (!packet.retain && !this.persistentSessions && !this.bridge.forwardsOut) return cb(null)
-    if (this.debugPublish) this.log.debug({ client: client.id, topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
+    if (this.debugPublish) this.log.debug({ topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
     const copy = { cmd: 'publish' as const, topic: packet.topic, payload: packet.payload, qos: 1 as const, retain: packet.retain, dup: false }
     this.aedes.publish(copy, (err) => {
       if (err) return cb(err)
@@ -448,190 +412,8 @@ export class EdgeBroker {
     })
   }
 
-  private onAuthorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
-    const s = this.session(client)
-    if (!s || !s.authz) return cb(null, null)
-    const rewritten = this.iothub.onSubscribe(s, sub)
-    if (rewritten !== undefined) return cb(null, rewritten)
-    if (s.authz.canSubscribe(sub.topic)) return cb(null, sub)
-    this.log.info({ client: client.id, filter: sub.topic, reason: s.authz.decideSubscribe(sub.topic).reason }, 'subscribe denied')
-    cb(null, null)
-  }
-
-  private onAuthorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
-    if (packet.topic.startsWith(PRIVATE_PREFIX)) return this.iothub.onForward(client, packet)
-    // A persistent session's stored subscriptions and queued messages come back without a new
-    // SUBSCRIBE: re-check each delivery against the policy in force now (a cached decision).
-    const s = this.sessions.get(client.id)
-    if (s && s.client === client && s.authz && !s.authz.canSubscribe(packet.topic)) return null
-    return packet
-  }
-
-  // ---- live changes from other processes (PRODUCT.md: applied within 1 s) ----
-
-  private polling = false
-  private async pollChanges(): Promise<void> {
-    if (this.polling || this.closing) return
-    this.polling = true
-    try {
-      const changes = await this.ctx.store.changesSince(this.lastSeq)
-      if (changes.length === 0) return
-      this.lastSeq = changes[changes.length - 1].seq
-      await this.applyChanges(changes)
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'reading the registry change feed failed')
-    } finally {
-      this.polling = false
-    }
-  }
-
-  async applyChanges(changes: Change[]): Promise<void> {
-    const { edgeDeviceId } = this.ctx.hub
-    let reloadEdgeHub = false
-    const identities = new Set<string>()
-    for (const c of changes) {
-      if (c.kind === 'twin' && c.deviceId === edgeDeviceId && c.moduleId === '$edgeHub' && c.op !== 'reported') reloadEdgeHub = true
-      else if (c.kind === 'twin' && c.op === 'desired' && c.deviceId) this.iothub.desiredChanged({ deviceId: c.deviceId, moduleId: c.moduleId })
-      else if ((c.kind === 'device' || c.kind === 'module') && c.deviceId) identities.add(c.deviceId)
-      else if (c.kind === 'hub') identities.add('*')
-    }
-    if (identities.has('*')) await this.reloadHubRecord()
-    if (reloadEdgeHub) await this.reloadEdgeHub('change')
-    if (identities.size > 0) await this.recheckIdentities(identities)
-  }
-
-  /** Drops sessions whose device or module was deleted or disabled. */
-  private async recheckIdentities(deviceIds: Set<string>): Promise<void> {
-    for (const s of [...this.sessions.values()]) {
-      if (s.actsFor) s.actsFor = await this.childrenOf(s.identity.deviceId)
-      if (!deviceIds.has('*') && !deviceIds.has(s.identity.deviceId)) continue
-      const d = await this.ctx.store.getDevice(s.identity.deviceId)
-      const m = s.identity.moduleId ? await this.ctx.store.getModule(s.identity.deviceId, s.identity.moduleId) : undefined
-      let reason: string | undefined
-      if (!d) reason = `device "${s.identity.deviceId}" was deleted`
-      else if (d.status !== 'enabled') reason = `device "${s.identity.deviceId}" was disabled`
-      else if (s.identity.moduleId && !m) reason = `module "${s.identity.clientId}" was deleted`
-      if (reason) {
-        this.log.info({ client: s.client.id, reason }, 'closing session')
-        s.client.close()
-      }
-    }
-  }
-
-  /** Loads the `$edgeHub` desired document; on success re-authorizes every live session. */
-  async reloadEdgeHub(why: 'start' | 'change'): Promise<void> {
-    const twin = await this.ctx.store.getTwin({ deviceId: this.ctx.hub.edgeDeviceId, moduleId: '$edgeHub' })
-    const version = twin?.desiredVersion ?? 0
-    if (why === 'change' && version === this.edgeHub.desiredVersion) return
-    const result = compileEdgeHubDesired(twin?.desired ?? {}, version)
-    this.lastDesiredStatus = result.status
-    await this.reportDesiredStatus(result.status)
-    if (!result.ok) {
-      this.log.warn({ reason: result.status.description }, 'rejected $edgeHub desired properties; the last good policy stays in force')
-      return
-    }
-    this.edgeHub = result.state
-    this.log.info(
-      { version, statements: result.state.config.mqttBroker.authorizations?.length ?? 0, routes: Object.keys(result.state.config.routes).length },
-      why === 'start' ? 'loaded $edgeHub configuration' : 'applied new $edgeHub configuration',
-    )
-    // The banner says this too, but --daemon and `-o json` runs print no banner: the log must.
-    if (!result.state.policy) {
-      this.log.warn('no authorization policy is set, so no client may connect: allow every registered identity with `edgemq edgehub set --default-policy`, or set one with `edgemq edgehub set <policy.json>`')
-    }
-    this.iothub.configure(result.state.config)
-    this.configureBridge()
-    if (why === 'change') this.reauthorizeAll()
-  }
-
-  private configureBridge(): void {
-    const c = this.edgeHub.config
-    this.bridge.configure(this.ctx.hub.upstream, c.mqttBroker.bridges, c.storeAndForwardConfiguration.timeToLiveSecs)
-  }
-
-  /** `hub set-upstream` (or another hub change) from another process. */
-  private async reloadHubRecord(): Promise<void> {
-    const hub = await this.ctx.store.getHub()
-    if (!hub) return
-    const before = JSON.stringify(this.ctx.hub.upstream)
-    Object.assign(this.ctx.hub, hub)
-    if (JSON.stringify(hub.upstream) !== before) {
-      if (!hub.upstream) delete this.ctx.hub.upstream
-      this.log.info({ upstream: hub.upstream ? `${hub.upstream.gatewayHostName}:${hub.upstream.port}` : null }, 'upstream changed')
-      this.configureBridge()
-    }
-  }
-
-  private bridgeReportTimer?: NodeJS.Timeout
-  /** Bridge state into `$edgeHub` reported properties, at most once a second. */
-  private onBridgeStatus(_st: BridgeStatus): void {
-    if (this.bridgeReportTimer || this.closing) return
-    this.bridgeReportTimer = setTimeout(() => {
-      this.bridgeReportTimer = undefined
-      if (this.closing) return
-      const status = this.bridge.status()
-      void this.ctx.store
-        .updateTwin(
-          { deviceId: this.ctx.hub.edgeDeviceId, moduleId: '$edgeHub' },
-          (t) => ({ ...t, reported: { ...t.reported, bridges: [status] }, reportedVersion: t.reportedVersion + 1, version: t.version + 1 }),
-          'reported',
-        )
-        .catch(() => undefined)
-    }, 1000)
-    this.bridgeReportTimer.unref()
-  }
-
-  private async reportDesiredStatus(status: DesiredStatus): Promise<void> {
-    await this.ctx.store
-      .updateTwin(
-        { deviceId: this.ctx.hub.edgeDeviceId, moduleId: '$edgeHub' },
-        (t) => ({
-          ...t,
-          reported: { ...t.reported, lastDesiredStatus: status, lastDesiredVersion: this.edgeHub.desiredVersion },
-          reportedVersion: t.reportedVersion + 1,
-          version: t.version + 1,
-        }),
-        'reported',
-      )
-      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'cannot write $edgeHub reported properties'))
-  }
-
-  /** PROTOCOL.md §3: on a policy change every live session is re-checked. */
-  private reauthorizeAll(): void {
-    const policy = this.edgeHub.policy
-    for (const s of [...this.sessions.values()]) {
-      const authz = policy?.forIdentity(s.identity)
-      if (!authz || !authz.canConnect()) {
-        this.log.info({ client: s.client.id }, 'policy no longer allows this client to connect: disconnecting')
-        s.authz = authz
-        s.client.close()
-        continue
-      }
-      s.authz = authz
-      this.dropDeniedSubscriptions(s)
-    }
-  }
-
-  private dropDeniedSubscriptions(s: Session): void {
-    const subs = (s.client as unknown as { subscriptions: Record<string, { qos: number }> }).subscriptions ?? {}
-    const denied = Object.keys(subs).filter((f) => !f.startsWith(PRIVATE_PREFIX) && !s.authz?.canSubscribe(f))
-    if (denied.length === 0) return
-    // aedes wants the filters as strings (its typings say Subscription objects, which it silently
-    // ignores: the subscription stayed). No messageId: no UNSUBACK to a client that sent nothing.
-    s.client.unsubscribe({ cmd: 'unsubscribe', unsubscriptions: denied }, (err) => {
-      if (err) return this.log.warn({ client: s.client.id, filters: denied, err: err.message }, 'removing subscriptions the policy no longer allows failed')
-      this.log.info({ client: s.client.id, filters: denied }, 'policy no longer allows these subscriptions: removed them')
-    })
-    // Without a messageId aedes leaves a persistent session's stored subscriptions alone; drop them
-    // too, or they would keep queueing messages while the client is offline.
-    if (!s.client.clean) {
-      const persistence = (this.aedes as unknown as { persistence: { removeSubscriptions(c: Client, subs: string[]): Promise<void> } }).persistence
-      persistence.removeSubscriptions(s.client, denied).catch((err: Error) => this.log.warn({ client: s.client.id, err: err.message }, 'cannot remove stored subscriptions'))
-    }
-  }
-
   /** Broker-originated publish (IoT Hub responses, C2D, routed messages). */
-  publish(packet: { topic: string; payload: Buffer | string; qos?: 0 | 1; retain?: boolean }): Promise<void> {
+  publish(packet: BrokerPublish): Promise<void> {
     return new Promise((resolve, reject) => {
       this.aedes.publish(
         { cmd: 'publish', topic: packet.topic, payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), qos: packet.qos ?? 0, retain: packet.retain ?? false, dup: false },
@@ -641,12 +423,14 @@ export class EdgeBroker {
   }
 
   status() {
+    const { maxQueued, whenFull } = this.ctx.hub.broker
     return {
       hub: this.hubName,
       pid: process.pid,
       host: this.host,
       ports: this.ports,
-      clients: [...this.sessions.values()].map((s) => ({ clientId: s.identity.clientId, auth: s.method, address: s.address, connectedAt: new Date(s.connectedAt).toISOString() })),
+      clients: [...this.sessions.values()].map((s: Session) => ({ clientId: s.identity.clientId, auth: s.method, address: s.address, connectedAt: new Date(s.connectedAt).toISOString() })),
+      sessions: { maxQueued, whenFull, dropped: this.sessionStore.droppedTotal, droppedByClient: Object.fromEntries(this.sessionStore.dropped) },
       bridges: [this.bridge.status()],
       policy: { statements: this.edgeHub.config.mqttBroker.authorizations?.length ?? null, desiredVersion: this.edgeHub.desiredVersion, lastDesiredStatus: this.lastDesiredStatus },
       ...(this.cluster ? { cluster: this.cluster.snapshot() } : {}),
@@ -657,9 +441,9 @@ export class EdgeBroker {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.pollTimer)
-      for (const s of this.sessions.values()) clearTimeout(s.expiryTimer)
+      this.sessions.clearTimers()
       this.iothub.close()
-      clearTimeout(this.bridgeReportTimer)
+      this.live.close()
       await this.bridge.close()
       await this.control?.close()
       await this.workload?.close()
@@ -668,7 +452,7 @@ export class EdgeBroker {
       await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
       await this.cluster?.close()
       await this.persistenceClose()
-      if (this.opts.writeRuntimeFile ?? !this.opts.inMemory) removeRuntime(this.ctx.paths.brokerState)
+      if (this.writesRuntimeFile) removeRuntime(this.ctx.paths.brokerState)
       if (this.ownsContext) await this.ctx.close()
     })()
     return this.closing

@@ -2,7 +2,8 @@
  * The loopback control API: the service side of the hub (what IoT Hub's REST API and
  * `az iot hub` do) for a running broker — twins, direct methods, C2D, module inputs, the
  * telemetry event stream, status. IoT Hub REST shapes where natural (`/twins/{id}`,
- * `/twins/{id}/methods`); authenticated with a service SAS (skn = a hub policy).
+ * `/twins/{id}/methods`); authenticated with a service SAS (skn = a hub policy) whose policy
+ * must hold the right each route needs (rights.ts), the same on the `--rest-port` HTTPS API.
  */
 import { serviceTwinView } from '../service/twin-view.js'
 import { once } from 'node:events'
@@ -10,13 +11,13 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 
-import { EdgeMqError, NotFoundError, TimeoutError } from '../errors.js'
+import { EdgeMqError, InvalidDocumentError, toWireError, TooLargeError, UnauthorizedError, UsageError } from '../errors.js'
 import type { TwinKey } from '../registry/types.js'
 import { parseSasToken, verifySasToken } from '../sas/index.js'
 import { serviceTwinJson, type Twin } from '../twin/index.js'
-import type { EdgeBroker } from './broker.js'
-import type { HubEvent } from './iothub.js'
-import { registryRoutes } from './registry-rest.js'
+import type { HubEvent, ServiceHost } from './host.js'
+import { registryRoutes, type RestRoute } from './registry-rest.js'
+import { grants, type ServiceRight } from '../registry/rights.js'
 
 export interface ControlServer {
   port: number
@@ -35,16 +36,6 @@ export interface ControlServerOptions {
 /** IoT Hub's REST body limit is far larger; 1 MiB keeps a bad client from eating memory. */
 const MAX_BODY = 1024 * 1024
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly errorCode: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
 function send(res: ServerResponse, status: number, body?: unknown): void {
   if (res.headersSent) return
   const text = body === undefined ? '' : JSON.stringify(body)
@@ -52,18 +43,18 @@ function send(res: ServerResponse, status: number, body?: unknown): void {
   res.end(text)
 }
 
-function sendError(res: ServerResponse, status: number, errorCode: string, message: string): void {
-  // IoT Hub's error body shape: {"Message": "ErrorCode:<code>;<text>", "ExceptionMessage": …}.
-  send(res, status, { Message: `ErrorCode:${errorCode};${message}`, ExceptionMessage: `Tracking ID:edgemq-${Date.now()} ErrorCode:${errorCode}`, errorCode, message })
+function sendError(res: ServerResponse, err: unknown): void {
+  const w = toWireError(err)
+  send(res, w.status, w.body)
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw new HttpError(413, 'MessageTooLarge', `request body larger than ${MAX_BODY} bytes`)
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw new TooLargeError(`request body larger than ${MAX_BODY} bytes`)
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req) {
     size += (chunk as Buffer).length
-    if (size > MAX_BODY) throw new HttpError(413, 'MessageTooLarge', `request body larger than ${MAX_BODY} bytes`)
+    if (size > MAX_BODY) throw new TooLargeError(`request body larger than ${MAX_BODY} bytes`)
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks)
@@ -77,32 +68,34 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object')
     return v as Record<string, unknown>
   } catch {
-    throw new HttpError(400, 'ArgumentInvalid', 'request body is not a JSON object')
+    throw new InvalidDocumentError('request body is not a JSON object', [{ path: '', message: 'not a JSON object' }])
   }
 }
 
-function authorize(broker: EdgeBroker, req: IncomingMessage): void {
+/** Verifies the request's service SAS and returns the rights of the policy that signed it. */
+function authenticateRequest(broker: ServiceHost, req: IncomingMessage): readonly string[] {
   const header = req.headers.authorization
-  if (!header) throw new HttpError(401, 'IotHubUnauthorizedAccess', 'no Authorization header (a service SAS token is required)')
+  if (!header) throw new UnauthorizedError('no Authorization header (a service SAS token is required)')
   let fields
   try {
     fields = parseSasToken(header)
   } catch (err) {
-    throw new HttpError(401, 'IotHubUnauthorizedAccess', (err as Error).message)
+    throw new UnauthorizedError((err as Error).message)
   }
   const policy = broker.ctx.hub.policies.find((p) => p.name === fields.skn)
-  if (!policy) throw new HttpError(401, 'IotHubUnauthorizedAccess', `unknown shared access policy "${fields.skn ?? ''}"`)
+  if (!policy) throw new UnauthorizedError(`unknown shared access policy "${fields.skn ?? ''}"`)
   const host = (req.headers.host ?? '').replace(/:\d+$/, '')
   const accepted = [broker.ctx.hub.hostName, host, `${host}:${req.socket.localPort}`].filter(Boolean)
   const r = verifySasToken(fields, [policy.primaryKey, policy.secondaryKey], { acceptedResources: accepted })
-  if (!r.ok) throw new HttpError(401, 'IotHubUnauthorizedAccess', r.reason)
+  if (!r.ok) throw new UnauthorizedError(r.reason)
+  return policy.rights
 }
 
 function twinKey(deviceId: string, moduleId?: string): TwinKey {
   return moduleId ? { deviceId, moduleId } : { deviceId }
 }
 
-function twinJson(broker: EdgeBroker, key: TwinKey) {
+function twinJson(broker: ServiceHost, key: TwinKey) {
   return serviceTwinView(broker.ctx, key, broker.iothub.isConnected(key))
 }
 
@@ -114,7 +107,7 @@ function propsFromHeaders(req: IncomingMessage): Record<string, string> {
   return props
 }
 
-function streamEvents(broker: EdgeBroker, req: IncomingMessage, res: ServerResponse, url: URL): void {
+function streamEvents(broker: ServiceHost, req: IncomingMessage, res: ServerResponse, url: URL): void {
   const kind = url.searchParams.get('kind') === 'output' ? 'output' : 'event'
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' })
   res.write('\n') // flush headers so the client knows it is subscribed
@@ -127,16 +120,16 @@ function streamEvents(broker: EdgeBroker, req: IncomingMessage, res: ServerRespo
   res.on('close', stop)
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, m: string[], url: URL) => Promise<void>
 
-export async function startControlServer(broker: EdgeBroker, opts: ControlServerOptions): Promise<ControlServer> {
-  const routes: [string, RegExp, Handler][] = [
-    ['GET', /^\/edgemq\/status$/, async (_q, res) => send(res, 200, broker.status())],
-    ['GET', /^\/edgemq\/events$/, async (req, res, _m, url) => streamEvents(broker, req, res, url)],
-    ['GET', /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/, async (_q, res, m) => send(res, 200, await twinJson(broker, twinKey(m[0], m[1])))],
+export async function startControlServer(broker: ServiceHost, opts: ControlServerOptions): Promise<ControlServer> {
+  const routes: RestRoute[] = [
+    ['GET', /^\/edgemq\/status$/, 'ServiceConnect', async (_q, res) => send(res, 200, broker.status())],
+    ['GET', /^\/edgemq\/events$/, 'ServiceConnect', async (req, res, _m, url) => streamEvents(broker, req, res, url)],
+    ['GET', /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await twinJson(broker, twinKey(m[0], m[1])))],
     [
       'PATCH|PUT',
       /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/,
+      'ServiceConnect',
       async (req, res, m) => {
         const body = await readJson(req)
         const props = body.properties as { desired?: unknown } | undefined
@@ -148,11 +141,12 @@ export async function startControlServer(broker: EdgeBroker, opts: ControlServer
     [
       'POST',
       /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?\/methods$/,
+      'ServiceConnect',
       async (req, res, m) => {
         const body = await readJson(req)
-        if (typeof body.methodName !== 'string' || !body.methodName) throw new HttpError(400, 'ArgumentInvalid', 'methodName is required')
+        if (typeof body.methodName !== 'string' || !body.methodName) throw new UsageError('methodName is required')
         const timeout = Number(body.responseTimeoutInSeconds ?? 30)
-        if (!Number.isFinite(timeout) || timeout < 5 || timeout > 300) throw new HttpError(400, 'ArgumentInvalid', 'responseTimeoutInSeconds must be 5–300')
+        if (!Number.isFinite(timeout) || timeout < 5 || timeout > 300) throw new UsageError('responseTimeoutInSeconds must be 5–300')
         await broker.ctx.registry.identity(m[0], m[1])
         const r = await broker.iothub.invokeMethod(twinKey(m[0], m[1]), body.methodName, body.payload, timeout)
         send(res, 200, r)
@@ -161,6 +155,7 @@ export async function startControlServer(broker: EdgeBroker, opts: ControlServer
     [
       'POST',
       /^\/devices\/([^/]+)\/messages\/deviceBound$/,
+      'ServiceConnect',
       async (req, res, m) => {
         const data = await readBody(req)
         const id = await broker.iothub.sendC2d(m[0], data, propsFromHeaders(req), {
@@ -173,46 +168,43 @@ export async function startControlServer(broker: EdgeBroker, opts: ControlServer
     [
       'POST',
       /^\/edgemq\/modules\/([^/]+)\/([^/]+)\/inputs\/([^/]+)$/,
+      'ServiceConnect',
       async (req, res, m) => {
         const data = await readBody(req)
         await broker.iothub.sendModuleInput(m[0], m[1], m[2], data, propsFromHeaders(req))
         send(res, 204)
       },
     ],
-    ...registryRoutes(broker, { readJson, send, fail: (status, code, message) => new HttpError(status, code, message) }),
+    ...registryRoutes(broker, { readJson, send }),
   ]
 
   const onRequest: RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     const handle = async () => {
-      authorize(broker, req)
+      const rights = authenticateRequest(broker, req)
       let pathKnown = false
-      for (const [methods, re, handler] of routes) {
+      for (const [methods, re, need, handler] of routes) {
         const match = re.exec(url.pathname)
         if (!match) continue
         pathKnown = true
         if (!methods.split('|').includes(req.method ?? '')) continue
+        if (!grants(rights, need)) throw new UnauthorizedError(`the shared access policy that signed this token does not have the ${need} right this request needs`)
         let params: string[]
         try {
           params = match.slice(1).map((x) => (x === undefined ? (x as unknown as string) : decodeURIComponent(x)))
         } catch {
-          throw new HttpError(400, 'ArgumentInvalid', `malformed percent-encoding in ${url.pathname}`)
+          throw new UsageError(`malformed percent-encoding in ${url.pathname}`)
         }
         return handler(req, res, params, url)
       }
-      if (pathKnown) throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not supported on ${url.pathname}`)
-      throw new HttpError(404, 'NotFound', `no such resource ${url.pathname}`)
+      if (pathKnown) throw new EdgeMqError(`${req.method} is not supported on ${url.pathname}`, { code: 'METHOD_NOT_ALLOWED' })
+      throw new EdgeMqError(`no such resource ${url.pathname}`, { code: 'NOT_FOUND_RESOURCE' })
     }
     handle().catch((err: unknown) => {
       // An oversize body is not read to its end: answer, then drop the connection.
-      if (err instanceof HttpError && err.status === 413 && !res.headersSent) res.setHeader('connection', 'close')
-      if (err instanceof HttpError) return sendError(res, err.status, err.errorCode, err.message)
-      if (err instanceof TimeoutError) return sendError(res, 504, 'GatewayTimeout', err.message)
-      if (err instanceof NotFoundError) return sendError(res, 404, /not online/.test(err.message) ? 'DeviceNotOnline' : 'DeviceNotFound', err.message)
-      if (err instanceof EdgeMqError && err.code === 'CONFLICT') return sendError(res, 412, 'PreconditionFailed', err.message)
-      if (err instanceof EdgeMqError && (err.exitCode === 2 || err.code === 'USAGE')) return sendError(res, 400, 'ArgumentInvalid', err.message)
-      broker.log.warn({ err: (err as Error).message, path: url.pathname }, 'control API error')
-      sendError(res, 500, 'ServerError', (err as Error).message)
+      if (err instanceof TooLargeError && !res.headersSent) res.setHeader('connection', 'close')
+      if (!(err instanceof EdgeMqError)) broker.log.warn({ err: (err as Error).message, path: url.pathname }, 'control API error')
+      sendError(res, err)
     })
   }
 

@@ -3,18 +3,18 @@
  * desired notifications, direct methods, C2D, telemetry with routes to `$upstream` (the event
  * stream `edgemq monitor` reads) and to module inputs.
  *
- * Isolation: every client subscribes to the same `$iothub/twin/res/#`, yet must see only its
- * own responses. As edgeHub did, each such subscription is rewritten to a private namespace
- * `$edgemq/<client>/…`, responses are published there, and the topic is rewritten back on
- * delivery (authorizeForward). No other client can subscribe to `$edgemq/…` (policy: `$` topics).
+ * Which publishes are IoT Hub requests is decided by the authorization pipeline (pipeline.ts);
+ * this class only answers them. Isolation: every client subscribes to the same
+ * `$iothub/twin/res/#`, yet must see only its own responses, so responses are published in the
+ * client's private namespace `$edgemq/<client>/…` and rewritten back on delivery.
  */
 import { EventEmitter } from 'node:events'
 import { randomUUID } from 'node:crypto'
 
-import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes'
+import type { Client } from 'aedes'
 
-import type { EdgeHubConfig } from '../edgehub/config.js'
-import { EdgeMqError, NotFoundError, TimeoutError } from '../errors.js'
+import { assertNoErrors, validateEdgeHubDesired, type EdgeHubConfig } from '../edgehub/index.js'
+import { DeviceNotOnlineError, EdgeMqError, NotFoundError, TimeoutError, TooLargeError } from '../errors.js'
 import {
   formatC2dTopic,
   formatMethodRequestTopic,
@@ -22,25 +22,18 @@ import {
   formatTelemetryTopic,
   formatTwinDesiredTopic,
   formatTwinResponseTopic,
-  iotHubSubscriptionKind,
-  parseIotHubTopic,
   type SystemProperties,
+  type TelemetryTopic,
 } from '../iothub/index.js'
 import type { TwinKey, TwinRecord } from '../registry/types.js'
 import { compileRoutes, routeMessage, type Route, type RoutableMessage } from '../routes/index.js'
 import { applyReportedPatch, desiredPatchNotification, parseTwinJson, twinResponseBody, updateTwin, type Twin, type TwinObject } from '../twin/index.js'
-import type { EdgeBroker, Session } from './broker.js'
+import { liveSubscriptions, packetParser } from './aedes-internals.js'
+import type { HubEvent, IotHubHost, MethodResult } from './host.js'
+import { isPrivateKind, privateTopic, type HubRequest } from './pipeline.js'
+import type { Actor } from './session.js'
 
-const PRIVATE_PREFIX = '$edgemq/'
-
-/** Client ids may hold `/ + #` (modules, IoT Hub's id alphabet): escape them into one topic level. */
-export function encodeClientLevel(clientId: string): string {
-  return clientId.replace(/%/g, '%25').replace(/\//g, '%2F').replace(/\+/g, '%2B').replace(/#/g, '%23')
-}
-
-function privateTopic(clientId: string, topic: string): string {
-  return `${PRIVATE_PREFIX}${encodeClientLevel(clientId)}/${topic}`
-}
+export type { HubEvent, MethodResult } from './host.js'
 
 /**
  * Packet rewrites that must happen before aedes sees a packet (installed from preConnect):
@@ -51,43 +44,19 @@ function privateTopic(clientId: string, topic: string): string {
  *   `$iothub/methods/POST/#` must drop the private subscription onSubscribe made instead.
  */
 export function installIotHubPacketRewrites(client: Client): void {
-  const parser = (client as unknown as { _parser?: EventEmitter })._parser
-  parser?.prependListener('packet', (packet: { cmd?: string; topic?: unknown; unsubscriptions?: unknown }) => {
+  packetParser(client)?.prependListener('packet', (packet: { cmd?: string; topic?: unknown; unsubscriptions?: unknown }) => {
     if (packet.cmd === 'publish' && typeof packet.topic === 'string' && packet.topic.startsWith('$iothub/')) {
       const q = packet.topic.indexOf('?')
       const slash = q < 0 ? -1 : packet.topic.indexOf('/', q)
       if (slash >= 0 && /[#+]/.test(packet.topic.slice(slash))) packet.topic = packet.topic.slice(0, slash)
     } else if (packet.cmd === 'unsubscribe' && Array.isArray(packet.unsubscriptions) && typeof client.id === 'string') {
-      packet.unsubscriptions = packet.unsubscriptions.map((f: unknown) => (typeof f === 'string' && PRIVATE_KINDS.has(iotHubSubscriptionKind(f)) ? privateTopic(client.id, f) : f))
+      packet.unsubscriptions = packet.unsubscriptions.map((f: unknown) => (typeof f === 'string' && isPrivateKind(f) ? privateTopic(client.id, f) : f))
     }
   })
 }
 
-/** Subscriptions onSubscribe moves into the client's private namespace. */
-const PRIVATE_KINDS = new Set<ReturnType<typeof iotHubSubscriptionKind>>(['twin-response', 'twin-desired', 'method-request'])
-
 function clientIdOf(key: TwinKey): string {
   return key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId
-}
-
-/** A telemetry message on the hub's event stream (what `monitor` prints). */
-export interface HubEvent {
-  deviceId: string
-  moduleId?: string
-  properties: Record<string, string>
-  systemProperties: SystemProperties
-  payload: Buffer
-  enqueuedTime: string
-  /** Route that delivered it to `$upstream`. */
-  route?: string
-  /** A module output: its name, and the sinks the routes sent it to (`$upstream`, `<module>/<input>`). */
-  outputName?: string
-  routedTo?: string[]
-}
-
-export interface MethodResult {
-  status: number
-  payload: unknown
 }
 
 interface PendingMethod {
@@ -107,7 +76,7 @@ export class IotHub {
   /** Last desired `$version` each client was told about, so the change feed does not repeat a push. */
   private readonly notifiedDesired = new Map<string, number>()
 
-  constructor(private readonly broker: EdgeBroker) {
+  constructor(private readonly host: IotHubHost) {
     this.events.setMaxListeners(0)
   }
 
@@ -122,102 +91,56 @@ export class IotHub {
     this.pendingMethods.clear()
   }
 
-  // ---- MQTT side ----
+  // ---- MQTT side: requests the pipeline found to be for the hub ----
 
-  /** 'handled' = a request we answered; 'deny' = disconnect; 'pass' = let the policy decide. */
-  onPublish(s: Session, packet: PublishPacket): 'handled' | 'deny' | 'pass' {
-    const topic = packet.topic
-    if (topic.startsWith(PRIVATE_PREFIX)) return 'deny'
-    const parsed = parseIotHubTopic(topic)
-    if (parsed.kind === 'user') return 'pass'
-    // PROTOCOL.md §4: QoS 2 on IoT Hub topics is refused, as IoT Hub does.
-    if (packet.qos === 2) {
-      this.broker.log.info({ client: s.identity.clientId, topic }, 'QoS 2 on an IoT Hub topic: disconnecting')
-      return 'deny'
-    }
-    const id = s.identity
-    switch (parsed.kind) {
-      case 'telemetry': {
-        const own = parsed.deviceId === id.deviceId && parsed.moduleId === id.moduleId
-        // Nested edge: a child edge device forwards its devices' and modules' telemetry as theirs.
-        const actingFor = !own && s.actsFor !== undefined && (s.actsFor.has(parsed.deviceId) || (parsed.deviceId === id.deviceId && parsed.moduleId !== undefined))
-        if (own || actingFor) {
-          this.routeTelemetry({
-            deviceId: parsed.deviceId,
-            moduleId: parsed.moduleId,
-            outputName: parsed.systemProperties.outputName,
-            properties: parsed.properties,
-            systemProperties: parsed.systemProperties,
-            body: packet.payload as Buffer,
-          })
-        }
-        return actingFor ? 'handled' : 'pass'
-      }
+  /** Answers a request the pipeline decided is the hub's (`answered`): twin, method response, nested telemetry. */
+  answer(actor: Actor, request: HubRequest, payload: Buffer): void {
+    switch (request.kind) {
+      case 'telemetry':
+        return this.routeOwnTelemetry(request, payload)
       case 'twin-get':
-        void this.twinGet(s, parsed.rid, parsed.ridKey)
-        return 'handled'
+        void this.twinGet(actor, request.rid, request.ridKey)
+        return
       case 'twin-patch-reported':
-        void this.twinReported(s, parsed.rid, parsed.ridKey, packet.payload as Buffer)
-        return 'handled'
+        void this.twinReported(actor, request.rid, request.ridKey, payload)
+        return
       case 'method-response':
-        this.methodResponse(s, parsed.rid, parsed.status, packet.payload as Buffer)
-        return 'handled'
-      case 'invalid':
-        if (topic.startsWith('$iothub/')) {
-          this.broker.log.info({ client: id.clientId, topic, reason: parsed.reason }, 'invalid IoT Hub topic: disconnecting')
-          return 'deny'
-        }
-        return 'pass'
-      default:
-        // c2d / module-input / responses published BY a client: only the hub sends these.
-        return topic.startsWith('$') ? 'deny' : 'pass'
+        return this.methodResponse(actor, request.rid, request.status, payload)
     }
   }
 
-  /** Rewrites the client's own response subscriptions into its private namespace. */
-  onSubscribe(s: Session, sub: Subscription): Subscription | null | undefined {
-    const kind = iotHubSubscriptionKind(sub.topic)
-    if (PRIVATE_KINDS.has(kind)) {
-      return { ...sub, topic: privateTopic(s.identity.clientId, sub.topic), qos: Math.min(sub.qos, 1) as 0 | 1 }
-    }
-    if (sub.topic.startsWith(PRIVATE_PREFIX)) return null
-    if (kind === 'c2d' || kind === 'module-input') sub.qos = Math.min(sub.qos, 1) as 0 | 1
-    return undefined
-  }
-
-  onForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
-    const prefix = `${PRIVATE_PREFIX}${encodeClientLevel(client.id)}/`
-    if (!packet.topic.startsWith(prefix)) return null
-    return Object.assign(Object.create(Object.getPrototypeOf(packet) as object) as AedesPublishPacket, packet, { topic: packet.topic.slice(prefix.length) })
+  /** Telemetry as the device or module it names (the pipeline checked who may send it). */
+  routeOwnTelemetry(t: TelemetryTopic, body: Buffer): void {
+    this.routeTelemetry({ deviceId: t.deviceId, moduleId: t.moduleId, outputName: t.systemProperties.outputName, properties: t.properties, systemProperties: t.systemProperties, body })
   }
 
   private respond(clientId: string, topic: string, body: unknown): Promise<void> {
     const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))
-    return this.broker.publish({ topic: privateTopic(clientId, topic), payload, qos: 0 }).catch((err: unknown) => {
-      this.broker.log.warn({ client: clientId, err: (err as Error).message }, 'could not deliver an IoT Hub response')
+    return this.host.publish({ topic: privateTopic(clientId, topic), payload, qos: 0 }).catch((err: unknown) => {
+      this.host.log.warn({ client: clientId, err: (err as Error).message }, 'could not deliver an IoT Hub response')
     })
   }
 
-  private key(s: Session): TwinKey {
+  private key(s: Actor): TwinKey {
     return s.identity.moduleId ? { deviceId: s.identity.deviceId, moduleId: s.identity.moduleId } : { deviceId: s.identity.deviceId }
   }
 
-  private async twinGet(s: Session, rid: string, ridKey: '$rid' | 'rid'): Promise<void> {
-    const twin = await this.broker.ctx.store.getTwin(this.key(s))
+  private async twinGet(s: Actor, rid: string, ridKey: '$rid' | 'rid'): Promise<void> {
+    const twin = await this.host.ctx.store.getTwin(this.key(s))
     if (!twin) return this.respond(s.identity.clientId, formatTwinResponseTopic(404, rid, ridKey), { message: 'twin not found' })
     this.notifiedDesired.set(s.identity.clientId, twin.desiredVersion)
     await this.respond(s.identity.clientId, formatTwinResponseTopic(200, rid, ridKey), twinResponseBody(twin as Twin))
   }
 
-  private async twinReported(s: Session, rid: string, ridKey: '$rid' | 'rid', payload: Buffer): Promise<void> {
+  private async twinReported(s: Actor, rid: string, ridKey: '$rid' | 'rid', payload: Buffer): Promise<void> {
     const clientId = s.identity.clientId
     try {
       const patch = parseTwinJson(payload, 'reported properties patch')
-      const twin = await this.broker.ctx.store.updateTwin(this.key(s), (t) => applyReportedPatch(t as Twin, patch) as TwinRecord, 'reported')
+      const twin = await this.host.ctx.store.updateTwin(this.key(s), (t) => applyReportedPatch(t as Twin, patch) as TwinRecord, 'reported')
       await this.respond(clientId, formatTwinResponseTopic(204, rid, ridKey, twin.reportedVersion), undefined)
     } catch (err) {
       const status = err instanceof EdgeMqError && err.exitCode === 2 ? 400 : err instanceof NotFoundError ? 404 : 500
-      this.broker.log.info({ client: clientId, status, reason: (err as Error).message }, 'reported patch refused')
+      this.host.log.info({ client: clientId, status, reason: (err as Error).message }, 'reported patch refused')
       await this.respond(clientId, formatTwinResponseTopic(status, rid, ridKey), { message: (err as Error).message })
     }
   }
@@ -225,8 +148,8 @@ export class IotHub {
   /** Desired changed by another process (change feed): push the whole desired section. */
   async desiredChanged(key: TwinKey): Promise<void> {
     const clientId = clientIdOf(key)
-    if (!this.broker.sessions.has(clientId)) return
-    const twin = await this.broker.ctx.store.getTwin(key)
+    if (!this.host.sessions.has(clientId)) return
+    const twin = await this.host.ctx.store.getTwin(key)
     if (!twin || (this.notifiedDesired.get(clientId) ?? 0) >= twin.desiredVersion) return
     await this.notifyDesired(clientId, twin.desired as TwinObject, twin.desiredVersion)
   }
@@ -238,29 +161,42 @@ export class IotHub {
 
   // ---- service side (control API, startHub) ----
 
-  /** Service twin update (desired and/or tags); a desired patch reaches a connected client at once. */
+  /**
+   * Service twin update (desired and/or tags); a desired patch reaches a connected client at once.
+   * The `$edgeHub` document is validated whole, as `edgehub set` does, inside the same transaction:
+   * no write path can store a document the broker would refuse.
+   */
   async updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts: { ifMatch?: string; replace?: boolean } = {}): Promise<TwinRecord> {
-    const twin = await this.broker.ctx.store.updateTwin(key, (t) => updateTwin(t as Twin, update, opts) as TwinRecord, update.desired !== undefined ? 'desired' : 'tags')
-    if (update.desired !== undefined && key.moduleId !== '$edgeHub') {
+    const isEdgeHub = key.deviceId === this.host.ctx.hub.edgeDeviceId && key.moduleId === '$edgeHub'
+    const twin = await this.host.ctx.store.updateTwin(
+      key,
+      (t) => {
+        const next = updateTwin(t as Twin, update, opts) as TwinRecord
+        if (isEdgeHub && update.desired !== undefined) assertNoErrors(validateEdgeHubDesired(next.desired))
+        return next
+      },
+      update.desired !== undefined ? 'desired' : 'tags',
+    )
+    if (update.desired !== undefined && !isEdgeHub) {
       const clientId = clientIdOf(key)
-      if (this.broker.sessions.has(clientId)) await this.notifyDesired(clientId, update.desired as TwinObject, twin.desiredVersion)
+      if (this.host.sessions.has(clientId)) await this.notifyDesired(clientId, update.desired as TwinObject, twin.desiredVersion)
     }
     return twin
   }
 
   isConnected(key: TwinKey): boolean {
-    return this.broker.sessions.has(clientIdOf(key))
+    return this.host.sessions.has(clientIdOf(key))
   }
 
   /** A direct method round trip (PROTOCOL.md §4). 404 when not connected, 504 on timeout. */
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number, opts: { local?: boolean } = {}): Promise<MethodResult> {
     const clientId = clientIdOf(key)
-    const s = this.broker.sessions.get(clientId)
-    const subscribed = s && Object.keys((s.client as unknown as { subscriptions?: Record<string, unknown> }).subscriptions ?? {}).some((f) => f.startsWith(privateTopic(clientId, '$iothub/methods/POST')))
+    const s = this.host.sessions.byClientId(clientId)
+    const subscribed = s && Object.keys(liveSubscriptions(s.client)).some((f) => f.startsWith(privateTopic(clientId, '$iothub/methods/POST')))
     if (!s || !subscribed) {
-      const notOnline = new NotFoundError(`${key.moduleId ? 'module' : 'device'} "${clientId}" is not online (not connected, or not subscribed to $iothub/methods/POST/#)`, 'start the device first, e.g. `edgemq method serve --device …`')
+      const notOnline = new DeviceNotOnlineError(`${key.moduleId ? 'module' : 'device'} "${clientId}" is not online (not connected, or not subscribed to $iothub/methods/POST/#)`, 'start the device first, e.g. `edgemq method serve --device …`')
       // Cluster: the device may be connected to another node; it runs the call there (`local`: no second hop).
-      if (this.broker.cluster && !opts.local) return this.broker.cluster.invokeMethod(key, methodName, payload, timeoutSecs, notOnline)
+      if (this.host.invokeRemote && !opts.local) return this.host.invokeRemote(key, methodName, payload, timeoutSecs, notOnline)
       return Promise.reject(notOnline)
     }
     const rid = randomUUID().replace(/-/g, '').slice(0, 16)
@@ -275,10 +211,10 @@ export class IotHub {
     })
   }
 
-  private methodResponse(s: Session, rid: string, status: number, payload: Buffer): void {
+  private methodResponse(s: Actor, rid: string, status: number, payload: Buffer): void {
     const p = this.pendingMethods.get(rid)
     if (!p || p.clientId !== s.identity.clientId) {
-      this.broker.log.debug({ client: s.identity.clientId, rid }, 'method response with no pending call')
+      this.host.log.debug({ client: s.identity.clientId, rid }, 'method response with no pending call')
       return
     }
     this.pendingMethods.delete(rid)
@@ -297,17 +233,24 @@ export class IotHub {
 
   /** C2D: QoS 1 to the device's devicebound topic; queued by a persistent session while offline. */
   async sendC2d(deviceId: string, data: Buffer, properties: Record<string, string> = {}, sys: SystemProperties = {}): Promise<string> {
-    await this.broker.ctx.registry.getDevice(deviceId)
+    this.checkSize(data)
+    await this.host.ctx.registry.getDevice(deviceId)
     const messageId = sys.messageId ?? randomUUID()
     const topic = formatC2dTopic(deviceId, properties, { ...sys, messageId, to: `/devices/${deviceId}/messages/devicebound` })
-    await this.broker.publish({ topic, payload: data, qos: 1 })
+    await this.host.publish({ topic, payload: data, qos: 1 })
     return messageId
   }
 
   /** Deliver to a module input as edgeHub does for a BrokeredEndpoint route. */
   async sendModuleInput(deviceId: string, moduleId: string, inputName: string, data: Buffer, properties: Record<string, string> = {}, sys: SystemProperties = {}): Promise<void> {
-    await this.broker.ctx.registry.getModule(deviceId, moduleId)
-    await this.broker.publish({ topic: formatModuleInputTopic(deviceId, moduleId, inputName, properties, sys), payload: data, qos: 1 })
+    this.checkSize(data)
+    await this.host.ctx.registry.getModule(deviceId, moduleId)
+    await this.host.publish({ topic: formatModuleInputTopic(deviceId, moduleId, inputName, properties, sys), payload: data, qos: 1 })
+  }
+
+  /** The hub's message size limit holds for service-sent messages as for device-sent ones. */
+  private checkSize(data: Buffer): void {
+    if (data.length > this.host.maxMessageSize) throw new TooLargeError(`message of ${data.length} bytes is larger than the hub's maximum of ${this.host.maxMessageSize}`)
   }
 
   /** Routes a telemetry message or module output (PROTOCOL.md §5). */
@@ -318,7 +261,7 @@ export class IotHub {
     try {
       sinks = routeMessage(this.routes, { ...msg, enqueuedTime })
     } catch (err) {
-      this.broker.log.warn({ err: (err as Error).message }, 'route evaluation failed')
+      this.host.log.warn({ err: (err as Error).message }, 'route evaluation failed')
       sinks = undefined
     }
     const routedTo = (sinks ?? []).map((k) => (k.kind === 'upstream' ? '$upstream' : `${k.moduleId}/${k.inputName}`))
@@ -328,21 +271,21 @@ export class IotHub {
       this.events.emit('output', ev)
     }
     if (!sinks) return
-    this.broker.log.debug({ from: msg.moduleId ? `${msg.deviceId}/${msg.moduleId}` : msg.deviceId, output: msg.outputName, sinks: routedTo }, 'routed message')
+    this.host.log.debug({ from: msg.moduleId ? `${msg.deviceId}/${msg.moduleId}` : msg.deviceId, output: msg.outputName, sinks: routedTo }, 'routed message')
     for (const sink of sinks) {
-      if (sink.kind === 'upstream' && this.broker.bridge.enabled) {
+      if (sink.kind === 'upstream' && this.host.upstream.enabled) {
         // A parent is set: forward as the device's own telemetry (store and forward while it is away).
-        this.broker.bridge.enqueueTelemetry(formatTelemetryTopic({ deviceId: msg.deviceId, moduleId: msg.moduleId }, msg.properties, msg.systemProperties), body)
+        this.host.upstream.enqueueTelemetry(formatTelemetryTopic({ deviceId: msg.deviceId, moduleId: msg.moduleId }, msg.properties, msg.systemProperties), body)
       } else if (sink.kind === 'upstream') {
         const ev: HubEvent = { deviceId: msg.deviceId, moduleId: msg.moduleId, properties: msg.properties, systemProperties: msg.systemProperties, payload: body, enqueuedTime }
         this.events.emit('event', ev)
       } else {
-        const edge = this.broker.ctx.hub.edgeDeviceId
+        const edge = this.host.ctx.hub.edgeDeviceId
         const sys: SystemProperties = { ...msg.systemProperties }
         delete sys.outputName
-        this.broker
+        this.host
           .publish({ topic: formatModuleInputTopic(edge, sink.moduleId, sink.inputName, msg.properties, sys), payload: body, qos: 1 })
-          .catch((err: unknown) => this.broker.log.warn({ err: (err as Error).message }, 'delivery to module input failed'))
+          .catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'delivery to module input failed'))
       }
     }
   }

@@ -10,22 +10,27 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
-import { ConflictError, NotFoundError } from '../errors.js'
+import { ConflictError, NotFoundError, PreconditionFailedError, UsageError, withWireCode } from '../errors.js'
 import { deviceScope, deviceView, moduleView } from '../registry/views.js'
 import type { AuthType, DeviceRecord, IdentityStatus, ModuleRecord } from '../registry/types.js'
 import { newEtag } from '../registry/twin-record.js'
 import { validateKey } from '../registry/validate.js'
-import type { EdgeBroker } from './broker.js'
+import type { ServiceHost } from './host.js'
+import type { ServiceRight } from '../registry/rights.js'
 
 export type RestHandler = (req: IncomingMessage, res: ServerResponse, m: string[], url: URL) => Promise<void>
-export type RestRoute = [string, RegExp, RestHandler]
+/** Methods (`GET|PUT`), path, the right the caller's policy needs, handler. */
+export type RestRoute = [string, RegExp, ServiceRight, RestHandler]
 
-/** What control.ts lends these handlers: its body reader, its answer writer, its error type. */
+/** What control.ts lends these handlers: its body reader and its answer writer. */
 export interface RestIo {
   readJson(req: IncomingMessage): Promise<Record<string, unknown>>
   send(res: ServerResponse, status: number, body?: unknown): void
-  fail(status: number, errorCode: string, message: string): Error
 }
+
+const badRequest = (message: string) => new UsageError(message)
+const deviceNotFound = (deviceId: string) => new NotFoundError(`Device '${deviceId}' not found`)
+const moduleNotFound = (deviceId: string, moduleId: string) => withWireCode(new NotFoundError(`Module '${moduleId}' on device '${deviceId}' not found`), 'ModuleNotFound')
 
 interface AuthenticationJson {
   type?: string
@@ -44,14 +49,14 @@ function unquote(etag: string | string[] | undefined): string | undefined {
   return etag.replace(/^W\//, '').replace(/^"(.*)"$/, '$1')
 }
 
-export function registryRoutes(broker: EdgeBroker, io: RestIo): RestRoute[] {
+export function registryRoutes(broker: ServiceHost, io: RestIo): RestRoute[] {
   const { registry, store } = broker.ctx
 
   const authOf = (body: Record<string, unknown>): { auth: AuthType; keys: { primaryKey?: string; secondaryKey?: string; primaryThumbprint?: string; secondaryThumbprint?: string } } => {
     const a = (body.authentication ?? {}) as AuthenticationJson
-    if (typeof a !== 'object' || a === null) throw io.fail(400, 'ArgumentInvalid', 'authentication must be an object')
+    if (typeof a !== 'object' || a === null) throw badRequest('authentication must be an object')
     const auth = a.type === undefined ? 'sas' : AUTH_TYPES[a.type]
-    if (!auth) throw io.fail(400, 'ArgumentInvalid', `authentication.type "${String(a.type)}" is not sas, selfSigned or certificateAuthority`)
+    if (!auth) throw badRequest(`authentication.type "${String(a.type)}" is not sas, selfSigned or certificateAuthority`)
     return {
       auth,
       keys: {
@@ -76,7 +81,7 @@ export function registryRoutes(broker: EdgeBroker, io: RestIo): RestRoute[] {
 
   const statusOf = (body: Record<string, unknown>): IdentityStatus | undefined => {
     if (body.status === undefined || body.status === null) return undefined
-    if (body.status !== 'enabled' && body.status !== 'disabled') throw io.fail(400, 'ArgumentInvalid', 'status must be "enabled" or "disabled"')
+    if (body.status !== 'enabled' && body.status !== 'disabled') throw badRequest('status must be "enabled" or "disabled"')
     return body.status
   }
 
@@ -87,11 +92,11 @@ export function registryRoutes(broker: EdgeBroker, io: RestIo): RestRoute[] {
   const moduleJson = (m: ModuleRecord) => moduleView(m, { connectionState: broker.iothub.isConnected({ deviceId: m.deviceId, moduleId: m.moduleId }) ? 'Connected' : 'Disconnected' })
 
   const checkIdMatches = (body: Record<string, unknown>, key: string, want: string) => {
-    if (body[key] !== undefined && body[key] !== want) throw io.fail(400, 'ArgumentInvalid', `${key} "${String(body[key])}" in the body does not match "${want}" in the path`)
+    if (body[key] !== undefined && body[key] !== want) throw badRequest(`${key} "${String(body[key])}" in the body does not match "${want}" in the path`)
   }
 
   const checkEtag = (ifMatch: string | undefined, current: string, what: string) => {
-    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== current) throw io.fail(412, 'PreconditionFailed', `etag "${ifMatch}" does not match the current etag of ${what}`)
+    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== current) throw new PreconditionFailedError(`etag "${ifMatch}" does not match the current etag of ${what}`)
   }
 
   const putDevice: RestHandler = async (req, res, m) => {
@@ -105,18 +110,18 @@ export function registryRoutes(broker: EdgeBroker, io: RestIo): RestRoute[] {
     const ifMatch = unquote(req.headers['if-match'])
     const existing = await store.getDevice(deviceId)
     if (ifMatch === undefined) {
-      if (existing) throw io.fail(409, 'DeviceAlreadyExists', `A device with ID '${deviceId}' is already registered`)
+      if (existing) throw new ConflictError(`A device with ID '${deviceId}' is already registered`)
       try {
         const d = await registry.createDevice({ deviceId, auth, ...keys, status, statusReason: str(body.statusReason), edge, parentId })
         return io.send(res, 200, await deviceJson(d))
       } catch (err) {
-        if (err instanceof ConflictError) throw io.fail(409, 'DeviceAlreadyExists', `A device with ID '${deviceId}' is already registered`)
+        if (err instanceof ConflictError) throw new ConflictError(`A device with ID '${deviceId}' is already registered`)
         throw err
       }
     }
-    if (!existing) throw io.fail(404, 'DeviceNotFound', `Device '${deviceId}' not found`)
+    if (!existing) throw deviceNotFound(deviceId)
     checkEtag(ifMatch, existing.etag, `device '${deviceId}'`)
-    if (auth !== existing.authType) throw io.fail(400, 'ArgumentInvalid', `changing authentication.type of '${deviceId}' is not supported; delete and re-create the device`)
+    if (auth !== existing.authType) throw badRequest(`changing authentication.type of '${deviceId}' is not supported; delete and re-create the device`)
     const d = await registry.updateDevice(deviceId, {
       ...keys,
       ...(status ? { status } : {}),
@@ -134,16 +139,16 @@ export function registryRoutes(broker: EdgeBroker, io: RestIo): RestRoute[] {
     checkIdMatches(body, 'deviceId', deviceId)
     checkIdMatches(body, 'moduleId', moduleId)
     const { auth, keys } = authOf(body)
-    if (auth !== 'sas') throw io.fail(400, 'ArgumentInvalid', 'modules authenticate with SAS keys only (as in IoT Edge)')
+    if (auth !== 'sas') throw badRequest('modules authenticate with SAS keys only (as in IoT Edge)')
     const ifMatch = unquote(req.headers['if-match'])
     const existing = await store.getModule(deviceId, moduleId)
     if (ifMatch === undefined) {
-      if (existing) throw io.fail(409, 'ModuleAlreadyExistsOnDevice', `A module with ID '${moduleId}' is already registered on device '${deviceId}'`)
-      if (!(await store.getDevice(deviceId))) throw io.fail(404, 'DeviceNotFound', `Device '${deviceId}' not found`)
+      if (existing) throw withWireCode(new ConflictError(`A module with ID '${moduleId}' is already registered on device '${deviceId}'`), 'ModuleAlreadyExistsOnDevice')
+      if (!(await store.getDevice(deviceId))) throw deviceNotFound(deviceId)
       const mod = await registry.createModule({ deviceId, moduleId, primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey, managedBy: str(body.managedBy) })
       return io.send(res, 200, moduleJson(mod))
     }
-    if (!existing) throw io.fail(404, 'ModuleNotFound', `Module '${moduleId}' on device '${deviceId}' not found`)
+    if (!existing) throw moduleNotFound(deviceId, moduleId)
     checkEtag(ifMatch, existing.etag, `module '${deviceId}/${moduleId}'`)
     const next: ModuleRecord = {
       ...existing,
@@ -160,23 +165,25 @@ export function registryRoutes(broker: EdgeBroker, io: RestIo): RestRoute[] {
   }
 
   return [
-    ['GET', /^\/devices\/?$/, async (_q, res) => io.send(res, 200, await Promise.all((await registry.listDevices()).map(deviceJson)))],
+    ['GET', /^\/devices\/?$/, 'RegistryRead', async (_q, res) => io.send(res, 200, await Promise.all((await registry.listDevices()).map(deviceJson)))],
     [
       'GET',
       /^\/devices\/([^/]+)$/,
+      'RegistryRead',
       async (_q, res, m) => {
         const d = await store.getDevice(m[0])
-        if (!d) throw io.fail(404, 'DeviceNotFound', `Device '${m[0]}' not found`)
+        if (!d) throw deviceNotFound(m[0])
         io.send(res, 200, await deviceJson(d))
       },
     ],
-    ['PUT', /^\/devices\/([^/]+)$/, putDevice],
+    ['PUT', /^\/devices\/([^/]+)$/, 'RegistryWrite', putDevice],
     [
       'DELETE',
       /^\/devices\/([^/]+)$/,
+      'RegistryWrite',
       async (req, res, m) => {
         const d = await store.getDevice(m[0])
-        if (!d) throw io.fail(404, 'DeviceNotFound', `Device '${m[0]}' not found`)
+        if (!d) throw deviceNotFound(m[0])
         checkEtag(unquote(req.headers['if-match']), d.etag, `device '${m[0]}'`)
         await registry.deleteDevice(m[0])
         io.send(res, 204)
@@ -185,27 +192,30 @@ export function registryRoutes(broker: EdgeBroker, io: RestIo): RestRoute[] {
     [
       'GET',
       /^\/devices\/([^/]+)\/modules\/?$/,
+      'RegistryRead',
       async (_q, res, m) => {
-        if (!(await store.getDevice(m[0]))) throw io.fail(404, 'DeviceNotFound', `Device '${m[0]}' not found`)
+        if (!(await store.getDevice(m[0]))) throw deviceNotFound(m[0])
         io.send(res, 200, (await store.listModules(m[0])).map(moduleJson))
       },
     ],
     [
       'GET',
       /^\/devices\/([^/]+)\/modules\/([^/]+)$/,
+      'RegistryRead',
       async (_q, res, m) => {
         const mod = await store.getModule(m[0], m[1])
-        if (!mod) throw io.fail(404, (await store.getDevice(m[0])) ? 'ModuleNotFound' : 'DeviceNotFound', `Module '${m[1]}' on device '${m[0]}' not found`)
+        if (!mod) throw (await store.getDevice(m[0])) ? moduleNotFound(m[0], m[1]) : deviceNotFound(m[0])
         io.send(res, 200, moduleJson(mod))
       },
     ],
-    ['PUT', /^\/devices\/([^/]+)\/modules\/([^/]+)$/, putModule],
+    ['PUT', /^\/devices\/([^/]+)\/modules\/([^/]+)$/, 'RegistryWrite', putModule],
     [
       'DELETE',
       /^\/devices\/([^/]+)\/modules\/([^/]+)$/,
+      'RegistryWrite',
       async (req, res, m) => {
         const mod = await store.getModule(m[0], m[1])
-        if (!mod) throw io.fail(404, (await store.getDevice(m[0])) ? 'ModuleNotFound' : 'DeviceNotFound', `Module '${m[1]}' on device '${m[0]}' not found`)
+        if (!mod) throw (await store.getDevice(m[0])) ? moduleNotFound(m[0], m[1]) : deviceNotFound(m[0])
         checkEtag(unquote(req.headers['if-match']), mod.etag, `module '${m[0]}/${m[1]}'`)
         if (!(await store.deleteModule(m[0], m[1]))) throw new NotFoundError(`module "${m[1]}" not found`)
         io.send(res, 204)

@@ -28,8 +28,7 @@ import type { Logger } from 'pino'
 
 import type { BridgeStatus } from '../bridge/bridge.js'
 import type { ForwardQueue } from '../bridge/queue.js'
-import type { EdgeBroker } from '../broker/broker.js'
-import type { MethodResult } from '../broker/iothub.js'
+import type { ClusterHost, MethodResult } from '../broker/host.js'
 import { createPersistence, type PersistenceHandle } from '../broker/persistence.js'
 import { readRuntime, writeRuntime } from '../broker/runtime.js'
 import { EdgeMqError, NotFoundError, TimeoutError } from '../errors.js'
@@ -109,7 +108,7 @@ export class ClusterNode {
   readonly nodeId: string
   readonly keys: ReturnType<typeof clusterKeys>
   readonly redisDisplay: string
-  private broker?: EdgeBroker
+  private broker?: ClusterHost
   private clusterBridge?: ClusterBridge
   private timers: NodeJS.Timeout[] = []
   private readonly pending = new Map<string, PendingRpc>()
@@ -177,7 +176,7 @@ export class ClusterNode {
   }
 
   /** Starts the node's duties once the broker listens. */
-  async attach(broker: EdgeBroker): Promise<void> {
+  async attach(broker: ClusterHost): Promise<void> {
     this.broker = broker
     const a = broker.aedes
     // Client lists in the registry follow connects/disconnects within ~100 ms (not just each heartbeat).
@@ -239,7 +238,7 @@ export class ClusterNode {
       startedAt: this.startedAt,
       heartbeatAt: new Date().toISOString(),
       leader: this.leader,
-      clients: [...b.sessions.keys()].sort(),
+      clients: b.sessions.clientIds().sort(),
     }
     const pipe = this.cmd.multi().hset(this.keys.nodes, this.nodeId, JSON.stringify(info))
     for (const id of info.clients) pipe.hset(this.keys.sessions, id, this.nodeId)
@@ -247,7 +246,7 @@ export class ClusterNode {
     this.nodes = await listNodes(this.cmd, this.hub)
     // Several nodes may share a home: keep <home>/broker.json naming a live one for the CLI.
     const { paths } = b.ctx
-    if (b.opts.writeRuntimeFile ?? !b.opts.inMemory) {
+    if (b.writesRuntimeFile) {
       if (!readRuntime(paths.brokerState)) writeRuntime(paths.brokerState, b.runtime())
     }
   }
@@ -355,7 +354,7 @@ export class ClusterNode {
     if (!broker) return
     const { id, from } = msg
     const reply = (r: RpcMessage) => void this.cmd.publish(this.keys.rpc(from), JSON.stringify(r)).catch(() => undefined)
-    broker.iothub.invokeMethod(msg.key, msg.methodName, msg.payload, msg.timeoutSecs, { local: true }).then(
+    broker.invokeMethodLocally(msg.key, msg.methodName, msg.payload, msg.timeoutSecs).then(
       (result) => reply({ type: 'result', id, ok: true, result }),
       (err: Error) => reply({ type: 'result', id, ok: false, kind: err instanceof NotFoundError ? 'notfound' : err instanceof TimeoutError ? 'timeout' : 'error', message: err.message }),
     )

@@ -17,6 +17,7 @@ import { generateKey, Registry } from '../registry/registry.js'
 import { RedisStore } from '../registry/redis-store.js'
 import { SqliteStore } from '../registry/sqlite-store.js'
 import { DEFAULT_BROKER_SETTINGS, type HubRecord, type Store } from '../registry/types.js'
+import { DEFAULT_POLICY_RIGHTS } from '../registry/rights.js'
 import { validateDeviceId } from '../registry/validate.js'
 import { hubHostName } from '../sas/resource.js'
 
@@ -82,17 +83,13 @@ export function newHubRecord(opts: NewHubOptions = {}): HubRecord {
   }
   const edgeDeviceId = opts.edgeDeviceId ?? DEFAULT_EDGE_DEVICE
   validateDeviceId(edgeDeviceId, 'edge device id')
-  const rights = ['RegistryWrite', 'ServiceConnect', 'DeviceConnect']
   return {
     name,
     hostName: hubHostName(name),
     edgeDeviceId,
     createdAt: new Date().toISOString(),
-    policies: [
-      { name: 'iothubowner', primaryKey: generateKey(), secondaryKey: generateKey(), rights },
-      { name: 'service', primaryKey: generateKey(), secondaryKey: generateKey(), rights: ['ServiceConnect'] },
-      { name: 'registryReadWrite', primaryKey: generateKey(), secondaryKey: generateKey(), rights: ['RegistryWrite'] },
-    ],
+    // IoT Hub's five default shared access policies, with their rights (PROTOCOL.md §8).
+    policies: Object.entries(DEFAULT_POLICY_RIGHTS).map(([policyName, rights]) => ({ name: policyName, primaryKey: generateKey(), secondaryKey: generateKey(), rights: [...rights] })),
     broker: { ...DEFAULT_BROKER_SETTINGS },
   }
 }

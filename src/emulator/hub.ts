@@ -9,6 +9,8 @@
 import { serviceTwinView } from '../service/twin-view.js'
 import { on } from 'node:events'
 
+import type { Logger } from 'pino'
+
 import { EdgeBroker, startEdgeBroker } from '../broker/broker.js'
 import type { HubEvent, MethodResult } from '../broker/iothub.js'
 import type { LogLevel } from '../broker/logger.js'
@@ -44,6 +46,10 @@ export interface StartHubOptions {
   policy?: HubPolicy
   /** Broker log level (default 'silent'). */
   logLevel?: LogLevel
+  /** A pino logger for the broker (overrides logLevel), e.g. to assert on what it logs. */
+  logger?: Logger
+  /** aedes' heartbeat in ms (default 60 s); orphaned wills of a crashed broker go out after ~4×. */
+  heartbeatIntervalMs?: number
 }
 
 export type DeviceTarget = string | TwinKey
@@ -141,6 +147,8 @@ export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
       tlsPort: ports.mqtts === undefined ? 0 : ports.mqtts,
       restPort: ports.rest === undefined ? 0 : ports.rest,
       logLevel: opts.logLevel ?? 'silent',
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
       writeRuntimeFile: !inMemory,
     })
   } catch (err) {
@@ -265,7 +273,7 @@ class RunningHub implements Hub {
     const desired = parseEdgeHubDocument(typeof doc === 'string' ? doc : JSON.stringify(doc))
     const result = await setEdgeHubDesired(this.context, desired, opts)
     // Apply now rather than at the next change-feed poll, so the caller can connect right after.
-    await this.broker.reloadEdgeHub('change')
+    await this.broker.live.reloadEdgeHub('change')
     if (this.broker.lastDesiredStatus.code !== 200) throw new InvalidDocumentError(`$edgeHub document rejected: ${this.broker.lastDesiredStatus.description}`)
     return result
   }

@@ -6,7 +6,7 @@
 import { request } from 'node:http'
 
 import { homePaths } from '../config/home.js'
-import { BrokerUnreachableError, EdgeMqError, NotFoundError, TimeoutError, UsageError } from '../errors.js'
+import { BrokerUnreachableError, EdgeMqError, fromWireError } from '../errors.js'
 import { readRuntime, type BrokerRuntime } from '../broker/runtime.js'
 import type { HubRecord } from '../registry/types.js'
 import { buildSasToken } from '../sas/index.js'
@@ -76,12 +76,7 @@ export class ControlClient {
   async call<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
     const r = await this.request(method, path, body, headers)
     if (r.status >= 200 && r.status < 300) return r.body as T
-    const msg = (r.body as { message?: string } | undefined)?.message ?? `HTTP ${r.status}`
-    if (r.status === 404) throw new NotFoundError(msg)
-    if (r.status === 504) throw new TimeoutError(msg)
-    if (r.status === 400) throw new UsageError(msg)
-    if (r.status === 412) throw new EdgeMqError(msg, { code: 'PRECONDITION_FAILED', hint: 'show the twin again and retry with its etag' })
-    throw new EdgeMqError(`broker answered ${r.status}: ${msg}`)
+    throw fromWireError(r.status, r.body)
   }
 
   /** Streams NDJSON lines from a long-lived GET until `signal` aborts. */
@@ -89,8 +84,17 @@ export class ControlClient {
     return new Promise((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: this.runtime.ports.control, method: 'GET', path, headers: { authorization: this.token() }, signal }, (res) => {
         if (res.statusCode !== 200) {
-          reject(new EdgeMqError(`broker answered ${res.statusCode} for ${path}`))
-          res.resume()
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => {
+            let body: unknown
+            try {
+              body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+            } catch {
+              body = undefined
+            }
+            reject(fromWireError(res.statusCode ?? 0, body))
+          })
           return
         }
         let buf = ''

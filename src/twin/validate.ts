@@ -9,7 +9,7 @@
  * array levels count toward the depth limit, so nesting can never run away.
  * Every violation is a 400 (TwinValidationError), never a crash.
  */
-import { ConflictError, InvalidDocumentError, type DocumentIssue } from '../errors.js'
+import { InvalidDocumentError, PreconditionFailedError, type DocumentIssue } from '../errors.js'
 import type { TwinObject, TwinSection, TwinValue } from './types.js'
 
 export const TWIN_LIMITS = {
@@ -31,7 +31,7 @@ export class TwinValidationError extends InvalidDocumentError {
 }
 
 /** An `If-Match` / `--etag` that does not match the twin: 412 Precondition Failed. */
-export class TwinPreconditionError extends ConflictError {
+export class TwinPreconditionError extends PreconditionFailedError {
   readonly status = 412 as const
   constructor(message: string) {
     super(message, 'run `edgemq twin show` for the current etag, or omit --etag')

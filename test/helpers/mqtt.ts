@@ -27,6 +27,8 @@ export interface ConnectOptions {
   /** Connect over TLS, trusting `ca`; `cert`/`key` present a client certificate. */
   tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
   clean?: boolean
+  /** A last will, published by the broker if the connection ends without DISCONNECT. */
+  will?: { topic: string; payload: string | Buffer; qos?: 0 | 1; retain?: boolean }
   protocolVersion?: 3 | 4 | 5
   /**
    * Called with the client before CONNECT is sent: attach `collect()` here when messages may
@@ -49,6 +51,7 @@ function clientOptions(o: ConnectOptions): IClientOptions {
     connectTimeout: 10_000,
     keepalive: 60,
   }
+  if (o.will) opts.will = { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.will.qos ?? 0, retain: o.will.retain ?? false }
   if (o.username !== null) opts.username = o.username ?? iothubUsername(o.clientId)
   if (o.password !== undefined) opts.password = o.password
   if (o.tls) {

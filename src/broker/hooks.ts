@@ -1,0 +1,190 @@
+/**
+ * aedes' hooks (authenticate, authorizePublish, authorizeSubscribe, authorizeForward), each a thin
+ * adapter: find who is acting (a live session, or the owner of an orphaned will), ask the pipeline
+ * (pipeline.ts), log any denial with its step and reason, then apply the verdict.
+ */
+import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes'
+import type { TLSSocket } from 'node:tls'
+import type { Logger } from 'pino'
+
+import type { HubContext } from '../config/home.js'
+import type { CompiledPolicy } from '../policy/index.js'
+import { authenticate, CONNACK, type ConnackCode } from './authenticate.js'
+import { parseClientId } from './identity.js'
+import type { IotHub } from './iothub.js'
+import { decideForward, decidePublish, decideSubscribe, type PublishOrigin, type PublishVerdict } from './pipeline.js'
+import type { Actor, Session, SessionTable } from './session.js'
+
+export type AuthError = Error & { returnCode: ConnackCode }
+
+/** Where a message goes that aedes must still "publish" but nobody may receive (see persistBeforeAck). */
+export const INERT_TOPIC = '$edgemq/-/published'
+
+export function authError(code: ConnackCode): AuthError {
+  return Object.assign(new Error('connection refused'), { returnCode: code })
+}
+
+function remoteAddress(client: Client): string {
+  const c = client.conn as Partial<TLSSocket>
+  return c.remoteAddress ? `${c.remoteAddress}:${c.remotePort}` : 'unknown'
+}
+
+function peerCert(client: Client): Buffer | undefined {
+  const c = client.conn as Partial<TLSSocket>
+  if (typeof c.getPeerCertificate !== 'function') return undefined
+  const cert = c.getPeerCertificate(false)
+  return cert && cert.raw && cert.raw.length > 0 ? cert.raw : undefined
+}
+
+export interface HooksDeps {
+  ctx: HubContext
+  log: Logger
+  sessions: SessionTable
+  iothub: IotHub
+  /** The policy in force now (undefined: none set, nobody may connect). */
+  policy(): CompiledPolicy | undefined
+  caPem(): string | undefined
+  clockSkewSecs: number
+  maxMessageSize: number
+  /** The last step of an allowed publish: store what must outlive a crash before aedes' PUBACK. */
+  persistBeforeAck(packet: PublishPacket, cb: (err?: Error | null) => void): void
+}
+
+export class Hooks {
+  constructor(private readonly d: HooksDeps) {}
+
+  // ---- CONNECT ----
+
+  async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
+    const { d } = this
+    const address = remoteAddress(client)
+    const { store, hub } = d.ctx
+    const res = await authenticate(
+      { clientId: client.id, username, password, peerCertDer: peerCert(client) },
+      {
+        hostName: hub.hostName,
+        caPem: d.caPem(),
+        lookupDevice: (id) => store.getDevice(id),
+        lookupModule: (id, m) => store.getModule(id, m),
+        // The skew goes to the verifier itself (not a shifted `now`) so the logged "expired N ago" is true.
+        skewSecs: d.clockSkewSecs,
+      },
+    )
+    if (!res.ok) {
+      d.log.info({ client: client.id, address, code: res.code, reason: res.reason }, 'connection refused')
+      throw authError(res.code)
+    }
+    const authz = d.policy()?.forIdentity(res.identity)
+    if (!authz || !authz.canConnect()) {
+      const reason = authz ? authz.decide('connect').reason : 'no authorization policy is set, so nobody may connect (set one with `edgemq edgehub set`)'
+      d.log.info({ client: client.id, address, code: CONNACK.NOT_AUTHORIZED, reason }, 'connection refused by policy')
+      throw authError(CONNACK.NOT_AUTHORIZED)
+    }
+    const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
+    const session: Session = { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, granted: new Set(), registered: false }
+    d.sessions.add(session)
+    // A client that closes before aedes registers it gets no clientDisconnect; a registered one
+    // ends at clientDisconnect, after aedes has published (and we have authorized) its will.
+    client.conn.once('close', () => {
+      if (!session.registered) d.sessions.end(client)
+    })
+  }
+
+  async childrenOf(edgeId: string): Promise<Set<string>> {
+    return new Set((await this.d.ctx.store.listDevices()).filter((x) => x.parentId === edgeId).map((x) => x.deviceId))
+  }
+
+  // ---- PUBLISH (live, will, orphaned will) ----
+
+  authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    if (client) {
+      // aedes authorizes a live client's will with the client itself, from its close path.
+      const origin: PublishOrigin = (client as unknown as { will?: unknown }).will === packet ? 'will' : 'client'
+      return this.applyPublish(this.d.sessions.of(client), client.id, origin, packet, cb)
+    }
+    // A will left by a broker that died (kill -9): aedes publishes it with no client. It is
+    // trusted only as far as its owner, re-derived from the client id it was stored with, is now.
+    const clientId = (packet as PublishPacket & { clientId?: string }).clientId ?? ''
+    // aedes turns an error here into a broker-wide 'error' event and retries the will on every
+    // sweep: a refused orphaned will is instead sent nowhere (the inert topic), then deleted.
+    const sendNowhere = (err?: Error | null) => {
+      if (err) {
+        packet.topic = INERT_TOPIC
+        packet.retain = false
+      }
+      cb(null)
+    }
+    this.actorFor(clientId).then(
+      (actor) => this.applyPublish(actor, clientId, 'will', packet, sendNowhere),
+      (err: Error) => {
+        this.d.log.warn({ client: clientId, topic: packet.topic, err: err.message }, 'will refused: its owner could not be looked up')
+        sendNowhere(err)
+      },
+    )
+  }
+
+  /** The registered, enabled identity behind a client id, as the policy in force now sees it. */
+  async actorFor(clientId: string): Promise<Actor | undefined> {
+    const identity = parseClientId(clientId)
+    if (!identity) return undefined
+    const { store } = this.d.ctx
+    const device = await store.getDevice(identity.deviceId)
+    if (!device || device.status !== 'enabled') return undefined
+    if (identity.moduleId && !(await store.getModule(identity.deviceId, identity.moduleId))) return undefined
+    const authz = this.d.policy()?.forIdentity(identity)
+    if (!authz?.canConnect()) return undefined
+    const actsFor = device.edge && !identity.moduleId ? await this.childrenOf(device.deviceId) : undefined
+    return { identity, authz, actsFor }
+  }
+
+  /** Decides a publish that does not come from an MQTT client of this broker (the bridge's `in` rules). */
+  decideInbound(actor: Actor | undefined, topic: string, qos: number, bytes: number): PublishVerdict {
+    const v = decidePublish({ actor, origin: 'bridge', topic, qos, payloadBytes: bytes }, { maxMessageSize: this.d.maxMessageSize })
+    if (v.kind === 'deny') this.d.log.info({ topic, step: v.step, reason: v.reason }, 'bridged message refused')
+    return v
+  }
+
+  private applyPublish(actor: Actor | undefined, clientId: string, origin: PublishOrigin, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    const payload = packet.payload as Buffer
+    const v = decidePublish({ actor, origin, topic: packet.topic, qos: packet.qos, payloadBytes: payload?.length ?? 0 }, { maxMessageSize: this.d.maxMessageSize })
+    if (v.kind === 'deny') {
+      const what = origin === 'client' ? 'publish denied: disconnecting' : `${origin} refused`
+      this.d.log.info({ client: clientId, topic: packet.topic, step: v.step, reason: v.reason }, what)
+      return cb(new Error(`${origin} not authorized`))
+    }
+    if (v.kind === 'answered') {
+      // A request the hub answered still flows through aedes (no subscriber can see it), but it
+      // must never become a retained message.
+      this.d.iothub.answer(actor as Actor, v.request, payload)
+      packet.retain = false
+      return cb(null)
+    }
+    if (v.telemetry) this.d.iothub.routeOwnTelemetry(v.telemetry, payload)
+    this.d.persistBeforeAck(packet, cb)
+  }
+
+  // ---- SUBSCRIBE ----
+
+  authorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
+    const s = this.d.sessions.of(client)
+    const v = decideSubscribe({ actor: s, filter: sub.topic, qos: sub.qos })
+    if (v.kind === 'deny') {
+      this.d.log.info({ client: client.id, filter: sub.topic, step: v.step, reason: v.reason }, 'subscribe denied')
+      s?.granted.delete(sub.topic)
+      return cb(null, null)
+    }
+    // Recorded before aedes stores the session's filters (session-store.ts keeps only these).
+    s?.granted.add(sub.topic)
+    if (v.kind === 'rewritten') return cb(null, { ...sub, topic: v.value.topic, qos: v.value.qos })
+    cb(null, sub)
+  }
+
+  // ---- delivery ----
+
+  authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    const v = decideForward(this.d.sessions.of(client), client.id, packet.topic)
+    if (v.kind === 'deny') return null
+    if (v.kind === 'rewritten') return Object.assign(Object.create(Object.getPrototypeOf(packet) as object) as AedesPublishPacket, packet, { topic: v.value })
+    return packet
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The narrow interfaces the broker lends to its parts, so they depend on what they use and not
+ * on the broker class (no import cycles): the IoT Hub primitives (iothub.ts), the service side
+ * (control.ts, registry-rest.ts) and a cluster node (cluster/node.ts).
+ */
+import type { EventEmitter } from 'node:events'
+
+import type { Aedes } from 'aedes'
+import type { Logger } from 'pino'
+
+import type { HubContext } from '../config/home.js'
+import type { SystemProperties } from '../iothub/index.js'
+import type { TwinKey, TwinRecord } from '../registry/types.js'
+import type { BrokerRuntime } from './runtime.js'
+import type { SessionTable } from './session.js'
+
+/** A telemetry message on the hub's event stream (what `monitor` prints). */
+export interface HubEvent {
+  deviceId: string
+  moduleId?: string
+  properties: Record<string, string>
+  systemProperties: SystemProperties
+  payload: Buffer
+  enqueuedTime: string
+  /** Route that delivered it to `$upstream`. */
+  route?: string
+  /** A module output: its name, and the sinks the routes sent it to (`$upstream`, `<module>/<input>`). */
+  outputName?: string
+  routedTo?: string[]
+}
+
+export interface MethodResult {
+  status: number
+  payload: unknown
+}
+
+export interface BrokerPublish {
+  topic: string
+  payload: Buffer | string
+  qos?: 0 | 1
+  retain?: boolean
+}
+
+/** What the IoT Hub primitives need from the broker. */
+export interface IotHubHost {
+  readonly ctx: HubContext
+  readonly log: Logger
+  readonly sessions: SessionTable
+  readonly maxMessageSize: number
+  publish(packet: BrokerPublish): Promise<void>
+  /** `$upstream` is a parent broker: telemetry goes there (store and forward) instead of the event stream. */
+  readonly upstream: { readonly enabled: boolean; enqueueTelemetry(topic: string, body: Buffer): void }
+  /** Cluster: run a direct method on the node the device is connected to. */
+  invokeRemote?(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number, notOnline: Error): Promise<MethodResult>
+}
+
+/** What a cluster node needs from the broker it runs in. */
+export interface ClusterHost {
+  readonly aedes: Aedes
+  readonly ctx: HubContext
+  readonly host: string
+  readonly ports: BrokerRuntime['ports']
+  readonly sessions: SessionTable
+  readonly writesRuntimeFile: boolean
+  runtime(): BrokerRuntime
+  invokeMethodLocally(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult>
+}
+
+/** The IoT Hub operations the service side (control API, REST) calls. */
+export interface ServiceIotHub {
+  /** 'event': telemetry reaching `$upstream`; 'output': module outputs (both HubEvent). */
+  readonly events: EventEmitter
+  updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts?: { ifMatch?: string; replace?: boolean }): Promise<TwinRecord>
+  isConnected(key: TwinKey): boolean
+  invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult>
+  sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<string>
+  sendModuleInput(deviceId: string, moduleId: string, inputName: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<void>
+}
+
+/** What the control API and the service REST API need from the broker. */
+export interface ServiceHost {
+  readonly ctx: HubContext
+  readonly log: Logger
+  readonly iothub: ServiceIotHub
+  status(): unknown
+}
