@@ -40,6 +40,9 @@ export interface BridgeStatus {
 
 type MqHandler = Parameters<MQEmitter['on']>[1]
 
+/** The one thing the bridge does with the local broker: publish what comes `in` from the parent. */
+export type LocalPublisher = Pick<Aedes, 'publish'>
+
 /** Capped exponential backoff with full jitter: 0.5 s, 1 s, 2 s … 30 s. */
 export function backoffMs(attempt: number, random = Math.random): number {
   const cap = Math.min(30_000, 500 * 2 ** attempt)
@@ -74,7 +77,8 @@ export class UpstreamBridge {
   private received = 0
 
   constructor(
-    private readonly aedes: Aedes,
+    /** Where `in` messages are published locally: the broker's authorization pipeline in front of aedes. */
+    private readonly aedes: LocalPublisher,
     /** The broker's message bus: `out` rules listen on it like any subscriber. */
     private readonly mq: MQEmitter,
     private readonly log: Logger,

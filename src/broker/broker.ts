@@ -12,7 +12,7 @@ import { Aedes, type PublishPacket } from 'aedes'
 import mqemitter, { type MQEmitter } from 'mqemitter'
 import type { Logger } from 'pino'
 
-import { UpstreamBridge } from '../bridge/bridge.js'
+import { UpstreamBridge, type LocalPublisher } from '../bridge/bridge.js'
 import { ForwardQueue } from '../bridge/queue.js'
 import { ClusterNode } from '../cluster/node.js'
 import { attachClusterStore, openHub, readStorePointer, type HubContext } from '../config/home.js'
@@ -142,7 +142,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.aedes = aedes()
     const queue = new ForwardQueue(opts.inMemory ? ':memory:' : ctx.paths.forward)
     const onStatus = () => this.live.onBridgeStatus()
-    this.bridge = cluster ? cluster.createBridge(this.aedes, mq, log, queue, onStatus) : new UpstreamBridge(this.aedes, mq, log, queue, onStatus)
+    const inbound = this.bridgeInbound()
+    this.bridge = cluster ? cluster.createBridge(inbound, mq, log, queue, onStatus) : new UpstreamBridge(inbound, mq, log, queue, onStatus)
     this.live = new LiveConfig({
       aedes: this.aedes,
       ctx,
@@ -212,6 +213,31 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       throw err
     }
     return self
+  }
+
+  /** Messages the bridge received from the parent and refused here (see bridgeInbound). */
+  bridgeRefused = 0
+
+  /**
+   * What the bridge publishes locally (its `in` rules) goes through the same pipeline as any
+   * publish, as this hub's edge device (the identity the bridge connects upstream with): `$iothub/…`,
+   * C2D and module inputs are never reachable from the parent, other topics only where the
+   * policy lets the edge device publish. Synchronous, so messages keep their order.
+   */
+  private bridgeInbound(): LocalPublisher {
+    const publish: LocalPublisher['publish'] = (packet, done) => {
+      const cb = typeof done === 'function' ? done : undefined
+      const identity = { clientId: this.ctx.hub.edgeDeviceId, deviceId: this.ctx.hub.edgeDeviceId }
+      const actor = { identity, authz: this.live.edgeHub.policy?.forIdentity(identity) }
+      const v = this.hooks.decideInbound(actor, packet.topic, packet.qos ?? 0, (packet.payload as Buffer | undefined)?.length ?? 0)
+      if (v.kind !== 'allow') {
+        this.bridgeRefused++
+        return cb?.(undefined)
+      }
+      // Not routed as telemetry: it came from `$upstream`, and routing would send it back there.
+      this.aedes.publish(packet, cb as never)
+    }
+    return { publish } as LocalPublisher
   }
 
   /** aedes creates its persistence in listen(): wrap it then, before any client connects. */
@@ -431,7 +457,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       ports: this.ports,
       clients: [...this.sessions.values()].map((s: Session) => ({ clientId: s.identity.clientId, auth: s.method, address: s.address, connectedAt: new Date(s.connectedAt).toISOString() })),
       sessions: { maxQueued, whenFull, dropped: this.sessionStore.droppedTotal, droppedByClient: Object.fromEntries(this.sessionStore.dropped) },
-      bridges: [this.bridge.status()],
+      bridges: [{ ...this.bridge.status(), refusedIn: this.bridgeRefused }],
       policy: { statements: this.edgeHub.config.mqttBroker.authorizations?.length ?? null, desiredVersion: this.edgeHub.desiredVersion, lastDesiredStatus: this.lastDesiredStatus },
       ...(this.cluster ? { cluster: this.cluster.snapshot() } : {}),
     }

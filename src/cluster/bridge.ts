@@ -5,11 +5,10 @@
  * cluster bus, which carries every node's publishes. Telemetry that a non-leader routes INTO
  * `$upstream` goes to a Redis list the leader drains into its durable queue.
  */
-import type { Aedes } from 'aedes'
 import type { MQEmitter } from 'mqemitter'
 import type { Logger } from 'pino'
 
-import { UpstreamBridge, type BridgeStatus } from '../bridge/bridge.js'
+import { UpstreamBridge, type BridgeStatus, type LocalPublisher } from '../bridge/bridge.js'
 import type { ForwardQueue } from '../bridge/queue.js'
 import type { BridgeConfig } from '../edgehub/config.js'
 import type { UpstreamSettings } from '../registry/types.js'
@@ -24,7 +23,7 @@ export class ClusterBridge extends UpstreamBridge {
   private wanted: { upstream: UpstreamSettings | undefined; bridges: readonly BridgeConfig[]; ttlSecs: number } = { upstream: undefined, bridges: [], ttlSecs: 7200 }
   private readonly gate: { leading: boolean }
 
-  constructor(aedes: Aedes, mq: MQEmitter, log: Logger, queue: ForwardQueue, onStatus: (s: BridgeStatus) => void, private readonly handoff: UpstreamHandoff) {
+  constructor(aedes: LocalPublisher, mq: MQEmitter, log: Logger, queue: ForwardQueue, onStatus: (s: BridgeStatus) => void, private readonly handoff: UpstreamHandoff) {
     // Only the leader's bridge reports into $edgeHub: a standby's "disabled" must not overwrite it.
     const gate = { leading: false }
     super(aedes, mq, log, queue, (s) => {

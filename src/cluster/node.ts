@@ -21,12 +21,11 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 
-import type { Aedes } from 'aedes'
 import type { Redis } from 'ioredis'
 import type { MQEmitter } from 'mqemitter'
 import type { Logger } from 'pino'
 
-import type { BridgeStatus } from '../bridge/bridge.js'
+import type { BridgeStatus, LocalPublisher } from '../bridge/bridge.js'
 import type { ForwardQueue } from '../bridge/queue.js'
 import type { ClusterHost, MethodResult } from '../broker/host.js'
 import { createPersistence, type PersistenceHandle } from '../broker/persistence.js'
@@ -166,7 +165,7 @@ export class ClusterNode {
   }
 
   /** The node's bridge: only the elected leader connects upstream. */
-  createBridge(aedes: Aedes, mq: MQEmitter, log: Logger, queue: ForwardQueue, onStatus: (s: BridgeStatus) => void): ClusterBridge {
+  createBridge(aedes: LocalPublisher, mq: MQEmitter, log: Logger, queue: ForwardQueue, onStatus: (s: BridgeStatus) => void): ClusterBridge {
     this.clusterBridge = new ClusterBridge(aedes, mq, log, queue, onStatus, {
       handOff: (topic, payload) => {
         void this.cmd.rpush(this.keys.upstream, JSON.stringify({ t: topic, p: payload.toString('base64') })).catch((err: Error) => log.warn({ err: err.message }, 'cannot hand telemetry to the bridge leader'))

@@ -61,6 +61,12 @@ test('publish: session → size → iothub → policy, one verdict per row', () 
     ['d1', 'client', 'b/c', 0, 2, 'deny', 'policy'],
     ['d2', 'client', 'a/b', 0, 2, 'deny', 'policy'],
     ['d1', 'client', '$SYS/x', 0, 2, 'deny', 'policy'],
+    // Bridged in from the parent (as the edge device): user topics by the bridge rule; IoT Hub and `$` topics never by default.
+    ['edge', 'bridge', 'alerts/1', 1, 2, 'allow', 'policy'],
+    ['edge', 'bridge', 'devices/d1/messages/devicebound/x', 1, 2, 'deny', 'iothub'],
+    ['edge', 'bridge', '$iothub/methods/POST/reboot/?$rid=1', 1, 2, 'deny', 'iothub'],
+    ['edge', 'bridge', 'devices/d1/messages/events/', 1, 2, 'deny', 'policy'],
+    ['edge', 'bridge', '$SYS/x', 0, 2, 'deny', 'policy'],
   ]
   for (const [who, origin, topic, qos, bytes, want, step] of rows) {
     const a = who === null ? undefined : actor(who, who === 'edge' ? ['child'] : undefined)
