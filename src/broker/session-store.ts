@@ -3,7 +3,9 @@
  * - only SUBSCRIBE filters the pipeline granted are stored (aedes stores the whole SUBSCRIBE packet's
  *   list for every granted filter, refused ones included, which then queue messages offline);
  * - the per-session queue bound (`maxQueued`, `whenFull`: drop_new | drop_old, PROTOCOL.md §7)
- *   for sessions that are offline, counted per client.
+ *   for sessions that are offline, counted per client;
+ * - no store round trip on a PUBACK from a clean session: aedes never stores a clean session's
+ *   in-flight messages, yet asks the store to clear one on every PUBACK (a LevelDB read per message).
  * Wraps the persistence instance in place, since aedes calls these as its methods.
  */
 import type { AedesPersistence } from './aedes-internals.js'
@@ -46,6 +48,8 @@ export class SessionStore {
       const keep = subs.filter((s) => rules.granted(client.id, s.topic))
       return keep.length === 0 ? Promise.resolve() : addSubscriptions(client, keep)
     }
+    const clear = p.outgoingClearMessageId.bind(p)
+    p.outgoingClearMessageId = (client, packet) => ((client as { clean?: boolean }).clean === true ? Promise.resolve(undefined) : clear(client, packet))
     const enqueue = p.outgoingEnqueueCombi.bind(p)
     p.outgoingEnqueueCombi = (subs, packet) => this.enqueue(subs as Sub[], packet, enqueue)
   }
