@@ -10,10 +10,11 @@ import { after, before, describe, it } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { bridgeStatus, cli, deviceClient, freePort, makePair, publishAck, reportedBridges, subscribeAck, type Pair } from '../helpers/bridge.js'
-import { runCli } from '../helpers/cli.js'
-import { collect, nextLogLine } from '../helpers/mqtt.js'
+import { bridgeStatus, deviceClient, makePair, type Pair, publishAck, reportedBridges } from '../helpers/bridge.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { cliOk as cli, runCli } from '../helpers/cli.js'
+import { collect, subscribeOk } from '../helpers/mqtt.js'
+import { freePort } from '../helpers/ports.js'
 
 describe('bridge: bad configuration', () => {
   let pair: Pair
@@ -80,7 +81,7 @@ describe('bridge: bad configuration', () => {
   it('a parent that refuses the credentials (wrong key): clear log line, lastError, local pub/sub keeps working', async () => {
     await pair.linkChild(parent, { key: Buffer.alloc(32, 7).toString('base64') })
     child = await startBroker(pair.child.home)
-    const line = await child.waitForLog(/bridge refused by \$upstream/, 20_000)
+    const line = await child.waitForLog(/bridge refused by \$upstream/, { timeoutMs: 20_000 })
     assert.match(line, /Bad username or password/)
     assert.match(line, new RegExp(`"parent":"localhost:${parent.ports.mqtts}"`))
     assert.match(line, /"deviceId":"child-edge"/)
@@ -94,7 +95,7 @@ describe('bridge: bad configuration', () => {
     assert.notEqual(reported[0].state, 'connected')
 
     local = await deviceClient(pair.child, child, 'local')
-    await subscribeAck(local, ['alerts/#'])
+    await subscribeOk(local, ['alerts/#'], 1)
     await localStillServes('auth')
     // Out-going bridge messages are still accepted (queued) meanwhile.
     await publishAck(local, '/local/telemetry/while-refused', 'q')
@@ -104,7 +105,7 @@ describe('bridge: bad configuration', () => {
 
   it('an unreachable parent (nothing listening), set live: clear log line, lastError, local pub/sub keeps working', async () => {
     const dead = await freePort()
-    const line = nextLogLine(child, new RegExp(`"parent":"localhost:${dead}".*ECONNREFUSED.*bridge cannot connect to \\$upstream`), 20_000)
+    const line = child.waitForLog(new RegExp(`"parent":"localhost:${dead}".*ECONNREFUSED.*bridge cannot connect to \\$upstream`), { since: child.mark(), timeoutMs: 20_000 })
     await pair.linkChild(parent, { port: dead })
     await child.waitForLog(new RegExp(`"upstream":"localhost:${dead}".*upstream changed`))
     await line
@@ -119,9 +120,9 @@ describe('bridge: bad configuration', () => {
   it('fixing the upstream live connects, clears lastError and delivers what waited', async () => {
     const watcher = await deviceClient(pair.parent, parent, 'watcher')
     try {
-      await subscribeAck(watcher, ['/remote/messages/#'])
+      await subscribeOk(watcher, ['/remote/messages/#'], 1)
       const got = collect(watcher, 1, { filter: (m) => m.topic === '/remote/messages/while-refused', timeoutMs: 40_000 })
-      const connected = nextLogLine(child, /bridge connected to \$upstream/, 40_000)
+      const connected = child.waitForLog(/bridge connected to \$upstream/, { since: child.mark(), timeoutMs: 40_000 })
       await pair.linkChild(parent)
       await connected
       assert.equal((await got)[0].payload.toString(), 'q')

@@ -12,9 +12,10 @@ import { after, before, describe, it } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { bridgeStatus, deviceClient, freePort, makePair, publishAck, subscribeAck, type Pair } from '../helpers/bridge.js'
-import { collect, nextLogLine } from '../helpers/mqtt.js'
+import { bridgeStatus, deviceClient, makePair, type Pair, publishAck } from '../helpers/bridge.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { collect, subscribeOk } from '../helpers/mqtt.js'
+import { freePort } from '../helpers/ports.js'
 
 const N = 5000
 
@@ -41,7 +42,7 @@ describe('bridge: store and forward across a parent outage and a child crash', (
 
   it(`${N} QoS1 messages published while the parent is down all arrive after both restart, in order, none twice`, async () => {
     // Parent gone: the child notices and starts backing off.
-    const reconnecting = nextLogLine(child, /bridge reconnecting/)
+    const reconnecting = child.waitForLog(/bridge reconnecting/, { since: child.mark() })
     await parent.kill()
     await reconnecting
 
@@ -68,7 +69,7 @@ describe('bridge: store and forward across a parent outage and a child crash', (
       if (topic === '/remote/messages/seq') got.push(payload.toString())
     })
     const marker = collect(watcher, 1, { filter: (m) => m.topic === '/remote/messages/marker', timeoutMs: 90_000 })
-    await subscribeAck(watcher, ['/remote/messages/#'])
+    await subscribeOk(watcher, ['/remote/messages/#'], 1)
 
     const t1 = Date.now()
     child = await startBroker(pair.child.home)

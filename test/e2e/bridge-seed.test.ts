@@ -13,10 +13,10 @@ import { after, before, describe, it } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { BIN, startBroker, type BrokerProc } from '../helpers/broker.js'
-import { bridgeStatus, deviceClient, reportedBridges, makePair, publishAck, SEED_BRIDGE, setEdgeHub, subscribeAck, type Pair } from '../helpers/bridge.js'
-import { cli } from '../helpers/bridge.js'
-import { collect, nextLogLine, type Received } from '../helpers/mqtt.js'
+import { bridgeStatus, deviceClient, makePair, type Pair, publishAck, reportedBridges, SEED_BRIDGE, setEdgeHub } from '../helpers/bridge.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { BIN, cliOk as cli } from '../helpers/cli.js'
+import { collect, type Received, subscribeOk } from '../helpers/mqtt.js'
 
 /** Every message a client receives, in order, from now on. */
 function record(c: MqttClient): Received[] {
@@ -44,7 +44,7 @@ describe('bridge: the seed sample between two brokers', () => {
     ;[watcher, local] = await Promise.all([deviceClient(pair.parent, parent, 'watcher'), deviceClient(pair.child, child, 'local')])
     watcherGot = record(watcher)
     localGot = record(local)
-    await Promise.all([subscribeAck(watcher, ['/remote/messages/#', 'sync/#', 'live/#']), subscribeAck(local, ['alerts/#', 'sync/#', 'news/#'])])
+    await Promise.all([subscribeOk(watcher, ['/remote/messages/#', 'sync/#', 'live/#'], 1), subscribeOk(local, ['alerts/#', 'sync/#', 'news/#'], 1)])
   })
 
   after(async () => {
@@ -90,8 +90,8 @@ describe('bridge: the seed sample between two brokers', () => {
   })
 
   it('a `both` setting (added live) works both ways, and nothing echoes back: one delivery per side', async () => {
-    const configured = nextLogLine(child, /sync\/#.*sync\/#.*bridge configured/)
-    const subscribed = nextLogLine(child, /sync\/#.*bridge subscribed on \$upstream/)
+    const configured = child.waitForLog(/sync\/#.*sync\/#.*bridge configured/, { since: child.mark() })
+    const subscribed = child.waitForLog(/sync\/#.*bridge subscribed on \$upstream/, { since: child.mark() })
     await setEdgeHub(pair.child.home, {
       mqttBroker: {
         bridges: [{ endpoint: '$upstream', settings: [...seedSettings(), { direction: 'both', topic: 'sync/#' }] }],
@@ -160,8 +160,8 @@ describe('bridge: the seed sample between two brokers', () => {
 
   it('bridge settings added and removed with `edgehub set` apply live: new topics flow, old ones stop', async () => {
     // Add: out `live/#`, in `news/#`.
-    let configured = nextLogLine(child, /live\/#.*bridge configured/)
-    const subscribed = nextLogLine(child, /news\/#.*bridge subscribed on \$upstream/)
+    let configured = child.waitForLog(/live\/#.*bridge configured/, { since: child.mark() })
+    const subscribed = child.waitForLog(/news\/#.*bridge subscribed on \$upstream/, { since: child.mark() })
     await setEdgeHub(pair.child.home, {
       mqttBroker: {
         bridges: [{ endpoint: '$upstream', settings: [...seedSettings(), { direction: 'out', topic: 'live/#' }, { direction: 'in', topic: 'news/#' }] }],
@@ -177,7 +177,7 @@ describe('bridge: the seed sample between two brokers', () => {
     assert.equal((await down)[0].payload.toString(), 'extra')
 
     // Remove both: back to the seed sample.
-    configured = nextLogLine(child, /bridge configured/)
+    configured = child.waitForLog(/bridge configured/, { since: child.mark() })
     await cli(pair.child.home, ['edgehub', 'set', SEED_BRIDGE])
     const line = await configured
     assert.doesNotMatch(line, /live\/#|news\/#/)

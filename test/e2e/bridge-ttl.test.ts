@@ -12,9 +12,10 @@ import { after, before, describe, it } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { bridgeStatus, deviceClient, freePort, makePair, publishAck, reportedBridges, subscribeAck, type Pair } from '../helpers/bridge.js'
-import { collect, nextLogLine, type Received } from '../helpers/mqtt.js'
+import { bridgeStatus, deviceClient, makePair, type Pair, publishAck, reportedBridges } from '../helpers/bridge.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { collect, type Received, subscribeOk } from '../helpers/mqtt.js'
+import { freePort } from '../helpers/ports.js'
 
 const OLD = 25
 
@@ -42,10 +43,10 @@ describe('bridge: timeToLiveSecs drops what waited too long', () => {
   it(`${OLD} messages older than 2 s when the parent returns are not delivered, and are counted`, async () => {
     // The parent's subscriber: a persistent session that outlives the parent's crash.
     const w1 = await deviceClient(pair.parent, parent, 'watcher', { clean: false })
-    await subscribeAck(w1, ['/remote/messages/#'])
+    await subscribeOk(w1, ['/remote/messages/#'], 1)
     await w1.endAsync()
 
-    const reconnecting = nextLogLine(child, /bridge reconnecting/)
+    const reconnecting = child.waitForLog(/bridge reconnecting/, { since: child.mark() })
     await parent.kill()
     await reconnecting
 
@@ -59,8 +60,8 @@ describe('bridge: timeToLiveSecs drops what waited too long', () => {
     // What is under test is the passing of time: let the queued messages outlive the 2 s TTL.
     await new Promise((r) => setTimeout(r, Math.max(0, lastQueued + 2100 - Date.now())))
 
-    const connected = nextLogLine(child, /bridge connected to \$upstream/, 40_000)
-    const dropped = nextLogLine(child, /dropped queued messages older than timeToLiveSecs/, 40_000)
+    const connected = child.waitForLog(/bridge connected to \$upstream/, { since: child.mark(), timeoutMs: 40_000 })
+    const dropped = child.waitForLog(/dropped queued messages older than timeToLiveSecs/, { since: child.mark(), timeoutMs: 40_000 })
     parent = await startBroker(pair.parent.home, ['--tls-port', String(tlsPort)])
     await connected
     const droppedLine = JSON.parse(await dropped) as { expired: number }

@@ -14,12 +14,11 @@ import { buildSasToken, deviceResource, parseSasToken } from '../../src/sas/inde
 import { startBroker, type BrokerProc } from '../helpers/broker.js'
 import { jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { closed, collect, connackCode, connect, iothubUsername } from '../helpers/mqtt.js'
+import type { deviceView } from '../../src/registry/views.js'
 
 const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
 
-interface DeviceJson {
-  authentication: { symmetricKey: { primaryKey: string } }
-}
+type DeviceJson = ReturnType<typeof deviceView>
 
 /** Sends raw bytes and resolves with the broker's first reply (or an empty buffer if it just closes). */
 async function rawReply(port: number, bytes: Buffer): Promise<Buffer> {
@@ -50,7 +49,7 @@ describe('broker: refusals with exact CONNACK codes', () => {
   before(async () => {
     const r = await runCli(['device', 'create', 'd1'], { home })
     assert.equal(r.code, 0, r.stderr)
-    key = jsonOf<DeviceJson>(r).authentication.symmetricKey.primaryKey
+    key = jsonOf<DeviceJson>(r).authentication.symmetricKey.primaryKey as string
     for (const args of [['device', 'create', 'd2'], ['device', 'create', 'dis', '--status', 'disabled'], ['edgehub', 'set', POLICY]]) {
       const x = await runCli(args, { home })
       assert.equal(x.code, 0, x.stderr)

@@ -15,12 +15,11 @@ import { buildSasToken, deviceResource } from '../../src/sas/index.js'
 import { startBroker, type BrokerProc } from '../helpers/broker.js'
 import { jsonOf, runCli, tempHome } from '../helpers/cli.js'
 import { collect, connect, type Received } from '../helpers/mqtt.js'
+import type { deviceView } from '../../src/registry/views.js'
 
 const N = 1000
 
-interface DeviceJson {
-  authentication: { symmetricKey: { primaryKey: string } }
-}
+type DeviceJson = ReturnType<typeof deviceView>
 
 /** The seed's shape: everyone connects; `sub_client` may subscribe and `pub_client` publish under dur/. */
 const POLICY = {
@@ -57,7 +56,7 @@ describe('broker: durability across kill -9 and broker stop', () => {
     for (const d of ['sub_client', 'pub_client', 'checker']) {
       const r = await runCli(['device', 'create', d], { home })
       assert.equal(r.code, 0, r.stderr)
-      keys.set(d, jsonOf<DeviceJson>(r).authentication.symmetricKey.primaryKey)
+      keys.set(d, jsonOf<DeviceJson>(r).authentication.symmetricKey.primaryKey as string)
     }
     const file = join(home, 'policy.json')
     writeFileSync(file, JSON.stringify(POLICY))

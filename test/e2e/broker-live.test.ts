@@ -11,12 +11,11 @@ import { buildSasToken, deviceResource } from '../../src/sas/index.js'
 import { startBroker, type BrokerProc } from '../helpers/broker.js'
 import { jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { closed, connackCode, connect } from '../helpers/mqtt.js'
+import type { deviceView } from '../../src/registry/views.js'
 
 const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
 
-interface DeviceJson {
-  authentication: { symmetricKey: { primaryKey: string } }
-}
+type DeviceJson = ReturnType<typeof deviceView>
 
 describe('broker: live registry changes and token expiry', () => {
   const home = tempHome()
@@ -30,7 +29,7 @@ describe('broker: live registry changes and token expiry', () => {
     for (const d of ['to-disable', 'to-delete', 'short']) {
       const r = await runCli(['device', 'create', d], { home })
       assert.equal(r.code, 0, r.stderr)
-      keys.set(d, jsonOf<DeviceJson>(r).authentication.symmetricKey.primaryKey)
+      keys.set(d, jsonOf<DeviceJson>(r).authentication.symmetricKey.primaryKey as string)
     }
     const p = await runCli(['edgehub', 'set', POLICY], { home })
     assert.equal(p.code, 0, p.stderr)

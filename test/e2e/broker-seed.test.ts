@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
 import { REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
-import { closed, collect, connect, nextLogLine, runProc } from '../helpers/mqtt.js'
+import { closed, collect, connect, runProc } from '../helpers/mqtt.js'
 
 const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
 const SUB_USER = 'edgemq.azure-devices.net/sub_client/?api-version=2018-06-30'
@@ -47,7 +47,7 @@ describe('broker: the seed, verbatim', () => {
   it('mosquitto_sub receives "hello" from mosquitto_pub on the plain port (seed commands + -C 1)', async () => {
     const port = String(broker.ports.mqtt)
     // The seed's command; `-C 1` only makes it exit after the one message.
-    const subscribed = nextLogLine(broker, /"client":"sub_client".*"msg":"SUBSCRIBE"/)
+    const subscribed = broker.waitForLog(/"client":"sub_client".*"msg":"SUBSCRIBE"/, { since: broker.mark() })
     const sub = runProc('mosquitto_sub', ['-t', 'test_topic', '-i', 'sub_client', '-u', SUB_USER, '-P', subSas, '-h', 'localhost', '-V', 'mqttv311', '-p', port, '-C', '1'])
     await subscribed
     const pub = await runProc('mosquitto_pub', ['-t', 'test_topic', '-i', 'pub_client', '-u', PUB_USER, '-P', pubSas, '-h', 'localhost', '-V', 'mqttv311', '-p', port, '-m', 'hello']).done
@@ -64,7 +64,7 @@ describe('broker: the seed, verbatim', () => {
     // `edgemq cert ca` names the CA file the broker's server cert chains to.
     assert.ok(ca.stdout.includes(broker.caFile), ca.stdout)
     const tls = ['--cafile', broker.caFile]
-    const subscribed = nextLogLine(broker, /"client":"sub_client".*"msg":"SUBSCRIBE"/)
+    const subscribed = broker.waitForLog(/"client":"sub_client".*"msg":"SUBSCRIBE"/, { since: broker.mark() })
     const sub = runProc('mosquitto_sub', ['-t', 'test_topic', '-i', 'sub_client', '-u', SUB_USER, '-P', subSas, '-h', 'localhost', '-V', 'mqttv311', '-p', port, ...tls, '-C', '1'])
     await subscribed
     const pub = await runProc('mosquitto_pub', ['-t', 'test_topic', '-i', 'pub_client', '-u', PUB_USER, '-P', pubSas, '-h', 'localhost', '-V', 'mqttv311', '-p', port, ...tls, '-m', 'hello']).done
@@ -106,7 +106,7 @@ describe('broker: the seed, verbatim', () => {
       t.skip('edgemq pub/sub are not built yet (src/commands/pub.ts, sub.ts)')
       return
     }
-    const subscribed = nextLogLine(broker, /"client":"sub_client".*"msg":"SUBSCRIBE"/, 20_000)
+    const subscribed = broker.waitForLog(/"client":"sub_client".*"msg":"SUBSCRIBE"/, { since: broker.mark(), timeoutMs: 20_000 })
     // The CLI finds the broker through <home>/broker.json, so no port is passed.
     const sub = runCli(['sub', '--device', 'sub_client', '-t', 'test_topic', '-C', '1'], { home })
     // If `sub` dies first, fail with its output rather than a log timeout.

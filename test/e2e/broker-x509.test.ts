@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
 import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
+import { cliOk, jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { connackCode, iothubUsername, runProc } from '../helpers/mqtt.js'
 
 const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
@@ -31,11 +31,7 @@ describe('broker: X.509 authentication', () => {
   let foreign: CertResult // CN=c1 but self-signed: not from the hub CA
   let ca: string
 
-  async function cli(args: string[]) {
-    const r = await runCli(args, { home })
-    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`)
-    return r
-  }
+  const cli = (args: string[]) => cliOk(home, args)
 
   before(async () => {
     await cli(['edgehub', 'set', POLICY])

@@ -12,12 +12,11 @@ import { before, describe, test } from 'node:test'
 
 import type { DeviceCertResult } from '../../src/cert/index.js'
 import { jsonOf, runCli, tempHome, type CliResult } from '../helpers/cli.js'
+import type { deviceView } from '../../src/registry/views.js'
 
 /** What `cert device` prints: the library's result type, as JSON. */
 type CertJson = DeviceCertResult
-interface DeviceJson {
-  authentication: { type: string; x509Thumbprint: { primaryThumbprint: string | null } }
-}
+type DeviceJson = ReturnType<typeof deviceView>
 
 const ok = (r: CliResult) => {
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)

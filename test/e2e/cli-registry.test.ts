@@ -7,21 +7,10 @@ import { before, describe, test } from 'node:test'
 
 import { buildSasToken, parseSasToken, verifySasToken } from '../../src/sas/index.js'
 import { jsonOf, runCli, tempHome, type CliResult } from '../helpers/cli.js'
+import type { deviceView, moduleView } from '../../src/registry/views.js'
 
-interface DeviceJson {
-  deviceId: string
-  status: string
-  etag: string
-  authentication: { type: string; symmetricKey: { primaryKey: string | null; secondaryKey: string | null } }
-  capabilities: { iotEdge: boolean }
-  parentScopes: string[]
-  deviceScope: string | null
-}
-interface ModuleJson {
-  deviceId: string
-  moduleId: string
-  authentication: { type: string; symmetricKey: { primaryKey: string; secondaryKey: string } }
-}
+type DeviceJson = ReturnType<typeof deviceView>
+type ModuleJson = ReturnType<typeof moduleView>
 
 const ok = (r: CliResult) => {
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)

@@ -9,15 +9,13 @@ import net, { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
-import { fileURLToPath } from 'node:url'
 
 import { Aedes, type AuthenticateError } from 'aedes'
 
 import { openHub } from '../../src/config/home.js'
 import { ensureHubPki } from '../../src/pki/index.js'
+import { BIN, REPO_ROOT } from '../helpers/paths.js'
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const BIN = join(ROOT, 'bin', 'run.js')
 const HAVE_MOSQUITTO = spawnSync('mosquitto_sub', ['--help']).error === undefined
 
 interface Done {
@@ -36,7 +34,7 @@ const tmp = (prefix: string) => {
 const HOME = tmp('edgemq-client-cli-')
 
 function run(cmd: string, args: string[], opts: { stdin?: Buffer | string; env?: Record<string, string> } = {}): { done: Promise<Done> } {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, EDGEMQ_HOME: HOME, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(cmd, args, { cwd: REPO_ROOT, env: { ...process.env, EDGEMQ_HOME: HOME, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] })
   const out: Buffer[] = []
   const err: Buffer[] = []
   child.stdout.on('data', (b: Buffer) => out.push(b))

@@ -5,12 +5,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { cli, freePort, publishAck, SEED_BRIDGE, setEdgeHub, subscribeAck } from '../helpers/bridge.js'
-import { jsonOf, runCli, tempHome } from '../helpers/cli.js'
+import { publishAck, SEED_BRIDGE, setEdgeHub } from '../helpers/bridge.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { cliOk as cli, jsonOf, runCli, tempHome } from '../helpers/cli.js'
 import { makeCluster, OPEN, type StatusJson, type TestCluster } from '../helpers/cluster.js'
-import { collect, connect, iothubUsername, nextLogLine } from '../helpers/mqtt.js'
-import { redisAvailable, startRedis, type RedisProc } from '../helpers/redis.js'
+import { collect, connect, iothubUsername, subscribeOk } from '../helpers/mqtt.js'
+import { freePort } from '../helpers/ports.js'
+import { redisAvailable, type RedisProc, startRedis } from '../helpers/redis.js'
 
 const DEVICES = ['local', 'rs-sub', 'rs-pub', 'probe']
 
@@ -48,10 +49,10 @@ describe('cluster: bridge failover and Redis restarts', { skip: redisAvailable()
     const watcherKey = (await cli(parentHome, ['sas', '--device', 'watcher', '--raw'])).trim()
     const watcher = await connect({ port: parent.ports.mqtt, clientId: 'watcher', password: watcherKey, username: iothubUsername('watcher', 'parenthub.azure-devices.net') })
     clients.push(watcher)
-    await subscribeAck(watcher, ['/remote/messages/#'])
+    await subscribeOk(watcher, ['/remote/messages/#'], 1)
 
     const cs = (await cli(parentHome, ['connection-string', 'show', '--device', 'child-edge', '--gateway', 'localhost', '-o', 'tsv'])).trim()
-    const connected = Promise.race(nodes.slice(0, 2).map((n) => nextLogLine(n, /bridge connected to \$upstream/, 20_000).then(() => n)))
+    const connected = Promise.race(nodes.slice(0, 2).map((n) => n.waitForLog(/bridge connected to \$upstream/, { since: n.mark(), timeoutMs: 20_000 }).then(() => n)))
     await cli(homes[0], ['hub', 'set-upstream', '--connection-string', cs, '--port', String(parent.ports.mqtts), '--ca', parent.caFile])
     await cli(homes[0], ['edgehub', 'set', SEED_BRIDGE])
     const leader = await connected
@@ -66,7 +67,7 @@ describe('cluster: bridge failover and Redis restarts', { skip: redisAvailable()
     await publishAck(local, '/local/telemetry/before', 'b')
     assert.equal((await first)[0].topic, '/remote/messages/before')
 
-    const takeover = nextLogLine(standby, /bridge connected to \$upstream/, 15_000)
+    const takeover = standby.waitForLog(/bridge connected to \$upstream/, { since: standby.mark(), timeoutMs: 15_000 })
     const t0 = Date.now()
     await leader.kill()
     nodes.splice(nodes.indexOf(leader), 1)
@@ -87,7 +88,7 @@ describe('cluster: bridge failover and Redis restarts', { skip: redisAvailable()
   it('Redis restarted mid-stream: nodes reconnect and keep serving; no acknowledged QoS1 message is lost', async () => {
     const [a, b] = nodes
     const sub = await dev(b, 'rs-sub', { clean: false })
-    await subscribeAck(sub, ['rs/#'])
+    await subscribeOk(sub, ['rs/#'], 1)
     const seen = new Set<string>()
     let dupes = 0
     sub.on('message', (_t, p) => {
@@ -119,7 +120,7 @@ describe('cluster: bridge failover and Redis restarts', { skip: redisAvailable()
     const missing = acked.filter((k) => !seen.has(k))
     console.log(`# redis restart: ${N} QoS1 acked in ${pubMs} ms across the restart; received ${seen.size} unique, ${dupes} duplicates, ${missing.length} missing`)
     assert.deepEqual(missing, [], 'every acknowledged message arrived')
-    await Promise.all([a, b].map((n) => n.waitForLog(/Redis connection restored/, 10_000)))
+    await Promise.all([a, b].map((n) => n.waitForLog(/Redis connection restored/, { timeoutMs: 10_000 })))
     // Still serving: new connections on both nodes, and a fresh round trip.
     const probe = await dev(a, 'probe')
     await probe.endAsync()

@@ -8,10 +8,10 @@ import { after, before, describe, it } from 'node:test'
 
 import { Redis } from 'ioredis'
 
-import { publishAck, setEdgeHub, subscribeAck } from '../helpers/bridge.js'
+import { publishAck, setEdgeHub } from '../helpers/bridge.js'
 import { jsonOf, runCli } from '../helpers/cli.js'
 import { HUB, makeCluster, OPEN, type StatusJson, type TestCluster } from '../helpers/cluster.js'
-import { closed, collect, nextLogLine } from '../helpers/mqtt.js'
+import { closed, collect, subscribeOk } from '../helpers/mqtt.js'
 import { redisAvailable } from '../helpers/redis.js'
 
 const DEVICES = ['sub', 'pub', 'ps', 'ps-pub', 'tk', 'meth', 'tw', 'local', 'rs-pub', 'late']
@@ -43,7 +43,7 @@ describe('cluster: broker nodes sharing one hub on Redis', { skip: redisAvailabl
   it('cross-node pub/sub: QoS0 and QoS1 published on B reach a subscriber on A; retained is served on A', async () => {
     const [a, b] = nodes
     const sub = await dev(a, 'sub')
-    await subscribeAck(sub, ['x/#'])
+    await subscribeOk(sub, ['x/#'], 1)
     const got = collect(sub, 2)
     const pub = await dev(b, 'pub')
     await publishAck(pub, 'x/q0', 'zero', 0)
@@ -53,7 +53,7 @@ describe('cluster: broker nodes sharing one hub on Redis', { skip: redisAvailabl
     await new Promise((res, rej) => pub.publish('ret/state', 'on', { qos: 1, retain: true }, (err) => (err ? rej(err) : res(undefined))))
     const late = await dev(a, 'late')
     const retained = collect(late, 1)
-    await subscribeAck(late, ['ret/#'])
+    await subscribeOk(late, ['ret/#'], 1)
     const [r] = await retained
     assert.equal(r.payload.toString(), 'on')
     assert.equal(r.retain, true)
@@ -63,7 +63,7 @@ describe('cluster: broker nodes sharing one hub on Redis', { skip: redisAvailabl
     const c = await start(2)
     nodes.push(c)
     const ps1 = await dev(c, 'ps', { clean: false })
-    await subscribeAck(ps1, ['ps/#'])
+    await subscribeOk(ps1, ['ps/#'], 1)
     await c.kill()
     nodes.splice(nodes.indexOf(c), 1)
     const pub = await dev(nodes[0], 'ps-pub')
@@ -113,7 +113,6 @@ describe('cluster: broker nodes sharing one hub on Redis', { skip: redisAvailabl
     const r = await runCli(['method', 'invoke', '-d', 'meth', '--method', 'reboot', '--payload', '{"delay":1}'], { home: homes[0] })
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual(jsonOf(r), { status: 200, payload: { method: 'reboot', echo: { delay: 1 } } })
-    await a.waitForLog(/"client":"meth"/).catch(() => undefined)
     // A device online nowhere is still "not online" (404 → exit 4 style not-found), not a hang.
     const off = await runCli(['method', 'invoke', '-d', 'late', '--method', 'x', '--timeout', '5'], { home: homes[0] })
     assert.notEqual(off.code, 0)
@@ -150,7 +149,7 @@ describe('cluster: broker nodes sharing one hub on Redis', { skip: redisAvailabl
     const [a, b] = nodes
     const onA = await dev(a, 'local')
     const onB = await dev(b, 'rs-pub')
-    const applied = Promise.all([a, b].map((n) => nextLogLine(n, /applied new \$edgeHub configuration/, 10_000)))
+    const applied = Promise.all([a, b].map((n) => n.waitForLog(/applied new \$edgeHub configuration/, { since: n.mark(), timeoutMs: 10_000 })))
     // Only `pub` may publish now: `local` and `rs-pub` publishing anything are disconnected.
     const strict = [
       { identities: ['{{iot:identity}}'], allow: [{ operations: ['mqtt:connect'] }, { operations: ['mqtt:subscribe'], resources: ['#'] }] },
@@ -165,7 +164,7 @@ describe('cluster: broker nodes sharing one hub on Redis', { skip: redisAvailabl
       c.publish('x/denied', 'no', { qos: 1 })
       await gone
     }
-    const back = Promise.all([a, b].map((n) => nextLogLine(n, /applied new \$edgeHub configuration/, 10_000)))
+    const back = Promise.all([a, b].map((n) => n.waitForLog(/applied new \$edgeHub configuration/, { since: n.mark(), timeoutMs: 10_000 })))
     await setEdgeHub(homes[0], { mqttBroker: { authorizations: OPEN } })
     await back
   })

@@ -17,13 +17,11 @@ import { after, before, describe, test } from 'node:test'
 import type { ModuleRecord } from '../../src/registry/types.js'
 import { formatEnvironment } from '../../src/workload/env.js'
 import { startWorkloadServer, type WorkloadServer } from '../../src/workload/server.js'
-import { jsonOf, runCli, tempHome } from '../helpers/cli.js'
+import { cliOk, jsonOf, runCli, tempHome } from '../helpers/cli.js'
 import { manifest } from '../helpers/edge-manifest.js'
+import type { moduleView } from '../../src/registry/views.js'
 
-interface ModuleJson {
-  moduleId: string
-  managedBy: string | null
-}
+type ModuleJson = ReturnType<typeof moduleView>
 interface DeploymentJson {
   created: string[]
   unchanged: string[]
@@ -41,11 +39,7 @@ describe('deployment manifests', () => {
     writeFileSync(p, typeof doc === 'string' ? doc : JSON.stringify(doc, null, 2))
     return p
   }
-  const cli = async (args: string[]) => {
-    const r = await runCli(args, { home })
-    assert.equal(r.code, 0, `edgemq ${args.join(' ')}: ${r.stderr}`)
-    return r
-  }
+  const cli = (args: string[]) => cliOk(home, args)
   const modules = async () => jsonOf<ModuleJson[]>(await cli(['module', 'list', '--device', 'edge-gateway']))
 
   before(async () => {
@@ -134,16 +128,16 @@ describe('deployment manifests', () => {
 
   test('module env prints both modes in every shell; workload mode needs the broker (exit 3)', async () => {
     const cs = await cli(['module', 'env', '--module', 'filter'])
-    const out = spawnSync('bash', ['-c', 'eval "$(cat)"; printf "%s\\n%s\\n%s" "$EdgeHubConnectionString" "$EdgeModuleCACertificateFile" "$MODULE_ROLE"'], { input: cs.stdout, encoding: 'utf8' })
+    const out = spawnSync('bash', ['-c', 'eval "$(cat)"; printf "%s\\n%s\\n%s" "$EdgeHubConnectionString" "$EdgeModuleCACertificateFile" "$MODULE_ROLE"'], { input: cs, encoding: 'utf8' })
     const [conn, caFile, role] = out.stdout.split('\n')
     assert.match(conn, /^HostName=edgemq\.azure-devices\.net;DeviceId=edge-gateway;ModuleId=filter;SharedAccessKey=[^;]+;GatewayHostName=localhost$/)
     assert.equal(caFile, join(home, 'pki', 'ca.pem'))
     assert.equal(role, 'filter', 'env values from the deployment manifest')
     const asJson = jsonOf<Record<string, string>>(await cli(['module', 'env', '-m', 'filter', '-o', 'json']))
     assert.equal(asJson.EdgeHubConnectionString, conn)
-    assert.match((await cli(['module', 'env', '-m', 'filter', '--shell', 'fish'])).stdout, /^set -gx EdgeHubConnectionString 'HostName=/m)
-    assert.match((await cli(['module', 'env', '-m', 'filter', '--shell', 'pwsh'])).stdout, /^\$env:EdgeHubConnectionString = 'HostName=/m)
-    assert.match((await cli(['module', 'env', '-m', 'filter', '--shell', 'dotenv'])).stdout, /^EdgeHubConnectionString='HostName=/m)
+    assert.match((await cli(['module', 'env', '-m', 'filter', '--shell', 'fish'])), /^set -gx EdgeHubConnectionString 'HostName=/m)
+    assert.match((await cli(['module', 'env', '-m', 'filter', '--shell', 'pwsh'])), /^\$env:EdgeHubConnectionString = 'HostName=/m)
+    assert.match((await cli(['module', 'env', '-m', 'filter', '--shell', 'dotenv'])), /^EdgeHubConnectionString='HostName=/m)
     const wl = await runCli(['module', 'env', '-m', 'filter', '--mode', 'workload'], { home })
     assert.equal(wl.code, 3, wl.stderr)
     assert.match(wl.stderr, /workload/)

@@ -16,9 +16,8 @@ import { performance } from 'node:perf_hooks'
 import { test } from 'node:test'
 
 import { buildSasToken, deviceResource, exportHub, importHub, NotFoundError, startHub, type Hub } from '../../src/index.js'
-import { BIN } from '../helpers/broker.js'
-import { collect, connect, connackCode, iothubUsername } from '../helpers/mqtt.js'
-import { jsonOf, runCli, tempHome } from '../helpers/cli.js'
+import { BIN, jsonOf, runCli, tempHome } from '../helpers/cli.js'
+import { collect, connackCode, connect, iothubUsername } from '../helpers/mqtt.js'
 
 interface RestAnswer {
   status: number

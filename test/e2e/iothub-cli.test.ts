@@ -10,29 +10,21 @@ import { after, before, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { runCli, tempHome } from '../helpers/cli.js'
-import { cliJson, rawDevice, rawProbe, setupHub, startMonitor, type RunningMonitor } from '../helpers/raw-mqtt.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { cliJson, runCli, tempHome } from '../helpers/cli.js'
+import { rawDevice, rawProbe, type RunningMonitor, setupHub, startMonitor } from '../helpers/raw-mqtt.js'
+import type { ServiceTwinJson, TwinResponseBody } from '../../src/twin/types.js'
 
 const home = tempHome()
 let broker: BrokerProc
 let probe: MqttClient
 let monitor: RunningMonitor
 
-interface TwinBody {
-  desired: Record<string, unknown> & { $version: number }
-  reported: Record<string, unknown> & { $version: number }
-}
-interface ServiceTwin {
-  deviceId: string
-  moduleId?: string
-  properties: { desired: Record<string, unknown> & { $version: number }; reported: Record<string, unknown> & { $version: number } }
-}
 
 /** The broker's debug log line for `clientId` subscribing to something matching `filter`. */
 function subscribed(clientId: string, filter: RegExp): Promise<string> {
   const id = clientId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-  return broker.waitForLog(new RegExp(`"client":"${id}".*"subscriptions":\\[[^\\]]*${filter.source}.*"msg":"SUBSCRIBE"`), 15_000)
+  return broker.waitForLog(new RegExp(`"client":"${id}".*"subscriptions":\\[[^\\]]*${filter.source}.*"msg":"SUBSCRIBE"`), { timeoutMs: 15_000 })
 }
 
 before(async () => {
@@ -113,26 +105,26 @@ test('c2d send → c2d receive (body, application and system properties)', async
 })
 
 test('twin update → twin get (device and module, as the device sees it over MQTT)', async () => {
-  const upd = await cliJson<ServiceTwin>(home, ['twin', 'update', '--device', 'cdev', '--desired', '{"interval": 9, "led": {"color": "red"}}'])
-  const got = await cliJson<TwinBody>(home, ['twin', 'get', '--device', 'cdev'])
+  const upd = await cliJson<ServiceTwinJson>(home, ['twin', 'update', '--device', 'cdev', '--desired', '{"interval": 9, "led": {"color": "red"}}'])
+  const got = await cliJson<TwinResponseBody>(home, ['twin', 'get', '--device', 'cdev'])
   assert.equal(got.desired.interval, 9)
   assert.deepEqual(got.desired.led, { color: 'red' })
   assert.equal(got.desired.$version, upd.properties.desired.$version)
 
   await cliJson(home, ['hub', 'module-twin', 'update', '-d', 'edge-gateway', '-m', 'cmod', '--desired', '{"threshold": 30}'])
-  const mgot = await cliJson<TwinBody>(home, ['twin', 'get', '-d', 'edge-gateway', '-m', 'cmod'])
+  const mgot = await cliJson<TwinResponseBody>(home, ['twin', 'get', '-d', 'edge-gateway', '-m', 'cmod'])
   assert.equal(mgot.desired.threshold, 30)
 })
 
 test('twin report → twin show (device and module)', async () => {
   const rep = await cliJson<{ reportedVersion: number }>(home, ['twin', 'report', '--device', 'cdev', '--reported', '{"firmware": "2.1", "uptime": 42}'])
-  const shown = await cliJson<ServiceTwin>(home, ['twin', 'show', '--device', 'cdev'])
+  const shown = await cliJson<ServiceTwinJson>(home, ['twin', 'show', '--device', 'cdev'])
   assert.equal(shown.properties.reported.firmware, '2.1')
   assert.equal(shown.properties.reported.uptime, 42)
   assert.equal(shown.properties.reported.$version, rep.reportedVersion)
 
   await cliJson(home, ['twin', 'report', '-d', 'edge-gateway', '-m', 'cmod', '--reported', '{"state": "filtering"}'])
-  const mshown = await cliJson<ServiceTwin>(home, ['hub', 'module-twin', 'show', '-d', 'edge-gateway', '-m', 'cmod'])
+  const mshown = await cliJson<ServiceTwinJson>(home, ['hub', 'module-twin', 'show', '-d', 'edge-gateway', '-m', 'cmod'])
   assert.equal(mshown.moduleId, 'cmod')
   assert.equal(mshown.properties.reported.state, 'filtering')
 })

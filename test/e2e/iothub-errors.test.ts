@@ -10,10 +10,10 @@ import { after, before, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { runCli, tempHome } from '../helpers/cli.js'
-import { closed } from '../helpers/mqtt.js'
-import { cliJson, rawDevice, setupHub, subscribeOk, twinRequest } from '../helpers/raw-mqtt.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { cliJson, runCli, tempHome } from '../helpers/cli.js'
+import { closed, subscribeOk } from '../helpers/mqtt.js'
+import { rawDevice, setupHub, twinRequest } from '../helpers/raw-mqtt.js'
 
 const home = tempHome()
 let broker: BrokerProc

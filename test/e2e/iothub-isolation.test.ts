@@ -9,10 +9,11 @@ import { after, before, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { runCli, tempHome } from '../helpers/cli.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { cliJson, runCli, tempHome } from '../helpers/cli.js'
+import { nextMessage, subscribeGranted, subscribeOk } from '../helpers/mqtt.js'
+import { rawDevice, recordAll, setupHub, twinRequest } from '../helpers/raw-mqtt.js'
 import type { Received } from '../helpers/mqtt.js'
-import { cliJson, nextMessage, rawDevice, recordAll, setupHub, subscribeGranted, subscribeOk, twinRequest } from '../helpers/raw-mqtt.js'
 
 const home = tempHome()
 let broker: BrokerProc

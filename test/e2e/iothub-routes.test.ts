@@ -10,10 +10,10 @@ import { after, before, test } from 'node:test'
 import type { MqttClient } from 'mqtt'
 
 import { parseIotHubTopic } from '../../src/iothub/index.js'
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { runCli, tempHome } from '../helpers/cli.js'
-import { nextLogLine, type Received } from '../helpers/mqtt.js'
-import { cliJson, nextMessage, rawDevice, recordAll, setupHub, startMonitor, subscribeOk, type RunningMonitor } from '../helpers/raw-mqtt.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { cliJson, runCli, tempHome } from '../helpers/cli.js'
+import { nextMessage, type Received, subscribeOk } from '../helpers/mqtt.js'
+import { rawDevice, recordAll, type RunningMonitor, setupHub, startMonitor } from '../helpers/raw-mqtt.js'
 
 const home = tempHome()
 let broker: BrokerProc
@@ -27,7 +27,7 @@ const SENSOR_OUT = 'devices/edge-gateway/modules/sensor/messages/events/'
 
 /** `edgehub set -` with a routes patch; resolves once the broker has loaded `routeCount` routes. */
 async function setRoutes(routes: Record<string, string>, routeCount: number): Promise<void> {
-  const loaded = nextLogLine(broker, new RegExp(`"routes":${routeCount}\\b.*\\$edgeHub configuration`))
+  const loaded = broker.waitForLog(new RegExp(`"routes":${routeCount}\\b.*\\$edgeHub configuration`), { since: broker.mark() })
   const r = await runCli(['edgehub', 'set', '-'], { home, input: JSON.stringify({ routes }) })
   assert.equal(r.code, 0, r.stderr)
   await loaded

@@ -11,9 +11,11 @@ import { after, before, test } from 'node:test'
 import type { MqttClient } from 'mqtt'
 
 import { parseIotHubTopic } from '../../src/iothub/index.js'
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { runCli, tempHome } from '../helpers/cli.js'
-import { cliJson, cliSas, nextMessage, rawDevice, rawProbe, setupHub, startMonitor, subscribeOk, twinRequest, type RunningMonitor } from '../helpers/raw-mqtt.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { cliJson, runCli, tempHome } from '../helpers/cli.js'
+import { nextMessage, subscribeOk } from '../helpers/mqtt.js'
+import { cliSas, rawDevice, rawProbe, type RunningMonitor, setupHub, startMonitor, twinRequest } from '../helpers/raw-mqtt.js'
+import type { ServiceTwinJson, TwinResponseBody } from '../../src/twin/types.js'
 
 const home = tempHome()
 let broker: BrokerProc
@@ -21,14 +23,6 @@ let dev: MqttClient
 let mod: MqttClient
 let monitor: RunningMonitor
 
-interface TwinBody {
-  desired: Record<string, unknown> & { $version: number }
-  reported: Record<string, unknown> & { $version: number }
-}
-interface ServiceTwin {
-  properties: { desired: Record<string, unknown> & { $version: number }; reported: Record<string, unknown> & { $version: number } }
-  connectionState: string
-}
 
 before(async () => {
   await setupHub(home, ['wdev', 'edge-gateway/wmod', 'edge-gateway/wmod2'])
@@ -50,24 +44,24 @@ test('twin GET answers res/200 with {desired:{…,$version}, reported:{…,$vers
   await cliJson(home, ['twin', 'update', '--device', 'wdev', '--desired', '{"interval": 5, "mode": {"fast": true}}'])
   const res = await twinRequest(dev, '$iothub/twin/GET/?$rid=g1', '', 'g1')
   assert.equal(res.topic, '$iothub/twin/res/200/?$rid=g1')
-  const body = JSON.parse(res.payload.toString()) as TwinBody
+  const body = JSON.parse(res.payload.toString()) as TwinResponseBody
   assert.deepEqual(Object.keys(body).sort(), ['desired', 'reported'])
   assert.equal(body.desired.interval, 5)
   assert.deepEqual(body.desired.mode, { fast: true })
   assert.equal(typeof body.desired.$version, 'number')
   assert.equal(typeof body.reported.$version, 'number')
-  const shown = await cliJson<ServiceTwin>(home, ['twin', 'show', '--device', 'wdev'])
+  const shown = await cliJson<ServiceTwinJson>(home, ['twin', 'show', '--device', 'wdev'])
   assert.equal(body.desired.$version, shown.properties.desired.$version)
 })
 
 test('reported PATCH (QoS 1) answers res/204/?$rid=…&$version=n and twin show sees it', async () => {
-  const before = JSON.parse((await twinRequest(dev, '$iothub/twin/GET/?$rid=g2', '', 'g2')).payload.toString()) as TwinBody
+  const before = JSON.parse((await twinRequest(dev, '$iothub/twin/GET/?$rid=g2', '', 'g2')).payload.toString()) as TwinResponseBody
   const res = await twinRequest(dev, '$iothub/twin/PATCH/properties/reported/?$rid=r1', JSON.stringify({ firmware: '1.0.3', battery: { level: 87 } }), 'r1', '$rid', 1)
   assert.equal(res.topic, `$iothub/twin/res/204/?$rid=r1&$version=${before.reported.$version + 1}`)
   assert.equal(res.payload.length, 0)
-  const after = JSON.parse((await twinRequest(dev, '$iothub/twin/GET/?$rid=g3', '', 'g3')).payload.toString()) as TwinBody
+  const after = JSON.parse((await twinRequest(dev, '$iothub/twin/GET/?$rid=g3', '', 'g3')).payload.toString()) as TwinResponseBody
   assert.deepEqual(after.reported, { firmware: '1.0.3', battery: { level: 87 }, $version: before.reported.$version + 1 })
-  const shown = await cliJson<ServiceTwin>(home, ['twin', 'show', '--device', 'wdev'])
+  const shown = await cliJson<ServiceTwinJson>(home, ['twin', 'show', '--device', 'wdev'])
   assert.equal(shown.properties.reported.firmware, '1.0.3')
   assert.equal(shown.properties.reported.$version, before.reported.$version + 1)
   assert.equal(shown.connectionState, 'Connected')
@@ -76,7 +70,7 @@ test('reported PATCH (QoS 1) answers res/204/?$rid=…&$version=n and twin show 
 test('a desired patch from `twin update` is pushed on $iothub/twin/PATCH/properties/desired/?$version=n within 1 s', async () => {
   await subscribeOk(dev, '$iothub/twin/PATCH/properties/desired/#')
   const pushed = nextMessage(dev, (m) => m.topic.startsWith('$iothub/twin/PATCH/properties/desired/'))
-  const r = await cliJson<ServiceTwin>(home, ['twin', 'update', '--device', 'wdev', '--desired', '{"fan": "on"}'])
+  const r = await cliJson<ServiceTwinJson>(home, ['twin', 'update', '--device', 'wdev', '--desired', '{"fan": "on"}'])
   const cliDone = Date.now()
   const m = await pushed
   assert.ok(Date.now() - cliDone < 1000, 'desired push arrived later than 1 s after twin update returned')
@@ -152,7 +146,7 @@ test('device and module telemetry with property bags reach `monitor` with origin
 test("the seed's forms: GET ?rid= answered with rid, GET ?rid=<r>/#, reported ?rid=, devices/<d>/<m>/messages/events", async () => {
   let res = await twinRequest(dev, '$iothub/twin/GET/?rid=7', '', '7', 'rid')
   assert.equal(res.topic, '$iothub/twin/res/200/?rid=7')
-  assert.ok('desired' in (JSON.parse(res.payload.toString()) as TwinBody))
+  assert.ok('desired' in (JSON.parse(res.payload.toString()) as TwinResponseBody))
 
   // As the seed's prose writes it (a literal `/#` after the request id).
   res = await twinRequest(dev, '$iothub/twin/GET/?rid=8/#', '', '8', 'rid')

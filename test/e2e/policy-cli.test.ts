@@ -16,8 +16,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, it } from 'node:test'
 
-import { BIN } from '../helpers/broker.js'
-import { jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
+import { BIN, jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 
 const FIXTURES = resolve(REPO_ROOT, '../shared/fixtures')
 const ROGUE = join(FIXTURES, 'seed-policy-rogue-client.json')

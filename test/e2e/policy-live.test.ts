@@ -20,9 +20,9 @@ import type { MqttClient } from 'mqtt'
 import { openHub } from '../../src/config/home.js'
 import type { HubRecord } from '../../src/registry/types.js'
 import { ControlClient } from '../../src/service/control-client.js'
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
+import { type BrokerProc, startBroker } from '../helpers/broker.js'
 import { jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
-import { closed, collect, connackCode, connect, nextLogLine } from '../helpers/mqtt.js'
+import { closed, collect, connackCode, connect } from '../helpers/mqtt.js'
 
 const FIXTURES = resolve(REPO_ROOT, '../shared/fixtures')
 const ROGUE = join(FIXTURES, 'seed-policy-rogue-client.json')
@@ -63,7 +63,7 @@ describe('policy on a live broker: the seed fixtures, hot reload, invalid docume
 
   /** `edgemq edgehub set …` and the broker's "applied" log line for the version it stored. */
   async function edgehubSet(args: string[]): Promise<void> {
-    const applied = nextLogLine(broker, APPLIED, 30_000)
+    const applied = broker.waitForLog(APPLIED, { since: broker.mark(), timeoutMs: 30_000 })
     const r = await runCli(['edgehub', 'set', ...args], { home })
     assert.equal(r.code, 0, r.stderr)
     const version = jsonOf<{ desiredVersion: number }>(r).desiredVersion
@@ -195,7 +195,7 @@ describe('policy on a live broker: the seed fixtures, hot reload, invalid docume
       }),
     )
     const pubGone = closed(pub, 5000)
-    const subsRemoved = nextLogLine(broker, /"client":"sub_client","filters":\["test_topic"\].*no longer allows these subscriptions/)
+    const subsRemoved = broker.waitForLog(/"client":"sub_client","filters":\["test_topic"\].*no longer allows these subscriptions/, { since: broker.mark() })
     const r = await runCli(['edgehub', 'set', tightened, '--replace'], { home })
     // The document is committed before the CLI exits: its exit bounds the change's time from above.
     const setExitedAt = Date.now()
@@ -239,7 +239,7 @@ describe('policy on a live broker: the seed fixtures, hot reload, invalid docume
   it('an invalid document stored through the service REST API: rejected whole, lastDesiredStatus 400 naming the path, the last good policy stays', async () => {
     const sub = await client('sub_client')
     assert.deepEqual(await granted(sub, { other_topic: { qos: 1 } }), [1])
-    const rejected = nextLogLine(broker, /"level":40.*rejected \$edgeHub desired properties; the last good policy stays in force/)
+    const rejected = broker.waitForLog(/"level":40.*rejected \$edgeHub desired properties; the last good policy stays in force/, { since: broker.mark() })
     // IoT Hub's service API stores any desired patch; only edgeHub knows the schema.
     const control = ControlClient.connect(home, hub)
     const res = await control.request('PATCH', '/twins/edge-gateway/modules/$edgeHub', {
@@ -291,7 +291,7 @@ describe('policy on a live broker: the seed fixtures, hot reload, invalid docume
     const sub = await connect({ port: port(), clientId: 'sub_client', password: sas.get('sub_client'), clean: false })
     open.push(sub)
     assert.deepEqual(await granted(sub, { test_topic: { qos: 1 }, other_topic: { qos: 1 } }), [1, 1])
-    const removed = nextLogLine(broker, /"client":"sub_client","filters":\["test_topic"\].*no longer allows these subscriptions: removed them/)
+    const removed = broker.waitForLog(/"client":"sub_client","filters":\["test_topic"\].*no longer allows these subscriptions: removed them/, { since: broker.mark() })
     await edgehubSet([policy(['other_topic']), '--replace'])
     await removed
     await sub.endAsync()

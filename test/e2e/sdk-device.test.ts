@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test'
 import { createRequire } from 'node:module'
 
 import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { runCli, tempHome } from '../helpers/cli.js'
+import { cliOk, runCli, tempHome } from '../helpers/cli.js'
 
 const require = createRequire(import.meta.url)
 // The SDKs are CommonJS with loose typings; describe only what this test touches.
@@ -49,17 +49,14 @@ const home = tempHome()
 let broker: BrokerProc
 let ca: string
 
-async function cli(args: string[]): Promise<string> {
-  const r = await runCli(args, { home })
-  assert.equal(r.code, 0, `edgemq ${args.join(' ')} failed: ${r.stderr}`)
-  return r.stdout
-}
+const cli = (args: string[]) => cliOk(home, args)
 
 before(async () => {
   await cli(['device', 'create', 'sdkdev'])
   await cli(['module', 'create', '--device', 'edge-gateway', 'sdkmod'])
   await cli(['edgehub', 'set', '--default-policy'])
-  broker = await startBroker(home, ['--tls-port', '8883'])
+  // Debug level: the test waits for the broker's SUBSCRIBE line before invoking a method.
+  broker = await startBroker(home, ['--tls-port', '8883', '--log-level', 'debug'])
   ca = readFileSync(broker.caFile, 'utf8')
 })
 after(async () => {
@@ -122,8 +119,9 @@ for (const kind of ['device', 'module'] as const) {
 
       // Direct method from `method invoke`.
       const register = kind === 'device' ? client.onDeviceMethod!.bind(client) : client.onMethod!.bind(client)
+      const since = broker.mark()
       register('reboot', (req, res) => void res.send(200, { rebooted: true, got: req.payload }))
-      await broker.waitForLog(/\$iothub\/methods\/POST/).catch(() => undefined)
+      await broker.waitForLog(new RegExp(`"client":"${id}".*"subscriptions":\\[[^\\]]*\\$iothub/methods/POST/#`), { since, timeoutMs: 15_000 })
       let invoked: { status: number; payload: { rebooted: boolean; got: { delay: number } } } | undefined
       for (let i = 0; i < 20 && !invoked; i++) {
         const r = await runCli(['method', 'invoke', ...target, '--method', 'reboot', '--payload', '{"delay": 3}', '--timeout', '10'], { home })

@@ -21,7 +21,7 @@ import { createInterface } from 'node:readline'
 import { after, before, test } from 'node:test'
 
 import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { BIN, jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
+import { BIN, cliOk, jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { manifest } from '../helpers/edge-manifest.js'
 
 const require = createRequire(import.meta.url)
@@ -128,22 +128,7 @@ class ModuleProc {
   }
 }
 
-async function cli(args: string[]) {
-  const r = await runCli(args, { home })
-  assert.equal(r.code, 0, `edgemq ${args.join(' ')} failed: ${r.stderr}`)
-  return r
-}
-
-/** A broker log line matching `re` logged after `mark` (a logs() length). */
-async function logAfter(mark: number, re: RegExp, timeoutMs = 15_000): Promise<string> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const hit = broker.logs().slice(mark).split('\n').find((l) => re.test(l))
-    if (hit) return hit
-    if (Date.now() > end) throw new Error(`no broker log line matched ${re} within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const cli = (args: string[]) => cliOk(home, args)
 
 function deploy(name: string, modules: string[], routes: Record<string, string>): Promise<unknown> {
   const file = join(home, name)
@@ -155,9 +140,9 @@ function deploy(name: string, modules: string[], routes: Record<string, string>)
 before(async () => {
   broker = await startBroker(home, ['--tls-port', '8883', '--log-level', 'debug'])
   // Applied live: the running broker picks the routes and the policy up from the change feed.
-  const mark = broker.logs().length
+  const mark = broker.mark()
   await deploy('deployment.json', ['filter', 'sink'], { upstream: ROUTE_UPSTREAM, alerts: ROUTE_ALERTS })
-  await logAfter(mark, /"routes":2.*applied new \$edgeHub configuration/)
+  await broker.waitForLog(/"routes":2.*applied new \$edgeHub configuration/, { since: mark, timeoutMs: 15_000 })
 })
 after(async () => {
   for (const m of running) m.kill()
@@ -169,7 +154,7 @@ const subscribed = (moduleId: string, what: RegExp) => new RegExp(`"client":"edg
 for (const mode of ['workload', 'connection-string'] as const) {
   test(`ModuleClient.fromEnvironment (${mode}): twin, routed output, send-input, direct method`, async () => {
     const other = mode === 'workload' ? 'connection-string' : 'workload'
-    const mark = broker.logs().length
+    const mark = broker.mark()
     const filter = new ModuleProc('filter', mode)
     const sink = new ModuleProc('sink', other)
 
@@ -183,9 +168,9 @@ for (const mode of ['workload', 'connection-string'] as const) {
     assert.equal(sr.mode, other)
     assert.equal(sr.desired?.label, 'sink-1')
     // The SDK subscribes lazily once a handler is set: wait until the broker has the subscriptions.
-    await logAfter(mark, subscribed('filter', /inputs\/#/))
-    await logAfter(mark, subscribed('filter', /\$iothub\/methods\/POST/))
-    await logAfter(mark, subscribed('sink', /inputs\/#/))
+    await broker.waitForLog(subscribed('filter', /inputs\/#/), { since: mark, timeoutMs: 15_000 })
+    await broker.waitForLog(subscribed('filter', /\$iothub\/methods\/POST/), { since: mark, timeoutMs: 15_000 })
+    await broker.waitForLog(subscribed('sink', /inputs\/#/), { since: mark, timeoutMs: 15_000 })
 
     // An input fed by `module send-input`, as edgeHub would deliver it.
     await cli(['module', 'send-input', '--module', 'filter', '--input', 'control', '--data', '{"cmd":"hello"}', '--props', 'source=script'])
@@ -230,7 +215,7 @@ for (const mode of ['workload', 'connection-string'] as const) {
     // QoS 1 from one publisher over one route arrives in order: had 25 passed the WHERE, it would be here.
     const delivered = sink.events.filter((e) => e.event === 'input').map((e) => (JSON.parse(e.body ?? '{}') as { temperature: number }).temperature)
     assert.ok(delivered.every((t) => t > 30), `only alerts above 30 reach sink: ${delivered.join(', ')}`)
-    await logAfter(mark, /"from":"edge-gateway\/filter","output":"alerts","sinks":\["\$upstream"\],"msg":"routed message"/)
+    await broker.waitForLog(/"from":"edge-gateway\/filter","output":"alerts","sinks":\["\$upstream"\],"msg":"routed message"/, { since: mark, timeoutMs: 15_000 })
 
     // `module run` exits with the module's exit code.
     filter.send({ cmd: 'exit', code: 7 })
@@ -287,10 +272,10 @@ test('workload API on the broker: tokens carry the lifetime the SDK asks for; an
 test('a manifest that drops a module deletes it and disconnects its client', async () => {
   const sink = new ModuleProc('sink', 'workload')
   await sink.ready()
-  const mark = broker.logs().length
+  const mark = broker.mark()
   await deploy('deployment-2.json', ['filter'], { upstream: ROUTE_UPSTREAM })
   await sink.waitFor((e) => e.event === 'disconnect' || e.event === 'error', 'disconnect', 10_000)
-  await logAfter(mark, /module \\?"edge-gateway\/sink\\?" was deleted.*closing session/)
+  await broker.waitForLog(/module \\?"edge-gateway\/sink\\?" was deleted.*closing session/, { since: mark, timeoutMs: 15_000 })
   const mods = jsonOf<{ moduleId: string }[]>(await cli(['module', 'list', '--device', 'edge-gateway']))
   assert.deepEqual(mods.map((m) => m.moduleId).sort(), ['$edgeAgent', '$edgeHub', 'filter'])
   sink.kill()

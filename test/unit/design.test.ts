@@ -4,26 +4,12 @@
  * the broker core, crypto or an MQTT client goes through src/<concern>/ instead.
  */
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
 
-import { REPO_ROOT } from '../helpers/cli.js'
-
-function sources(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name)
-    return statSync(p).isDirectory() ? sources(p) : /\.(ts|mts|js|mjs)$/.test(name) ? [p] : []
-  })
-}
-
-/** Module specifiers of static imports, re-exports and dynamic import() calls. */
-function importsOf(src: string): string[] {
-  const out: string[] = []
-  const re = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm
-  for (let m = re.exec(src); m; m = re.exec(src)) out.push(m[1])
-  return out
-}
+import { importsOf, sourceFiles as sources } from '../helpers/imports.js'
+import { REPO_ROOT } from '../helpers/paths.js'
 
 const BANNED = [/^better-sqlite3$/, /^aedes(\/|-|$)/, /^(node:)?crypto$/, /^mqtt(\/|$)/]
 
