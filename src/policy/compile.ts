@@ -4,48 +4,19 @@
  * `policy.forIdentity(id).canPublish(topic)` etc. and never sees statements.
  */
 import { InvalidDocumentError } from '../errors.js'
+import { BUILTIN_SLOTS, startsWithDollar, type CompiledStatement, type PlacedResource, type PolicyTables, type SharedClass } from './compiled.js'
 import { IdentityPolicy } from './decide.js'
-import { identityMatches, type IdentityMatcher, type ResourceTemplate, type Segment } from './template.js'
-import { isDollarTopic } from './topic.js'
+import { identityMatches } from './template.js'
 import { EntryTrie } from './trie.js'
 import type { Decision, Identity, Operation, PolicyIssue } from './types.js'
 import { analyzePolicy } from './validate.js'
 
-export interface CompiledRule {
-  operations: ReadonlySet<Operation>
-  resources: readonly ResourceTemplate[]
-}
-
-export interface CompiledStatement {
-  index: number
-  description?: string
-  identities: readonly IdentityMatcher[]
-  deny: readonly CompiledRule[]
-  allow: readonly CompiledRule[]
-}
+export type { CompiledRule, CompiledStatement } from './compiled.js'
 
 /** Views are cached per identity; cleared wholesale past this many (a simple bound, no LRU bookkeeping). */
 const MAX_VIEWS = 10_000
 
-/**
- * Entry numbers below this are a client's built-in own-IoT-Hub filters (at most 6 per
- * operation); policy resources are numbered from here in evaluation order.
- */
-export const BUILTIN_SLOTS = 16
-
-/** Identity classes whose fixed (variable-free) filters are shared by every client of the class. */
-export type SharedClass = 'any' | 'devices' | 'modules'
-
-/** One resource of one rule, numbered in evaluation order: statements in document order, deny rules before allow rules. */
-export interface PlacedResource {
-  n: number
-  allow: boolean
-  statement: CompiledStatement
-  operations: ReadonlySet<Operation>
-  template: ResourceTemplate
-}
-
-export class CompiledPolicy {
+export class CompiledPolicy implements PolicyTables {
   readonly statements: readonly CompiledStatement[]
   /** Non-fatal findings (e.g. resources on a connect-only rule). */
   readonly warnings: readonly PolicyIssue[]
@@ -120,12 +91,6 @@ export class CompiledPolicy {
   decide(id: Identity, op: Operation, topic?: string): Decision {
     return this.forIdentity(id).decide(op, topic)
   }
-}
-
-/** User filters starting with a `$` literal never apply: §3 reserves `$` topics (see decide.ts). */
-export function startsWithDollar(segs: readonly Segment[]): boolean {
-  const first = segs[0]
-  return typeof first === 'string' && isDollarTopic(first)
 }
 
 /**

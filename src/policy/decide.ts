@@ -15,7 +15,7 @@
  * other than its own `$iothub/…` requests, nor subscribe to `$`-topics other than its own
  * twin/method responses"), so for a `$` topic only the built-in entries count.
  */
-import { BUILTIN_SLOTS, startsWithDollar, type CompiledPolicy, type CompiledStatement, type PlacedResource, type SharedClass } from './compile.js'
+import { BUILTIN_SLOTS, startsWithDollar, type CompiledStatement, type PlacedResource, type PolicyTables, type SharedClass } from './compiled.js'
 import { ownIotHubTopics } from './builtin.js'
 import { HASH, PLUS, resolveResource, type Segment } from './template.js'
 import { isDollarTopic, topicFilterError, topicNameError } from './topic.js'
@@ -40,14 +40,14 @@ function label(s: CompiledStatement): string {
  */
 export class IdentityPolicy {
   readonly identity: Readonly<Identity>
-  private readonly policy: CompiledPolicy
+  private readonly policy: PolicyTables
   private readonly connectDecision: Decision
   private readonly pubRoots: readonly TrieNode[]
   private readonly subRoots: readonly TrieNode[]
   private readonly pubCache = new Map<string, Decision>()
   private readonly subCache = new Map<string, Decision>()
 
-  constructor(policy: CompiledPolicy, id: Identity) {
+  constructor(policy: PolicyTables, id: Identity) {
     this.policy = policy
     this.identity = Object.freeze({ ...id })
     const own = ownIotHubTopics(id)

@@ -13,7 +13,7 @@
  */
 import { isJsonObject } from './lenient-json.js'
 import { describe, pathIndex, pathKey } from './json-path.js'
-import type { CompiledRule, CompiledStatement } from './compile.js'
+import type { CompiledRule, CompiledStatement } from './compiled.js'
 import { parseIdentity, parseResource, type IdentityMatcher, type ResourceTemplate } from './template.js'
 import { OPERATION_NAMES, type Operation, type PolicyIssue } from './types.js'
 
