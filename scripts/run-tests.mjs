@@ -64,7 +64,9 @@ const fileTimes = new Map()
 const firstLine = (err) => {
   const cause = err?.cause ?? err
   const text = String(cause?.message ?? cause ?? 'failed')
-  return text.split('\n').find((l) => l.trim() !== '') ?? text
+  const lines = text.split('\n').filter((l) => l.trim() !== '')
+  // node:assert's generated messages end their first line with ':' ("Expected values to be strictly equal:").
+  return lines[0]?.endsWith(':') && lines[1] ? `${lines[0]} ${lines[1].trim()}` : (lines[0] ?? text)
 }
 
 function runGroup(group) {
