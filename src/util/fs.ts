@@ -1,10 +1,12 @@
 /**
- * Small filesystem helpers for the PKI: atomic writes and a cross-process lock.
- * Several edgemq processes share one home (a broker plus CLI commands), so every write must be
- * all-or-nothing and key material must never be readable by other users, not even briefly.
+ * The filesystem helpers of every edgemq module: atomic writes, a cross-process lock, and
+ * whether a pid is alive. Several edgemq processes share one home (a broker plus CLI commands),
+ * so every write must be all-or-nothing and secrets (keys, tokens, the Redis URL) must never be
+ * readable by other users, not even briefly.
  */
 import { randomBytes } from 'node:crypto'
-import { open, rename, rm, stat, unlink, readFile } from 'node:fs/promises'
+import { chmodSync, closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { open, stat, unlink, readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
 /** Unique sibling name for temp files/dirs: same filesystem, so `rename` is atomic. */
@@ -13,52 +15,54 @@ export function tempSibling(path: string): string {
 }
 
 /**
- * Write via temp file + fsync + rename. The temp file is created with the final `mode`
- * (O_EXCL, so it can never be a pre-existing file with looser permissions).
+ * Write via temp file + fsync + rename + fsync of the directory: after it returns, the file has
+ * either its old or its new content, also across a crash or power loss. The temp file is created
+ * with the final `mode` (O_EXCL, so it can never be a pre-existing file with looser permissions).
  */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode: number): Promise<void> {
+export function writeFileAtomicSync(path: string, data: string | Buffer, mode: number): void {
   const tmp = tempSibling(path)
-  const fh = await open(tmp, 'wx', mode)
+  const fd = openSync(tmp, 'wx', mode)
   try {
-    await fh.writeFile(data)
-    await fh.chmod(mode) // umask may have stripped bits we asked for; make the mode exact
-    await fh.sync()
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data)
+    if (process.platform !== 'win32') chmodSync(tmp, mode) // umask may have stripped bits we asked for; make the mode exact
+    fsyncSync(fd)
   } finally {
-    await fh.close()
+    closeSync(fd)
   }
   try {
-    await rename(tmp, path)
+    renameSync(tmp, path)
   } catch (err) {
-    await rm(tmp, { force: true })
+    rmSync(tmp, { force: true })
     throw err
   }
-  await fsyncDir(dirname(path))
+  fsyncDirSync(dirname(path))
 }
 
 /** Persist a rename across power loss. Best effort: not every platform can fsync a directory. */
-export async function fsyncDir(dir: string): Promise<void> {
+export function fsyncDirSync(dir: string): void {
   try {
-    const fh = await open(dir, 'r')
+    const fd = openSync(dir, 'r')
     try {
-      await fh.sync()
+      fsyncSync(fd)
     } finally {
-      await fh.close()
+      closeSync(fd)
     }
   } catch {
     /* unsupported (e.g. Windows) — the rename itself is still atomic */
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
-
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it does, it just belongs to another user). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' // exists, just not ours
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /**
  * Run `fn` while holding an O_EXCL lock file. A lock whose owner process is gone, or that is older
