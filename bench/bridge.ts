@@ -14,14 +14,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
 
-const here = fileURLToPath(import.meta.url)
-const repoRoot = path.resolve(path.dirname(here), '..')
-const BIN = path.join(repoRoot, 'bin', 'run.js')
-const SEED_BRIDGE = path.resolve(repoRoot, '../shared/fixtures/seed-bridge.json')
+import { BIN, SEED_FIXTURES } from '../test/helpers/paths.js'
+
+const SEED_BRIDGE = path.join(SEED_FIXTURES, 'seed-bridge.json')
 
 const N = Number(process.env.N ?? 20_000)
 const WINDOW = Number(process.env.WINDOW ?? 256)

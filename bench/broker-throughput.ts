@@ -17,9 +17,9 @@ import { fileURLToPath } from 'node:url'
 
 import { collectMessages, connectLocal, publishWindowed } from './lib/load.js'
 import { median, startBroker as startLibBroker } from './lib/brokers.js'
+import { REPO_ROOT, SEED_FIXTURES } from '../test/helpers/paths.js'
 
 const here = fileURLToPath(import.meta.url)
-const repoRoot = path.resolve(path.dirname(here), '..')
 const MOSQUITTO = '/usr/sbin/mosquitto'
 const TOPIC = 'test_topic'
 const PAYLOAD = Buffer.alloc(100, 0x78)
@@ -57,7 +57,7 @@ async function serve(kind: string): Promise<void> {
   const onDisk = kind === 'edgemq-disk'
   const ctx = await openHub({ home, inMemory: !onDisk, createDefault: true })
   for (const deviceId of ['pub_client', 'sub_client']) await ctx.registry.createDevice({ deviceId })
-  await setEdgeHubDesired(ctx, parseEdgeHubFile(path.resolve(repoRoot, '../shared/fixtures/seed-policy-pubsub.json')))
+  await setEdgeHubDesired(ctx, parseEdgeHubFile(path.join(SEED_FIXTURES, 'seed-policy-pubsub.json')))
   const broker = await startEdgeBroker({ home, context: onDisk ? undefined : ctx, inMemory: !onDisk, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
   const creds = async (d: string): Promise<Creds> => ({
     clientId: d,
@@ -98,7 +98,7 @@ function readyLine(child: ChildProcess, name: string): Promise<Ready> {
 }
 
 async function startNode(kind: string): Promise<RunningBroker> {
-  const child = spawn(process.execPath, ['--import', 'tsx', here, '--serve', kind], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
+  const child = spawn(process.execPath, ['--import', 'tsx', here, '--serve', kind], { stdio: ['ignore', 'pipe', 'inherit'], cwd: REPO_ROOT })
   return { name: kind, ready: await readyLine(child, kind), child }
 }
 

@@ -13,17 +13,16 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 
 import { connect as mqttConnect, type MqttClient } from 'mqtt'
 
 import { initHub, openHub } from '../src/config/home.js'
 import type { JsonObject } from '../src/policy/index.js'
 import { setEdgeHubDesired } from '../src/service/edgehub.js'
-import { freePort, median } from './lib/brokers.js'
+import { BIN } from '../test/helpers/paths.js'
+import { freePort } from '../test/helpers/ports.js'
+import { median } from './lib/brokers.js'
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const BIN = path.join(repoRoot, 'bin', 'run.js')
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const PUBLISHERS = Number(process.env.PUBLISHERS ?? 20)
 const PER_PUB = Number(process.env.PER_PUB ?? 500)

@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { loadEdgeHubConfig } from '../src/edgehub/index.js'
 import { compilePolicy, identityFromClientId, type AuthorizationStatement, type CompiledPolicy } from '../src/policy/index.js'
+import { SEED_FIXTURES } from '../test/helpers/paths.js'
 
-const repoRoot = path.resolve(import.meta.dirname, '..')
 let sink = 0 // keeps results alive so nothing is optimised away
 
 /** Runs fn(iterations … iterations+warm-1) to warm up, then times fn(0 … iterations-1): uncached cases never see a warm input. */
@@ -20,7 +20,7 @@ function bench(name: string, iterations: number, fn: (i: number) => boolean): vo
 }
 
 function seedPolicy(): CompiledPolicy {
-  const text = readFileSync(path.resolve(repoRoot, '../shared/fixtures/seed-policy-rogue-client.json'), 'utf8')
+  const text = readFileSync(path.join(SEED_FIXTURES, 'seed-policy-rogue-client.json'), 'utf8')
   return compilePolicy(loadEdgeHubConfig(text).mqttBroker.authorizations ?? [])
 }
 

@@ -30,9 +30,9 @@ import { openHub, type HubContext } from '../src/config/home.js'
 import { compilePolicy, identityFromClientId, type AuthorizationStatement, type CompiledPolicy, type Decision, type JsonObject } from '../src/policy/index.js'
 import { parseEdgeHubFile, setEdgeHubDesired } from '../src/service/edgehub.js'
 import { median } from './lib/brokers.js'
+import { SEED_FIXTURES } from '../test/helpers/paths.js'
 
-const repoRoot = path.resolve(import.meta.dirname, '..')
-const SEED_PUBSUB = path.resolve(repoRoot, '../shared/fixtures/seed-policy-pubsub.json')
+const SEED_PUBSUB = path.join(SEED_FIXTURES, 'seed-policy-pubsub.json')
 const TOPIC = 'test_topic'
 const PAYLOAD = Buffer.alloc(100, 0x78)
 

@@ -15,9 +15,10 @@ import { fileURLToPath } from 'node:url'
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
 
 import { buildSasToken } from '../../src/sas/index.js'
+import { REPO_ROOT as repoRoot, SEED_FIXTURES } from '../../test/helpers/paths.js'
+import { freePort } from '../../test/helpers/ports.js'
 
 const here = fileURLToPath(import.meta.url)
-export const repoRoot = path.resolve(path.dirname(here), '..', '..')
 export const MOSQUITTO = '/usr/sbin/mosquitto'
 /** Every bench device shares this key so the load generator can sign its own tokens. */
 export const BENCH_KEY = Buffer.alloc(32, 7).toString('base64')
@@ -37,7 +38,7 @@ export interface RunningBroker {
 
 /** The seed's pub/sub policy plus one statement for the bench's own topics (`bench/…`). */
 function benchPolicy(): unknown {
-  const seed = readFileSync(path.resolve(repoRoot, '../shared/fixtures/seed-policy-pubsub.json'), 'utf8')
+  const seed = readFileSync(path.join(SEED_FIXTURES, 'seed-policy-pubsub.json'), 'utf8')
   return { seed, extra: { identities: ['{{iot:identity}}'], allow: [{ operations: ['mqtt:publish', 'mqtt:subscribe'], resources: ['bench/#'] }] } }
 }
 
@@ -77,14 +78,6 @@ function readyPort(child: ChildProcess, name: string): Promise<number> {
     })
     child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)))
   })
-}
-
-export async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
 }
 
 export async function startBroker(kind: BrokerKind, opts: { devices?: number } = {}): Promise<RunningBroker> {

@@ -17,7 +17,8 @@ import { parseSasToken, verifySasToken } from '../sas/index.js'
 import { serviceTwinJson, type Twin } from '../twin/index.js'
 import type { HubEvent, ServiceHost } from './host.js'
 import { registryRoutes, type RestRoute } from './registry-rest.js'
-import { grants, type ServiceRight } from '../registry/rights.js'
+import { grants } from '../registry/rights.js'
+import { listenWithHints } from '../util/listen.js'
 
 export interface ControlServer {
   port: number
@@ -226,22 +227,18 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
   if (opts.rest) {
     const https = createHttpsServer({ key: opts.rest.key, cert: opts.rest.cert }, onRequest)
     https.on('tlsClientError', (err) => broker.log.debug({ err: err.message }, 'REST TLS handshake failed'))
-    https.listen(opts.rest.port, opts.rest.host)
     try {
-      await once(https, 'listening')
+      restPort = await listenWithHints(https, opts.rest.port, {
+        host: opts.rest.host,
+        what: 'rest',
+        flag: '--rest-port',
+        privilegedHint: 'or redirect 443 to a high --rest-port with iptables',
+      })
     } catch (err) {
       await closeAll()
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'EADDRINUSE') throw new EdgeMqError(`port ${opts.rest.port} (rest) is already in use`, { hint: 'stop what uses it, or pick another --rest-port (0 = a free one)' })
-      if (code === 'EACCES') {
-        throw new EdgeMqError(`no permission to listen on port ${opts.rest.port} (rest)`, {
-          hint: 'ports below 1024 need root or CAP_NET_BIND_SERVICE (sudo setcap cap_net_bind_service=+ep "$(command -v node)"), or redirect 443 to a high --rest-port with iptables',
-        })
-      }
       throw err
     }
     servers.push(https)
-    restPort = (https.address() as AddressInfo).port
   }
   return { port: (server.address() as AddressInfo).port, restPort, close: closeAll }
 }

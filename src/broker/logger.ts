@@ -20,8 +20,3 @@ export function createLogger(opts: { level?: LogLevel; pretty?: boolean; destina
   }
   return pino(base, opts.destination ?? pino.destination({ fd: 2, sync: false }))
 }
-
-/** Redacts the signature of a SAS token, for debug output of CONNECT packets. */
-export function redactSas(s: string): string {
-  return s.replace(/sig=[^&\s]+/gi, 'sig=…redacted')
-}

@@ -2,7 +2,9 @@
  * `<home>/broker.json`: the running broker's pid and ports, so CLI commands find it
  * (pub/sub --device, twin/method/c2d/monitor via the control API, broker status/stop).
  */
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { readFileSync, unlinkSync } from 'node:fs'
+
+import { pidAlive, writeFileAtomicSync } from '../util/fs.js'
 
 export interface BrokerRuntime {
   pid: number
@@ -16,18 +18,7 @@ export interface BrokerRuntime {
 }
 
 export function writeRuntime(file: string, rt: BrokerRuntime): void {
-  const tmp = `${file}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify(rt, null, 2), { mode: 0o600 })
-  renameSync(tmp, file)
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  writeFileAtomicSync(file, JSON.stringify(rt, null, 2), 0o600)
 }
 
 /** The runtime record of a live broker, or undefined (missing file, stale pid, garbage). */
@@ -35,7 +26,7 @@ export function readRuntime(file: string): BrokerRuntime | undefined {
   try {
     const rt = JSON.parse(readFileSync(file, 'utf8')) as BrokerRuntime
     if (typeof rt.pid !== 'number' || !rt.ports || typeof rt.ports.control !== 'number') return undefined
-    return isAlive(rt.pid) ? rt : undefined
+    return pidAlive(rt.pid) ? rt : undefined
   } catch {
     return undefined
   }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 
 import { homePaths } from '../config/home.js'
+import { pidAlive } from '../util/fs.js'
 
 export interface BrokerPorts {
   mqtt?: number
@@ -58,18 +59,8 @@ export function readBrokerState(home: string): BrokerState | undefined {
   } catch {
     return undefined
   }
-  if (state?.pid !== undefined && !processAlive(state.pid)) return undefined
+  if (state?.pid !== undefined && !pidAlive(state.pid)) return undefined
   return state
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else — still alive.
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** Plain and TLS ports with the IoT Edge defaults filled in. */

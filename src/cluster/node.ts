@@ -386,9 +386,4 @@ export class ClusterNode {
     this.sub.disconnect()
     this.cmd.disconnect()
   }
-
-  /** After aedes closed: MQTT persistence connection. */
-  async closePersistence(): Promise<void> {
-    await this.persistence.close()
-  }
 }

@@ -8,7 +8,7 @@
  *   store.json    only for a hub on Redis (`hub init --store redis://…`): {url, hub}; then the
  *                 registry and MQTT state live in Redis and every command with this home goes there
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -20,6 +20,7 @@ import { DEFAULT_BROKER_SETTINGS, type HubRecord, type Store } from '../registry
 import { DEFAULT_POLICY_RIGHTS } from '../registry/rights.js'
 import { validateDeviceId } from '../registry/validate.js'
 import { hubHostName } from '../sas/resource.js'
+import { writeFileAtomicSync } from '../util/fs.js'
 
 export const DEFAULT_HUB_NAME = 'edgemq'
 export const DEFAULT_EDGE_DEVICE = 'edge-gateway'
@@ -140,10 +141,8 @@ export function readStorePointer(home: string): StorePointer | undefined {
 
 export function writeStorePointer(home: string, pointer: StorePointer): void {
   const file = homePaths(home).storePointer
-  const tmp = `${file}.${process.pid}.tmp`
   // 0600: the URL may carry the Redis password.
-  writeFileSync(tmp, JSON.stringify(pointer, null, 2) + '\n', { mode: 0o600 })
-  renameSync(tmp, file)
+  writeFileAtomicSync(file, JSON.stringify(pointer, null, 2) + '\n', 0o600)
 }
 
 /** The embedded registry's hub, if this home has one (a Redis pointer must not hide it silently). */

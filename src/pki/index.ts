@@ -15,13 +15,13 @@
  * an O_EXCL lock file and re-read what the winner wrote.
  */
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, KeyObject, randomBytes, webcrypto } from 'node:crypto'
-import { mkdirSync, openSync, closeSync, writeSync, fsyncSync, chmodSync, renameSync, rmSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { chmod, mkdir, readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { EdgeMqError, UsageError } from '../errors.js'
-import { tempSibling, withLock, writeFileAtomic } from './fs-util.js'
+import { withLock, writeFileAtomicSync } from '../util/fs.js'
 import { loadX509 } from './x509-lib.js'
 import type { Extension } from '@peculiar/x509'
 
@@ -427,8 +427,8 @@ function pemOf(cert: { toString(format: 'pem'): string }): string {
 async function createCa(p: PkiPaths, hubName: string): Promise<void> {
   const { certPem, keyPem } = await generateCa(hubName)
   // Key first, certificate last: ca.pem is the "CA complete" marker readPki relies on.
-  await writeFileAtomic(p.caKeyPath, keyPem, 0o600)
-  await writeFileAtomic(p.caCertPath, certPem, 0o644)
+  writeFileAtomicSync(p.caKeyPath, keyPem, 0o600)
+  writeFileAtomicSync(p.caCertPath, certPem, 0o644)
 }
 
 async function generateCa(hubName: string): Promise<{ certPem: string; keyPem: string }> {
@@ -505,8 +505,8 @@ async function createServerCert(p: PkiPaths, caPem: string, hubName: string, nam
   }
   const { certPem, keyPem } = await issueLeaf(caPem, caKeyPem, `${hubName.toLowerCase()}.azure-devices.net`, 'server', SERVER_DAYS, names)
   // Key before cert; a crash in between leaves a key/cert mismatch, which serverProblem detects and repairs.
-  await writeFileAtomic(p.serverKeyPath, keyPem, 0o600)
-  await writeFileAtomic(p.serverCertPath, certPem, 0o644)
+  writeFileAtomicSync(p.serverKeyPath, keyPem, 0o600)
+  writeFileAtomicSync(p.serverCertPath, certPem, 0o644)
 }
 
 /** A client certificate for `deviceId` (subject CN), signed by the hub CA — for x509-ca devices. */
@@ -569,22 +569,4 @@ export function writeCertFiles(outDir: string, deviceId: string, files: { certPe
   writeFileAtomicSync(keyPath, files.keyPem, 0o600)
   writeFileAtomicSync(certPath, files.certPem, 0o644)
   return { certPath, keyPath }
-}
-
-function writeFileAtomicSync(path: string, data: string, mode: number): void {
-  const tmp = tempSibling(path)
-  const fd = openSync(tmp, 'wx', mode)
-  try {
-    writeSync(fd, data)
-    if (process.platform !== 'win32') chmodSync(tmp, mode) // exact mode despite umask
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  try {
-    renameSync(tmp, path)
-  } catch (err) {
-    rmSync(tmp, { force: true })
-    throw err
-  }
 }

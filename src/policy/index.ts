@@ -24,7 +24,7 @@ export { parseLenientJson, isJsonObject, lineColumn, type JsonValue, type JsonOb
 export { pathIndex, pathKey } from './json-path.js'
 export { ownIotHubTopics } from './builtin.js'
 export { SUPPORTED_VARIABLES, VARIABLE_NAMES } from './template.js'
-export { isDollarTopic, isValidTopicFilter, isValidTopicName, topicFilterError, topicMatches, topicNameError } from './topic.js'
+export { isDollarTopic, topicFilterError, topicMatches, topicNameError } from './topic.js'
 export {
   OPERATION_NAMES,
   operationName,

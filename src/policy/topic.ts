@@ -35,14 +35,6 @@ export function topicFilterError(filter: string): string | null {
   return null
 }
 
-export function isValidTopicName(name: string): boolean {
-  return topicNameError(name) === null
-}
-
-export function isValidTopicFilter(filter: string): boolean {
-  return topicFilterError(filter) === null
-}
-
 /** True when the topic (or filter) starts with `$` (a "system" topic, see the `$` rule). */
 export function isDollarTopic(topic: string): boolean {
   return topic.charCodeAt(0) === 36 /* $ */

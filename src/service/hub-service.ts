@@ -32,10 +32,6 @@ export class HubService {
     this.control = ControlClient.tryConnect(ctx.home, ctx.hub)
   }
 
-  get brokerRunning(): boolean {
-    return this.control !== undefined
-  }
-
   private live(): ControlClient {
     if (!this.control) throw new BrokerUnreachableError(`broker not reachable: no broker is running for ${this.ctx.home}`)
     return this.control

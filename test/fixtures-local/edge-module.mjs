@@ -1,5 +1,5 @@
 // A small IoT Edge module written against the official Node SDK exactly as a real module would be
-// (ModuleClient.fromEnvironment(Mqtt)), for test/sdk-modules.test.ts. It reports what happens as
+// (ModuleClient.fromEnvironment(Mqtt)), for test/e2e/sdk-modules.test.ts. It reports what happens as
 // JSON lines on stdout and takes commands as JSON lines on stdin:
 //   {"cmd": "send", "output": "alerts", "body": {...}, "props": {"k": "v"}}  → sendOutputEvent
 //   {"cmd": "exit", "code": 7}                                               → close and exit

@@ -10,38 +10,21 @@
  *   const child = await startBroker(pair.child.home)
  */
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo } from 'node:net'
-import { resolve } from 'node:path'
+import { join } from 'node:path'
 
 import type { MqttClient } from 'mqtt'
 
 import type { BrokerProc } from './broker.js'
-import { jsonOf, REPO_ROOT, runCli, tempHome } from './cli.js'
+import { cliOk as cli, jsonOf, runCli, tempHome } from './cli.js'
 import { connect, iothubUsername } from './mqtt.js'
+import { SEED_FIXTURES } from './paths.js'
 
 /** The seed's bridge sample, used in place (never a copy). */
-export const SEED_BRIDGE = resolve(REPO_ROOT, '../shared/fixtures/seed-bridge.json')
-
-/** Runs the CLI in `home`, asserts exit 0, returns stdout. */
-export async function cli(home: string, args: string[], input?: string): Promise<string> {
-  const r = await runCli(args, { home, input })
-  assert.equal(r.code, 0, `edgemq ${args.join(' ')} (exit ${r.code}):\n${r.stderr}`)
-  return r.stdout
-}
+export const SEED_BRIDGE = join(SEED_FIXTURES, 'seed-bridge.json')
 
 /** `edgemq edgehub set -` with a desired object (merged like a desired patch). */
 export function setEdgeHub(home: string, desired: Record<string, unknown>): Promise<string> {
-  return cli(home, ['edgehub', 'set', '-'], JSON.stringify({ schemaVersion: '1.2', ...desired }))
-}
-
-/** A port nothing listens on right now (bound, read, closed). */
-export async function freePort(): Promise<number> {
-  const s = createServer()
-  s.listen(0, '127.0.0.1')
-  await new Promise((r) => s.once('listening', r))
-  const port = (s.address() as AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return port
+  return cli(home, ['edgehub', 'set', '-'], { input: JSON.stringify({ schemaVersion: '1.2', ...desired }) })
 }
 
 export interface Hub {
@@ -131,12 +114,6 @@ export async function makePair(opts: { ttlSecs?: number } = {}): Promise<Pair> {
 /** Publishes and resolves on PUBACK (QoS 1). */
 export function publishAck(c: MqttClient, topic: string, payload: string | Buffer, qos: 0 | 1 = 1): Promise<void> {
   return new Promise((res, rej) => c.publish(topic, payload, { qos }, (err) => (err ? rej(err) : res())))
-}
-
-/** Subscribes and resolves on SUBACK, asserting every filter was granted. */
-export async function subscribeAck(c: MqttClient, filters: string[]): Promise<void> {
-  const granted = await c.subscribeAsync(filters, { qos: 1 })
-  for (const g of granted) assert.notEqual(g.qos, 128, `subscription to ${g.topic} refused`)
 }
 
 /**

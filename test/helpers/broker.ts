@@ -4,10 +4,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
-export const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+import { LineLog, type WaitForLogOptions } from './log.js'
+import { BIN } from './paths.js'
 
 export interface BrokerProc {
   proc: ChildProcess
@@ -16,8 +16,13 @@ export interface BrokerProc {
   caFile: string
   /** Everything the broker logged so far (stderr, JSON lines). */
   logs(): string
-  /** Resolves with the first log line matching `re` (already logged or future). */
-  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>
+  /** The current end of the log, for `waitForLog(re, { since })`. */
+  mark(): number
+  /**
+   * Resolves with the first log line matching `re` logged at or after `since` (a `mark()`;
+   * default: since the start); rejects on timeout (default 10 s) or when the broker exits first.
+   */
+  waitForLog(re: RegExp, opts?: WaitForLogOptions): Promise<string>
   /** SIGTERM and wait for exit. */
   stop(): Promise<void>
   /** SIGKILL and wait for exit. */
@@ -30,17 +35,8 @@ export async function startBroker(home: string, extraArgs: string[] = [], env: N
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, ...env },
   })
-  let logs = ''
-  const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
-  createInterface({ input: proc.stderr! }).on('line', (line) => {
-    logs += line + '\n'
-    for (const w of [...waiters]) {
-      if (w.re.test(line)) {
-        waiters.splice(waiters.indexOf(w), 1)
-        w.resolve(line)
-      }
-    }
-  })
+  const log = new LineLog('broker log').follow(proc.stderr!)
+  proc.once('close', (code, signal) => log.end(`broker exited (${signal ?? code})`))
   const ready = await new Promise<{ ports: BrokerProc['ports']; caFile: string; pid: number }>((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout! })
     rl.on('line', (line) => {
@@ -51,7 +47,7 @@ export async function startBroker(home: string, extraArgs: string[] = [], env: N
         /* banner text */
       }
     })
-    proc.once('exit', (code) => reject(new Error(`broker exited with ${code} before ready:\n${logs}`)))
+    proc.once('exit', (code) => reject(new Error(`broker exited with ${code} before ready:\n${log.text()}`)))
   })
   const exited = once(proc, 'exit')
   return {
@@ -59,15 +55,9 @@ export async function startBroker(home: string, extraArgs: string[] = [], env: N
     pid: ready.pid,
     ports: ready.ports,
     caFile: ready.caFile,
-    logs: () => logs,
-    waitForLog(re, timeoutMs = 10_000) {
-      const hit = logs.split('\n').find((l) => re.test(l))
-      if (hit) return Promise.resolve(hit)
-      return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`no log line matched ${re} within ${timeoutMs} ms:\n${logs}`)), timeoutMs)
-        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) })
-      })
-    },
+    logs: () => log.text(),
+    mark: () => log.mark(),
+    waitForLog: (re, opts) => log.waitFor(re, opts),
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return
       proc.kill('SIGTERM')

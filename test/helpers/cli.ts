@@ -8,16 +8,16 @@
  *   assert.equal(r.code, 0, r.stderr)
  *   const device = JSON.parse(r.stdout)
  */
+import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after } from 'node:test'
-import { fileURLToPath } from 'node:url'
 
-/** The repository root (this file is test/helpers/cli.ts). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const BIN = join(REPO_ROOT, 'bin', 'run.js')
+import { BIN, REPO_ROOT } from './paths.js'
+
+export { BIN, REPO_ROOT }
 
 export interface RunCliOptions {
   /** The state directory, passed as $EDGEMQ_HOME (not --home, so `--help` and parse-error runs see the same argv). */
@@ -73,13 +73,26 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
   })
 }
 
-/** Parses stdout as JSON, with the CLI's stderr in the failure message. */
-export function jsonOf<T = unknown>(r: CliResult): T {
+/** Parses stdout (of a result, or as a string) as JSON, with the CLI's stderr in the failure message. */
+export function jsonOf<T = unknown>(r: CliResult | string): T {
+  const stdout = typeof r === 'string' ? r : r.stdout
   try {
-    return JSON.parse(r.stdout) as T
+    return JSON.parse(stdout) as T
   } catch {
-    throw new Error(`stdout is not JSON (exit ${r.code}):\n${r.stdout}\nstderr:\n${r.stderr}`)
+    throw new Error(typeof r === 'string' ? `stdout is not JSON:\n${r}` : `stdout is not JSON (exit ${r.code}):\n${r.stdout}\nstderr:\n${r.stderr}`)
   }
+}
+
+/** Runs the CLI in `home`, fails the test on a non-zero exit (stderr in the message), returns stdout. */
+export async function cliOk(home: string, args: string[], opts: Omit<RunCliOptions, 'home'> = {}): Promise<string> {
+  const r = await runCli(args, { ...opts, home })
+  assert.equal(r.code, 0, `edgemq ${args.join(' ')} (exit ${r.code}):\n${r.stderr}`)
+  return r.stdout
+}
+
+/** `cliOk`, then stdout parsed as JSON. */
+export async function cliJson<T>(home: string, args: string[], opts: Omit<RunCliOptions, 'home'> = {}): Promise<T> {
+  return jsonOf<T>(await cliOk(home, args, opts))
 }
 
 const madeDirs = new Set<string>()

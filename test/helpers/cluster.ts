@@ -9,11 +9,11 @@ import type { MqttClient } from 'mqtt'
 
 import { openHub } from '../../src/config/home.js'
 import { buildSasToken, deviceResource } from '../../src/sas/index.js'
-import { startBroker, type BrokerProc } from './broker.js'
-import { cli, setEdgeHub } from './bridge.js'
-import { tempHome } from './cli.js'
-import { connect, iothubUsername, type ConnectOptions } from './mqtt.js'
-import { startRedis, type RedisProc } from './redis.js'
+import { setEdgeHub } from './bridge.js'
+import { type BrokerProc, startBroker } from './broker.js'
+import { cliOk as cli, tempHome } from './cli.js'
+import { connect, type ConnectOptions, iothubUsername } from './mqtt.js'
+import { type RedisProc, startRedis } from './redis.js'
 
 export const HUB = 'clu'
 export const HOST = `${HUB}.azure-devices.net`

@@ -6,15 +6,24 @@
  *   const c = await connect({ port, clientId: 'd1', password: sas })
  *   assert.equal(await connackCode({ port, clientId: 'ghost', password: sas }), 5)
  */
+import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
+
+import { LineLog, type WaitForLogOptions } from './log.js'
 
 export const HUB_HOST = 'edgemq.azure-devices.net'
 
+/** The api-version mosquitto users send (the seed's commands). */
+export const MOSQUITTO_API_VERSION = '2018-06-30'
+/** The api-version the Azure IoT SDKs send (PROTOCOL.md §1). */
+export const SDK_API_VERSION = '2021-04-12'
+
 /** The IoT Hub username for a client id (`<hub>/<deviceId>[/<moduleId>]/?api-version=…`). */
-export function iothubUsername(clientId: string, host = HUB_HOST): string {
-  return `${host}/${clientId}/?api-version=2018-06-30`
+export function iothubUsername(clientId: string, host = HUB_HOST, apiVersion = MOSQUITTO_API_VERSION): string {
+  return `${host}/${clientId}/?api-version=${apiVersion}`
 }
 
 export interface ConnectOptions {
@@ -143,6 +152,31 @@ export function collect(client: MqttClient, n: number, opts: { timeoutMs?: numbe
   })
 }
 
+/** The next message `match` accepts (register before triggering it). */
+export async function nextMessage(client: MqttClient, match: (m: Received) => boolean = () => true, timeoutMs = 10_000): Promise<Received> {
+  const [m] = await collect(client, 1, { filter: match, timeoutMs })
+  return m as Received
+}
+
+/** SUBSCRIBE and resolve with the granted QoS list (128 = refused). */
+export async function subscribeGranted(client: MqttClient, filters: string | string[], qos: 0 | 1 = 0): Promise<number[]> {
+  try {
+    const granted = await client.subscribeAsync(filters, { qos })
+    return granted.map((g) => g.qos)
+  } catch (err) {
+    // MQTT.js 5 rejects on a SUBACK failure code, with the SUBACK packet attached.
+    const granted = (err as { packet?: { granted?: unknown } }).packet?.granted
+    if (Array.isArray(granted)) return granted.map((g) => (typeof g === 'number' ? g : (g as { qos: number }).qos))
+    throw err
+  }
+}
+
+/** Subscribes and asserts the broker granted every filter. */
+export async function subscribeOk(client: MqttClient, filters: string | string[], qos: 0 | 1 = 0): Promise<void> {
+  const granted = await subscribeGranted(client, filters, qos)
+  assert.ok(granted.every((q) => q !== 128), `${client.options.clientId}: SUBSCRIBE ${String(filters)} refused (${granted.join(',')})`)
+}
+
 /** Resolves (with the time it happened) when the client's connection closes. */
 export function closed(client: MqttClient, timeoutMs = 10_000): Promise<number> {
   // Only called on a connected client, so "not connected" means it already closed.
@@ -165,8 +199,10 @@ export interface ProcResult {
 
 export interface RunningProc {
   child: ChildProcess
-  /** Resolves with the first stdout/stderr line matching `re` (already printed or future). */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>
+  /** The current end of its output, for `waitFor(re, { since })`. */
+  mark(): number
+  /** Resolves with the first stdout/stderr line matching `re` (at or after `since`); rejects on timeout or exit. */
+  waitFor(re: RegExp, opts?: WaitForLogOptions): Promise<string>
   done: Promise<ProcResult>
 }
 
@@ -175,71 +211,15 @@ export function runProc(cmd: string, args: string[], timeoutMs = 20_000): Runnin
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
-  const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
-  const onText = (text: string) => {
-    for (const w of [...waiters]) {
-      const line = text.split('\n').find((l) => w.re.test(l))
-      if (line !== undefined) {
-        waiters.splice(waiters.indexOf(w), 1)
-        w.resolve(line)
-      }
-    }
-  }
-  child.stdout.setEncoding('utf8').on('data', (d: string) => ((stdout += d), onText(stdout)))
-  child.stderr.setEncoding('utf8').on('data', (d: string) => ((stderr += d), onText(stderr)))
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const log = new LineLog(cmd).follow(child.stdout).follow(child.stderr)
   const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   const done = once(child, 'close').then(([code, signal]) => {
     clearTimeout(killer)
+    // A process that ends without the line fails the wait at once, not after the timeout.
+    log.end(`${cmd} exited (${code ?? signal})`)
     return { code: code as number | null, signal: signal as NodeJS.Signals | null, stdout, stderr }
   })
-  return {
-    child,
-    done,
-    waitFor(re, ms = 10_000) {
-      const hit = (stdout + '\n' + stderr).split('\n').find((l) => re.test(l))
-      if (hit !== undefined) return Promise.resolve(hit)
-      return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`${cmd}: no output line matched ${re} within ${ms} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`)), ms)
-        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) })
-        // A process that ends without the line fails the wait at once, not after the timeout.
-        void done.then(() => {
-          if (!waiters.some((w) => w.re === re)) return
-          clearTimeout(t)
-          reject(new Error(`${cmd} exited (${child.exitCode}) before printing ${re}\nstdout:\n${stdout}\nstderr:\n${stderr}`))
-        })
-      })
-    },
-  }
-}
-
-/**
- * Resolves with the next broker log line matching `re` that is logged AFTER this call (the broker
- * helper's `waitForLog` also returns lines already logged, so it cannot wait for a second one).
- * Call it before triggering what should log.
- */
-export function nextLogLine(broker: { proc: ChildProcess }, re: RegExp, timeoutMs = 10_000): Promise<string> {
-  const stderr = broker.proc.stderr
-  if (!stderr) return Promise.reject(new Error('broker stderr is not piped'))
-  let buf = ''
-  return new Promise((resolve, reject) => {
-    const onData = (d: Buffer | string) => {
-      buf += d.toString()
-      const lines = buf.split('\n')
-      buf = lines.pop() ?? ''
-      const hit = lines.find((l) => re.test(l))
-      if (hit !== undefined) {
-        cleanup()
-        resolve(hit)
-      }
-    }
-    const timer = setTimeout(() => {
-      cleanup()
-      reject(new Error(`no new broker log line matched ${re} within ${timeoutMs} ms`))
-    }, timeoutMs)
-    const cleanup = () => {
-      clearTimeout(timer)
-      stderr.removeListener('data', onData)
-    }
-    stderr.on('data', onData)
-  })
+  return { child, done, mark: () => log.mark(), waitFor: (re, opts) => log.waitFor(re, opts) }
 }

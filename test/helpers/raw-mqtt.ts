@@ -19,25 +19,8 @@ import type { MqttClient } from 'mqtt'
 import { openHub } from '../../src/config/home.js'
 import { defaultPolicyDocument, setEdgeHubDesired } from '../../src/service/edgehub.js'
 import type { BrokerProc } from './broker.js'
-import { BIN, runCli } from './cli.js'
-import { connect, HUB_HOST, type Received } from './mqtt.js'
-
-/** The username the Azure SDKs send (PROTOCOL.md §1). */
-export function sdkUsername(clientId: string): string {
-  return `${HUB_HOST}/${clientId}/?api-version=2021-04-12`
-}
-
-/** Runs the CLI against `home` and fails the test on a non-zero exit. */
-export async function cliOk(home: string, args: string[], timeoutMs?: number): Promise<string> {
-  const r = await runCli(args, { home, timeoutMs })
-  assert.equal(r.code, 0, `edgemq ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
-  return r.stdout
-}
-
-/** Runs the CLI and parses its JSON stdout (exit 0 required). */
-export async function cliJson<T>(home: string, args: string[], timeoutMs?: number): Promise<T> {
-  return JSON.parse(await cliOk(home, args, timeoutMs)) as T
-}
+import { BIN, cliOk } from './cli.js'
+import { connect, HUB_HOST, iothubUsername, nextMessage, SDK_API_VERSION, type Received } from './mqtt.js'
 
 const sasCache = new Map<string, string>()
 
@@ -64,7 +47,6 @@ export async function setupHub(home: string, ids: string[]): Promise<void> {
   }
 }
 
-
 /** `edgemq sas --device d [--module m] --raw`, the way a user gets a device's password. */
 export async function cliSas(home: string, clientId: string): Promise<string> {
   const [d, m] = clientId.split('/') as [string, string | undefined]
@@ -80,44 +62,7 @@ export async function sasOf(home: string, clientId: string): Promise<string> {
 
 /** A plain MQTT.js client connected as `clientId` (device or `device/module`) on the plain port. */
 export async function rawDevice(home: string, broker: BrokerProc, clientId: string, password?: string): Promise<MqttClient> {
-  return connect({ port: broker.ports.mqtt, clientId, username: sdkUsername(clientId), password: password ?? (await sasOf(home, clientId)) })
-}
-
-/** SUBSCRIBE and resolve with the granted QoS list (128 = refused). */
-export async function subscribeGranted(client: MqttClient, filter: string, qos: 0 | 1 = 0): Promise<number[]> {
-  try {
-    const granted = await client.subscribeAsync(filter, { qos })
-    return granted.map((g) => g.qos)
-  } catch (err) {
-    // MQTT.js 5 rejects on a SUBACK failure code, with the SUBACK packet attached.
-    const granted = (err as { packet?: { granted?: unknown } }).packet?.granted
-    if (Array.isArray(granted)) return granted.map((g) => (typeof g === 'number' ? g : (g as { qos: number }).qos))
-    throw err
-  }
-}
-
-/** Subscribes and asserts the broker granted it. */
-export async function subscribeOk(client: MqttClient, filter: string, qos: 0 | 1 = 0): Promise<void> {
-  const granted = await subscribeGranted(client, filter, qos)
-  assert.ok(granted.every((q) => q !== 128), `${client.options.clientId}: SUBSCRIBE ${filter} refused (${granted.join(',')})`)
-}
-
-/** The next message matching `match` (register before triggering it). */
-export function nextMessage(client: MqttClient, match: (m: Received) => boolean = () => true, timeoutMs = 10_000): Promise<Received> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }) => {
-      const m = { topic, payload, qos: packet.qos, retain: packet.retain }
-      if (!match(m)) return
-      clearTimeout(timer)
-      client.removeListener('message', onMessage)
-      resolve(m)
-    }
-    const timer = setTimeout(() => {
-      client.removeListener('message', onMessage)
-      reject(new Error(`${client.options.clientId}: no matching message within ${timeoutMs} ms`))
-    }, timeoutMs)
-    client.on('message', onMessage)
-  })
+  return connect({ port: broker.ports.mqtt, clientId, username: iothubUsername(clientId, HUB_HOST, SDK_API_VERSION), password: password ?? (await sasOf(home, clientId)) })
 }
 
 /** Every message the client receives from now on (for "never receives" assertions). */

@@ -6,10 +6,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+
+import { freePort } from './ports.js'
 
 export interface RedisOptions {
   /** appendonly yes + appendfsync always: every acknowledged write survives a restart. */
@@ -30,15 +31,6 @@ export interface RedisProc {
 
 export function redisAvailable(): boolean {
   return spawnSync('redis-server', ['--version']).status === 0
-}
-
-export async function freePort(): Promise<number> {
-  const srv = createServer()
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const port = (srv.address() as AddressInfo).port
-  await new Promise<void>((r) => srv.close(() => r()))
-  return port
 }
 
 async function launch(port: number, dir: string, o: RedisOptions): Promise<ChildProcess> {

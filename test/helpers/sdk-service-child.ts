@@ -1,5 +1,5 @@
 /**
- * Child process of test/sdk-service.test.ts: the official service SDK (azure-iothub) and device SDK
+ * Child process of test/e2e/sdk-service.test.ts: the official service SDK (azure-iothub) and device SDK
  * (azure-iot-device + MQTT) exactly as a user's test would run them against `startHub()`.
  *
  * Why a child: azure-iothub always dials https://<HostName>:443 and has no public option for a CA, so

@@ -12,7 +12,8 @@ import { join } from 'node:path'
 import mqttPacket from 'mqtt-packet'
 
 import { brokerPersistence } from '../../src/broker/aedes-internals.js'
-import { openHub } from '../../src/config/home.js'
+import { readRuntime } from '../../src/broker/runtime.js'
+import { homePaths, openHub } from '../../src/config/home.js'
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { InvalidDocumentError } from '../../src/errors.js'
 import type { AuthorizationStatement } from '../../src/policy/index.js'
@@ -292,8 +293,8 @@ test('item 7: one error mapping: a refused twin patch is the same typed error (e
   t.after(() => hub.close())
   const ctx2 = await openHub({ home })
   t.after(() => ctx2.close())
+  assert.ok(readRuntime(homePaths(home).brokerState), 'a broker runs for this home: the service goes through its control API')
   const svc = new HubService(ctx2)
-  assert.ok(svc.brokerRunning, 'the service goes through the running broker')
   const online = await svc.updateTwin({ deviceId: 'd1' }, { desired: [1] }).catch((e: unknown) => e)
   for (const [where, err] of [['offline', offline], ['through the broker', online]] as const) {
     assert.ok(err instanceof InvalidDocumentError, `${where}: ${String(err)}`)

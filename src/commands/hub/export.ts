@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core'
-import { writeFileSync, renameSync } from 'node:fs'
 
 import { BaseCommand } from '../../cli/base.js'
 import { exportHub } from '../../registry/export.js'
+import { writeFileAtomicSync } from '../../util/fs.js'
 
 export default class HubExport extends BaseCommand<typeof HubExport> {
   static summary = 'Export the registry, twins and the $edgeHub document as one JSON file (a test fixture).'
@@ -20,9 +20,7 @@ export default class HubExport extends BaseCommand<typeof HubExport> {
       process.stdout.write(text)
       return
     }
-    const tmp = `${this.flags.file}.${process.pid}.tmp`
-    writeFileSync(tmp, text, { mode: 0o600 })
-    renameSync(tmp, this.flags.file)
+    writeFileAtomicSync(this.flags.file, text, 0o600)
     this.print({ file: this.flags.file, devices: doc.devices.length })
   }
 }
