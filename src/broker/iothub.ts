@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto'
 import type { Client } from 'aedes'
 
 import { assertNoErrors, validateEdgeHubDesired, type EdgeHubConfig } from '../edgehub/index.js'
-import { DeviceNotOnlineError, EdgeMqError, NotFoundError, TimeoutError, TooLargeError } from '../errors.js'
+import { DeviceNotOnlineError, TimeoutError, toWireError, TooLargeError } from '../errors.js'
 import {
   formatC2dTopic,
   formatMethodRequestTopic,
@@ -139,7 +139,7 @@ export class IotHub {
       const twin = await this.host.ctx.store.updateTwin(this.key(s), (t) => applyReportedPatch(t as Twin, patch) as TwinRecord, 'reported')
       await this.respond(clientId, formatTwinResponseTopic(204, rid, ridKey, twin.reportedVersion), undefined)
     } catch (err) {
-      const status = err instanceof EdgeMqError && err.exitCode === 2 ? 400 : err instanceof NotFoundError ? 404 : 500
+      const status = toWireError(err).status
       this.host.log.info({ client: clientId, status, reason: (err as Error).message }, 'reported patch refused')
       await this.respond(clientId, formatTwinResponseTopic(status, rid, ridKey), { message: (err as Error).message })
     }

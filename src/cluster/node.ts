@@ -30,7 +30,7 @@ import type { ForwardQueue } from '../bridge/queue.js'
 import type { ClusterHost, MethodResult } from '../broker/host.js'
 import { createPersistence, type PersistenceHandle } from '../broker/persistence.js'
 import { readRuntime, writeRuntime } from '../broker/runtime.js'
-import { EdgeMqError, NotFoundError, TimeoutError } from '../errors.js'
+import { EdgeMqError, fromWireError, TimeoutError, toWireError, type WireError } from '../errors.js'
 import type { TwinKey } from '../registry/types.js'
 import { ClusterBridge } from './bridge.js'
 import { createClusterMq, type ClusterMq } from './mq.js'
@@ -91,7 +91,8 @@ const FORGET_SESSION = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then 
 type RpcMessage =
   | { type: 'invoke'; id: string; from: string; key: TwinKey; methodName: string; payload: unknown; timeoutSecs: number }
   | { type: 'result'; id: string; ok: true; result: MethodResult }
-  | { type: 'result'; id: string; ok: false; kind: 'notfound' | 'timeout' | 'error'; message: string }
+  /** A failure crosses nodes as it crosses HTTP: the one typed-error ↔ wire mapping (src/errors.ts). */
+  | { type: 'result'; id: string; ok: false; error: WireError }
 
 interface PendingRpc {
   resolve(r: MethodResult): void
@@ -346,7 +347,7 @@ export class ClusterNode {
       this.pending.delete(msg.id)
       clearTimeout(p.timer)
       if (msg.ok) p.resolve(msg.result)
-      else p.reject(msg.kind === 'notfound' ? new NotFoundError(msg.message) : msg.kind === 'timeout' ? new TimeoutError(msg.message) : new EdgeMqError(msg.message))
+      else p.reject(fromWireError(msg.error.status, msg.error.body))
       return
     }
     const broker = this.broker
@@ -355,7 +356,7 @@ export class ClusterNode {
     const reply = (r: RpcMessage) => void this.cmd.publish(this.keys.rpc(from), JSON.stringify(r)).catch(() => undefined)
     broker.invokeMethodLocally(msg.key, msg.methodName, msg.payload, msg.timeoutSecs).then(
       (result) => reply({ type: 'result', id, ok: true, result }),
-      (err: Error) => reply({ type: 'result', id, ok: false, kind: err instanceof NotFoundError ? 'notfound' : err instanceof TimeoutError ? 'timeout' : 'error', message: err.message }),
+      (err: Error) => reply({ type: 'result', id, ok: false, error: toWireError(err) }),
     )
   }
 
