@@ -7,6 +7,8 @@
 import { once } from 'node:events'
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
+import { createServer as createHttpServer } from 'node:http'
+import { serveMqttOverWebSocket, type MqttWebSocketOptions } from '../transports/websocket.js'
 
 import { Aedes, type PublishPacket } from 'aedes'
 import mqemitter, { type MQEmitter } from 'mqemitter'
@@ -51,8 +53,11 @@ export interface EdgeBrokerOptions {
   controlPort?: number
   /** IoT Edge workload API port (loopback HTTP, for `module env --mode workload`); default 0 (free). */
   workloadPort?: number
-  /** IoT Hub service REST over HTTPS (azure-iothub SDK) on `host`; 0 = a free port; null/absent = none. */
+  /** IoT Hub service REST over HTTPS (azure-iothub SDK) on `host`, with MQTT over WebSockets at
+   *  `/$iothub/websocket` (device SDKs' MqttWs); 0 = a free port; null/absent = none. */
   restPort?: number | null
+  /** MQTT over plain WebSockets (ws://host:port/$iothub/websocket, for local browser code); null/absent = none. */
+  wsPort?: number | null
   /** A PKI to serve with (in-memory hubs pass one); otherwise the home's, or a fresh in-memory one. */
   pki?: HubPki
   logLevel?: LogLevel
@@ -98,6 +103,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   /** Set once any clean=false session subscribes (or the persistence holds one from before). */
   private persistentSessions = false
   private servers: NetServer[] = []
+  private closeWebSockets?: () => void
   private control?: ControlServer
   private workload?: WorkloadServer
   private pollTimer?: NodeJS.Timeout
@@ -304,7 +310,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         if (code === 'EADDRINUSE') {
-          throw new EdgeMqError(`port ${port} (${what}) is already in use`, { hint: `stop what uses it, or pick another port (e.g. --${what === 'mqtt' ? 'port' : 'tls-port'} 0 for a free one)` })
+          const flag = { mqtt: 'port', mqtts: 'tls-port', ws: 'ws-port' }[what] ?? what
+          throw new EdgeMqError(`port ${port} (${what}) is already in use`, { hint: `stop what uses it, or pick another port (e.g. --${flag} 0 for a free one)` })
         }
         if (code === 'EACCES') throw new EdgeMqError(`no permission to listen on port ${port} (${what})`, { hint: 'ports below 1024 need root or CAP_NET_BIND_SERVICE; pick a higher port' })
         throw err
@@ -335,11 +342,26 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     } else if (!opts.inMemory || (opts.restPort ?? null) !== null) {
       this.pki = await this.hubPki().catch(() => undefined)
     }
-    // The service REST API over HTTPS (what the azure-iothub SDK dials), same handlers as the control API.
-    const rest = (opts.restPort ?? null) !== null && this.pki ? { port: opts.restPort as number, host: this.host, key: this.pki.serverKeyPem, cert: this.pki.serverCertPem } : undefined
+    // MQTT over WebSockets: the same aedes, so the same authentication, policy and limits as 1883/8883.
+    const mqttOverWebSocket: MqttWebSocketOptions = {
+      onStream: (stream) => this.aedes.handle(stream),
+      maxPayload: this.maxMessageSize + 64 * 1024,
+      onRefused: (reason) => this.log.debug({ reason }, 'WebSocket upgrade refused'),
+    }
+    // The service REST API over HTTPS (what the azure-iothub SDK dials), same handlers as the control API;
+    // like IoT Hub's 443 it also upgrades /$iothub/websocket to MQTT.
+    const rest =
+      (opts.restPort ?? null) !== null && this.pki
+        ? { port: opts.restPort as number, host: this.host, key: this.pki.serverKeyPem, cert: this.pki.serverCertPem, ca: this.pki.caPem, mqttOverWebSocket }
+        : undefined
     this.control = await startControlServer(this, { port: opts.controlPort ?? 0, rest })
     if (this.control.restPort !== undefined) this.ports.rest = this.control.restPort
     this.ports.control = this.control.port
+    if ((opts.wsPort ?? null) !== null) {
+      const server = createHttpServer((_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSockets: upgrade /$iothub/websocket\n'))
+      this.closeWebSockets = serveMqttOverWebSocket(server, mqttOverWebSocket)
+      this.ports.ws = await listenOn(server, opts.wsPort as number, 'ws')
+    }
     // The IoT Edge workload API (issue 11): modules started by `module run --mode workload` sign their SAS tokens here.
     this.workload = await startWorkloadServer({
       edgeDeviceId: () => this.ctx.hub.edgeDeviceId,
@@ -473,6 +495,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       await this.bridge.close()
       await this.control?.close()
       await this.workload?.close()
+      this.closeWebSockets?.()
       for (const server of this.servers) server.close()
       this.unwatchChanges?.()
       await new Promise<void>((resolve) => this.aedes.close(() => resolve()))

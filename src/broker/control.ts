@@ -19,6 +19,7 @@ import type { HubEvent, ServiceHost } from './host.js'
 import { registryRoutes, type RestRoute } from './registry-rest.js'
 import { grants } from '../registry/rights.js'
 import { listenWithHints } from '../util/listen.js'
+import { serveMqttOverWebSocket, type MqttWebSocketOptions } from '../transports/websocket.js'
 
 export interface ControlServer {
   port: number
@@ -31,7 +32,16 @@ export interface ControlServerOptions {
   port: number
   host?: string
   /** Also serve the same API over HTTPS (the azure-iothub SDK always dials https://<HostName>:443). */
-  rest?: { port: number; host: string; key: string; cert: string }
+  rest?: {
+    port: number
+    host: string
+    key: string
+    cert: string
+    /** The hub CA: X.509 devices on `wss://…/$iothub/websocket` present certificates it signed. */
+    ca?: string
+    /** Also serve MQTT over WebSockets on this port, as IoT Hub does on 443. */
+    mqttOverWebSocket?: MqttWebSocketOptions
+  }
 }
 
 /** IoT Hub's REST body limit is far larger; 1 MiB keeps a bad client from eating memory. */
@@ -213,8 +223,11 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
   server.listen(opts.port, opts.host ?? '127.0.0.1')
   await once(server, 'listening')
   const servers: (Server | HttpsServer)[] = [server]
-  const closeAll = () =>
-    Promise.all(
+  /** Upgraded (WebSocket) connections are no longer the HTTP server's to close. */
+  const closers: (() => void)[] = []
+  const closeAll = () => {
+    for (const close of closers) close()
+    return Promise.all(
       servers.map(
         (s) =>
           new Promise<void>((resolve) => {
@@ -223,10 +236,14 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
           }),
       ),
     ).then(() => undefined)
+  }
   let restPort: number | undefined
   if (opts.rest) {
-    const https = createHttpsServer({ key: opts.rest.key, cert: opts.rest.cert }, onRequest)
+    const { key, cert, ca, mqttOverWebSocket } = opts.rest
+    // A client certificate is asked for (X.509 devices over wss) but never required (SAS, REST).
+    const https = createHttpsServer({ key, cert, ...(ca ? { ca: [ca], requestCert: true, rejectUnauthorized: false } : {}) }, onRequest)
     https.on('tlsClientError', (err) => broker.log.debug({ err: err.message }, 'REST TLS handshake failed'))
+    if (mqttOverWebSocket) closers.push(serveMqttOverWebSocket(https, mqttOverWebSocket))
     try {
       restPort = await listenWithHints(https, opts.rest.port, {
         host: opts.rest.host,

@@ -36,7 +36,7 @@ export interface StartHubOptions {
   /** The state directory when `inMemory` is false (default $EDGEMQ_HOME or ~/.edgemq). */
   home?: string
   /** 0 (the default for each) = a free port; null = no such listener. */
-  ports?: { mqtt?: number | null; mqtts?: number | null; rest?: number | null }
+  ports?: { mqtt?: number | null; mqtts?: number | null; rest?: number | null; ws?: number | null }
   /** Listen address (default 127.0.0.1). */
   host?: string
   /** Hub name (default `edgemq`): the SAS host name is `<name>.azure-devices.net`. */
@@ -74,7 +74,8 @@ export interface Hub {
   /** `<name>.azure-devices.net`: what SAS tokens and MQTT usernames carry. */
   readonly hostName: string
   readonly edgeDeviceId: string
-  readonly ports: { mqtt?: number; mqtts?: number; rest?: number; control: number }
+  /** rest also serves MQTT over WebSockets (wss://…/$iothub/websocket); ws is the plain ws:// listener (off by default). */
+  readonly ports: { mqtt?: number; mqtts?: number; rest?: number; ws?: number; control: number }
   /** The hub CA (PEM): trust it for MQTTS (device SDK `setOptions({ ca })`) and the REST port. */
   readonly caPem: string
   /** The CA file, for an on-disk hub only (in memory nothing is written). */
@@ -146,6 +147,7 @@ export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
       port: ports.mqtt === undefined ? 0 : ports.mqtt,
       tlsPort: ports.mqtts === undefined ? 0 : ports.mqtts,
       restPort: ports.rest === undefined ? 0 : ports.rest,
+      wsPort: ports.ws ?? null,
       logLevel: opts.logLevel ?? 'silent',
       ...(opts.logger ? { logger: opts.logger } : {}),
       ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),

@@ -39,6 +39,8 @@ export interface ConnectOptions {
   /** A last will, published by the broker if the connection ends without DISCONNECT. */
   will?: { topic: string; payload: string | Buffer; qos?: 0 | 1; retain?: boolean }
   protocolVersion?: 3 | 4 | 5
+  /** MQTT over WebSockets at this path (ws://, or wss:// with `tls`) instead of TCP. */
+  wsPath?: string
   /**
    * Called with the client before CONNECT is sent: attach `collect()` here when messages may
    * arrive in the same read as the CONNACK (a persistent session's queued messages), or they
@@ -51,7 +53,8 @@ function clientOptions(o: ConnectOptions): IClientOptions {
   const opts: IClientOptions = {
     host: '127.0.0.1',
     port: o.port,
-    protocol: o.tls ? 'mqtts' : 'mqtt',
+    protocol: o.wsPath !== undefined ? (o.tls ? 'wss' : 'ws') : o.tls ? 'mqtts' : 'mqtt',
+    ...(o.wsPath !== undefined ? { path: o.wsPath } : {}),
     clientId: o.clientId,
     clean: o.clean ?? true,
     protocolVersion: o.protocolVersion ?? 4,

@@ -32,7 +32,8 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
     '<%= config.bin %> broker start --port 0 --tls-port 0 --daemon',
     '<%= config.bin %> broker start --no-plain --log-level debug',
     '<%= config.bin %> broker start --in-memory --port 0 --tls-port 0',
-    '<%= config.bin %> broker start --rest-port 443   # for the azure-iothub service SDK',
+    '<%= config.bin %> broker start --rest-port 443   # for the azure-iothub service SDK, and MQTT over wss (MqttWs)',
+    '<%= config.bin %> broker start --ws-port 8080    # MQTT over ws://localhost:8080/$iothub/websocket',
     '<%= config.bin %> broker start --in-memory --import fixture.json --daemon',
     '<%= config.bin %> broker start --cluster redis://localhost:6379/0 --port 0 --tls-port 0',
   ]
@@ -53,6 +54,11 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
       min: 0,
       max: 65535,
     }),
+    'ws-port': Flags.integer({
+      summary: 'Also serve MQTT over plain WebSockets (ws://host:port/$iothub/websocket) on this port (0 = free port); wss is on --rest-port.',
+      min: 0,
+      max: 65535,
+    }),
     cluster: Flags.string({
       summary: 'Run as one node of a cluster sharing this hub on Redis (redis://[:password@]host:port[/db]); a home made with `hub init --store` implies it.',
     }),
@@ -70,6 +76,7 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
       inMemory: f['in-memory'],
       importFile: f.import,
       restPort: f['rest-port'] ?? null,
+      wsPort: f['ws-port'] ?? null,
       logLevel: f['log-level'] ?? 'info',
       clockSkewSecs: f['clock-skew'],
       cluster: f.cluster,
