@@ -82,7 +82,8 @@ export class HubService {
     return this.live().call('POST', path(key, '/methods'), { methodName, payload, responseTimeoutInSeconds: timeoutSecs })
   }
 
-  async sendC2d(deviceId: string, data: string | Buffer, props?: string): Promise<{ messageId: string }> {
+  /** `queued`: the device was not subscribed; IoT Hub's C2D queue keeps it for its next subscribe. */
+  async sendC2d(deviceId: string, data: string | Buffer, props?: string): Promise<{ messageId: string; queued: boolean }> {
     await this.ctx.registry.getDevice(deviceId)
     const headers: Record<string, string> = {}
     if (props) {
@@ -90,6 +91,7 @@ export class HubService {
       for (const [k, v] of Object.entries(bag.properties)) headers[`iothub-app-${k}`] = v
       if (bag.systemProperties.messageId) headers['iothub-messageid'] = bag.systemProperties.messageId
       if (bag.systemProperties.correlationId) headers['iothub-correlationid'] = bag.systemProperties.correlationId
+      if (bag.systemProperties.expiryTimeUtc) headers['iothub-expiry'] = bag.systemProperties.expiryTimeUtc
     }
     return this.live().call('POST', `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound`, Buffer.isBuffer(data) ? data : Buffer.from(data), headers)
   }

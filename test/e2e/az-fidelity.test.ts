@@ -1,8 +1,8 @@
 /**
  * Issue 17: `az iot` scripts run unchanged with `az iot` replaced by `edgemq` — flags whose
  * meaning az defines: `hub connection-string show` without --policy-name is iothubowner,
- * `device-twin update --desired file.json` reads the file (az's process_json_arg), and
- * `device simulate --mi` is seconds.
+ * `device-twin update --desired file.json` reads the file (az's process_json_arg),
+ * `device simulate --mi` is seconds, and `c2d send` to a device that is not subscribed is queued.
  */
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
@@ -83,6 +83,19 @@ describe('device simulate --mi is seconds (as az)', () => {
     } finally {
       await monitor.stop()
     }
+  })
+
+  test('`c2d send` to a device that is not subscribed says queued; `c2d receive` later gets it (IoT Hub C2D queue)', async () => {
+    const sent = await runCli(['device', 'c2d-message', 'send', '-d', 'sim-dev', '--data', 'queued hello', '--props', 'k=v'], { home })
+    assert.equal(sent.code, 0, sent.stderr)
+    assert.deepEqual(Object.keys(JSON.parse(sent.stdout) as object).sort(), ['messageId', 'queued'])
+    assert.equal((JSON.parse(sent.stdout) as { queued: boolean }).queued, true)
+    assert.match(sent.stderr, /^queued: device "sim-dev" is not subscribed/m)
+    const got = await runCli(['c2d', 'receive', '-d', 'sim-dev', '--count', '1', '--timeout', '20'], { home })
+    assert.equal(got.code, 0, got.stderr)
+    const m = JSON.parse(got.stdout.trim()) as { data: string; properties: Record<string, string> }
+    assert.equal(m.data, 'queued hello')
+    assert.deepEqual(m.properties, { k: 'v' })
   })
 
   test('--mi and --interval (milliseconds) together are refused', async () => {
