@@ -100,6 +100,13 @@ export class TooLargeError extends EdgeMqError {
   }
 }
 
+/** A device's cloud-to-device queue already holds its maximum (IoT Hub: 50) messages (HTTP 403). */
+export class QueueFullError extends EdgeMqError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: 1, code: 'QUEUE_FULL', hint })
+  }
+}
+
 // ---- the one mapping between typed errors and the wire (HTTP status + IoT Hub error code) ----
 
 /** What an error looks like on the wire: IoT Hub's body plus edgemq's typed code, issues and hint. */
@@ -129,6 +136,7 @@ const WIRE: Record<string, { status: number; errorCode: string }> = {
   CONFLICT: { status: 409, errorCode: 'DeviceAlreadyExists' },
   PRECONDITION_FAILED: { status: 412, errorCode: 'PreconditionFailed' },
   TOO_LARGE: { status: 413, errorCode: 'MessageTooLarge' },
+  QUEUE_FULL: { status: 403, errorCode: 'DeviceMaximumQueueDepthExceeded' },
   TIMEOUT: { status: 504, errorCode: 'GatewayTimeout' },
   BROKER_UNREACHABLE: { status: 503, errorCode: 'ServiceUnavailable' },
   NOT_FOUND_RESOURCE: { status: 404, errorCode: 'NotFound' },
@@ -185,6 +193,8 @@ export function fromWireError(status: number, body: unknown): EdgeMqError {
       return new PreconditionFailedError(message, hint ?? 'show the twin again and retry with its etag')
     case 'TOO_LARGE':
       return new TooLargeError(message, hint)
+    case 'QUEUE_FULL':
+      return new QueueFullError(message, hint)
     case 'TIMEOUT':
       return new TimeoutError(message, hint)
     case 'BROKER_UNREACHABLE':

@@ -394,8 +394,10 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
 
   private wireEvents(): void {
     const a = this.aedes
-    a.on('subscribe', (_subs, client) => {
+    a.on('subscribe', (subs, client) => {
       if (!client.clean) this.persistentSessions = true
+      const s = this.sessions.of(client)
+      if (s) this.iothub.subscribed(s, subs.map((x) => x.topic))
     })
     // 'client' (registered, CONNACK follows), not 'clientReady': aedes emits clientReady only after
     // the offline queue is flushed, and a client that publishes and disconnects at once (mosquitto_pub)
@@ -458,6 +460,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       packet.retain = false
       cb(null)
     })
+  }
+
+  /** The subscriptions a persistent session keeps in persistence (IotHubHost: is a C2D kept for it?). */
+  async storedSubscriptions(clientId: string): Promise<{ topic: string; qos: number }[]> {
+    return (await brokerPersistence(this.aedes).subscriptionsByClient({ id: clientId })) ?? []
   }
 
   /** Broker-originated publish (IoT Hub responses, C2D, routed messages). */

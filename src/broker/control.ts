@@ -169,11 +169,12 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
       'ServiceConnect',
       async (req, res, m) => {
         const data = await readBody(req)
-        const id = await broker.iothub.sendC2d(m[0], data, propsFromHeaders(req), {
+        const r = await broker.iothub.sendC2d(m[0], data, propsFromHeaders(req), {
           ...(typeof req.headers['iothub-messageid'] === 'string' ? { messageId: req.headers['iothub-messageid'] } : {}),
           ...(typeof req.headers['iothub-correlationid'] === 'string' ? { correlationId: req.headers['iothub-correlationid'] } : {}),
+          ...(typeof req.headers['iothub-expiry'] === 'string' ? { expiryTimeUtc: req.headers['iothub-expiry'] } : {}),
         })
-        send(res, 200, { messageId: id })
+        send(res, 200, r)
       },
     ],
     [

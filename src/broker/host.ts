@@ -34,6 +34,12 @@ export interface MethodResult {
   payload: unknown
 }
 
+/** What a C2D send did: delivered (or kept by a persistent session) now, or queued for the device's next subscribe. */
+export interface C2dSendResult {
+  messageId: string
+  queued: boolean
+}
+
 export interface BrokerPublish {
   topic: string
   payload: Buffer | string
@@ -48,6 +54,8 @@ export interface IotHubHost {
   readonly sessions: SessionTable
   readonly maxMessageSize: number
   publish(packet: BrokerPublish): Promise<void>
+  /** The subscriptions a persistent session holds in persistence (online or not); [] for none. */
+  storedSubscriptions(clientId: string): Promise<{ topic: string; qos: number }[]>
   /** `$upstream` is a parent broker: telemetry goes there (store and forward) instead of the event stream. */
   readonly upstream: { readonly enabled: boolean; enqueueTelemetry(topic: string, body: Buffer): void }
   /** Cluster: run a direct method on the node the device is connected to. */
@@ -73,7 +81,7 @@ export interface ServiceIotHub {
   updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts?: { ifMatch?: string; replace?: boolean }): Promise<TwinRecord>
   isConnected(key: TwinKey): boolean
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult>
-  sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<string>
+  sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<C2dSendResult>
   sendModuleInput(deviceId: string, moduleId: string, inputName: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<void>
 }
 

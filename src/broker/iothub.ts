@@ -16,6 +16,7 @@ import type { Client } from 'aedes'
 import { assertNoErrors, validateEdgeHubDesired, type EdgeHubConfig } from '../edgehub/index.js'
 import { DeviceNotOnlineError, TimeoutError, toWireError, TooLargeError } from '../errors.js'
 import {
+  C2dQueue,
   formatC2dTopic,
   formatMethodRequestTopic,
   formatModuleInputTopic,
@@ -29,11 +30,12 @@ import type { TwinKey, TwinRecord } from '../registry/types.js'
 import { compileRoutes, routeMessage, type Route, type RoutableMessage } from '../routes/index.js'
 import { applyReportedPatch, desiredPatchNotification, parseTwinJson, twinResponseBody, updateTwin, type Twin, type TwinObject } from '../twin/index.js'
 import { liveSubscriptions, packetParser } from './aedes-internals.js'
-import type { HubEvent, IotHubHost, MethodResult } from './host.js'
+import { topicMatches } from '../policy/topic.js'
+import type { C2dSendResult, HubEvent, IotHubHost, MethodResult } from './host.js'
 import { isPrivateKind, privateTopic, type HubRequest } from './pipeline.js'
 import type { Actor } from './session.js'
 
-export type { HubEvent, MethodResult } from './host.js'
+export type { C2dSendResult, HubEvent, MethodResult } from './host.js'
 
 /**
  * Packet rewrites that must happen before aedes sees a packet (installed from preConnect):
@@ -75,6 +77,8 @@ export class IotHub {
   private readonly pendingMethods = new Map<string, PendingMethod>()
   /** Last desired `$version` each client was told about, so the change feed does not repeat a push. */
   private readonly notifiedDesired = new Map<string, number>()
+  /** Per-device C2D queue for devices that cannot take a message when it is sent. */
+  readonly c2d = new C2dQueue()
 
   constructor(private readonly host: IotHubHost) {
     this.events.setMaxListeners(0)
@@ -231,14 +235,48 @@ export class IotHub {
     p.resolve({ status, payload: body })
   }
 
-  /** C2D: QoS 1 to the device's devicebound topic; queued by a persistent session while offline. */
-  async sendC2d(deviceId: string, data: Buffer, properties: Record<string, string> = {}, sys: SystemProperties = {}): Promise<string> {
+  /**
+   * C2D (PROTOCOL.md §4): QoS 1 to the device's devicebound topic when the device can take it now
+   * — connected and subscribed, or a persistent session that holds the subscription (aedes keeps
+   * the message for it). Otherwise it waits in the device's C2D queue (max 50, TTL default 1 h or
+   * its `$.exp`) and goes out on the device's next SUBSCRIBE to its devicebound topic, as IoT Hub
+   * keeps C2D messages whatever the MQTT session.
+   */
+  async sendC2d(deviceId: string, data: Buffer, properties: Record<string, string> = {}, sys: SystemProperties = {}): Promise<C2dSendResult> {
     this.checkSize(data)
     await this.host.ctx.registry.getDevice(deviceId)
     const messageId = sys.messageId ?? randomUUID()
     const topic = formatC2dTopic(deviceId, properties, { ...sys, messageId, to: `/devices/${deviceId}/messages/devicebound` })
-    await this.host.publish({ topic, payload: data, qos: 1 })
-    return messageId
+    if (await this.c2dReachable(deviceId, topic)) {
+      await this.host.publish({ topic, payload: data, qos: 1 })
+      return { messageId, queued: false }
+    }
+    const item = this.c2d.enqueue(deviceId, { messageId, topic, payload: data, expiryTimeUtc: sys.expiryTimeUtc })
+    this.host.log.info({ device: deviceId, messageId, depth: this.c2d.depth(deviceId), expiresAt: new Date(item.expiresAt).toISOString() }, 'C2D message queued: the device is not subscribed')
+    return { messageId, queued: true }
+  }
+
+  /** Whether a C2D publish on `topic` would reach the device now or be kept by its persistent session. */
+  private async c2dReachable(deviceId: string, topic: string): Promise<boolean> {
+    const s = this.host.sessions.byClientId(deviceId)
+    if (s && Object.keys(liveSubscriptions(s.client)).some((f) => topicMatches(f, topic))) return true
+    const stored = await this.host.storedSubscriptions(deviceId).catch(() => [])
+    return stored.some((x) => x.qos > 0 && topicMatches(x.topic, topic))
+  }
+
+  /** A client subscribed (aedes 'subscribe'): a device subscribing to its devicebound topic gets its queued C2D messages, oldest first. */
+  subscribed(actor: Actor, filters: string[]): void {
+    const { deviceId, moduleId } = actor.identity
+    if (moduleId || this.c2d.depth(deviceId) === 0) return
+    const probe = formatC2dTopic(deviceId)
+    if (!filters.some((f) => topicMatches(f, probe))) return
+    const due = this.c2d.take(deviceId)
+    this.host.log.info({ device: deviceId, messages: due.length }, 'delivering queued C2D messages')
+    void (async () => {
+      for (const m of due) {
+        await this.host.publish({ topic: m.topic, payload: m.payload, qos: 1 }).catch((err: unknown) => this.host.log.warn({ device: deviceId, messageId: m.messageId, err: (err as Error).message }, 'queued C2D delivery failed'))
+      }
+    })()
   }
 
   /** Deliver to a module input as edgeHub does for a BrokeredEndpoint route. */

@@ -73,6 +73,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return super.finally(err)
   }
 
+  /** The process exit code for a typed error (PRODUCT.md "Exit codes"); pub/sub use mosquitto's. */
+  protected exitCodeFor(err: EdgeMqError): number {
+    return err.exitCode
+  }
+
   protected async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     // oclif's own exits (help, version, this.exit) pass through untouched.
     if (err.oclif?.exit !== undefined && !(err instanceof EdgeMqError) && err.message.startsWith('EEXIT')) throw err
@@ -81,7 +86,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       this.logToStderr(`error: ${err.message}`)
       if (err instanceof InvalidDocumentError) for (const i of err.issues) this.logToStderr(`  ${i.path}: ${i.message}`)
       if (err.hint) this.logToStderr(`hint: ${err.hint}`)
-      this.exit(err.exitCode)
+      this.exit(this.exitCodeFor(err))
     }
     // Flag/argument parse errors from oclif: first line only, exit 1 (usage).
     if (err.oclif?.exit !== undefined || /flag|argument/i.test(err.message)) {

@@ -9,6 +9,7 @@ import { BaseCommand } from '../cli/base.js'
 import { EdgeMqError } from '../errors.js'
 import { ensureHubPki } from '../pki/index.js'
 import { readBrokerState } from './broker-state.js'
+import { mosquittoExitCode } from './exit-code.js'
 import { deviceConnectOptions, redactPassword, resolveClientOptions, type ClientConnectOptions, type OpenOptions } from './connect.js'
 import type { ConnectionOptions } from './options.js'
 
@@ -44,10 +45,14 @@ export abstract class ClientCommand<T extends typeof Command> extends BaseComman
     process.stdout.write(bytes)
   }
 
+  protected exitCodeFor(err: EdgeMqError): number {
+    return mosquittoExitCode(err)
+  }
+
   protected async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     // --quiet (mosquitto): no error messages, only the exit code.
     const flags = this.flags as { quiet?: boolean } | undefined
-    if (flags?.quiet && err instanceof EdgeMqError) this.exit(err.exitCode)
+    if (flags?.quiet && err instanceof EdgeMqError) this.exit(this.exitCodeFor(err))
     return super.catch(err)
   }
 }

@@ -265,7 +265,8 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENO
 
 /**
  * Connects and resolves once the CONNACK accepted us. Failures become typed errors:
- * refused CONNACK → ConnectionRefusedError (1), nobody listening → BrokerUnreachableError (3),
+ * refused CONNACK → ConnectionRefusedError (1; pub/sub exit with the CONNACK code, see exit-code.ts),
+ * nobody listening → BrokerUnreachableError (3; pub/sub 1),
  * TLS trouble → EdgeMqError (1) with a hint about --cafile/--insecure.
  */
 export function openClient(opts: ClientConnectOptions, o: OpenOptions = {}): Promise<MqttClient> {

@@ -173,3 +173,16 @@ export class DeviceClient {
     return new Promise((resolve) => this.mqtt.end(false, {}, () => resolve()))
   }
 }
+
+/** az's default `--msg-interval` for `az iot device simulate`, in seconds. */
+export const SIMULATE_DEFAULT_INTERVAL_SECS = 3
+
+/**
+ * The pause between simulated messages: `--msg-interval/--mi` is seconds (as az), `--interval`
+ * milliseconds (edgemq's own flag); neither → az's 3 s.
+ */
+export function simulateIntervalMs(opts: { msgIntervalSecs?: number; intervalMs?: number }): number {
+  if (opts.msgIntervalSecs !== undefined) return opts.msgIntervalSecs * 1000
+  if (opts.intervalMs !== undefined) return opts.intervalMs
+  return SIMULATE_DEFAULT_INTERVAL_SECS * 1000
+}

@@ -98,7 +98,11 @@ export interface Hub {
   /** Service twin update: desired reaches a connected device at once. `etag` = If-Match. */
   updateTwin(target: DeviceTarget, patch: TwinUpdate, opts?: { etag?: string }): Promise<ServiceTwinJson>
   getTwin(target: DeviceTarget): Promise<ServiceTwinJson>
-  /** C2D message to a device (QoS 1; queued for a persistent session). Returns the message id. */
+  /**
+   * C2D message to a device (QoS 1). A device that is not subscribed (and has no persistent session
+   * keeping its subscription) gets it from its C2D queue (max 50, TTL 1 h or `$.exp`) on its next
+   * subscribe to `devices/<id>/messages/devicebound/#`. Returns the message id.
+   */
   sendC2d(deviceId: string, data: string | Buffer, properties?: Record<string, string>): Promise<string>
   /** Set (merge, or `replace`) the `$edgeHub` desired document — either shape; applied before this resolves. */
   setEdgeHub(doc: JsonObject | string, opts?: { replace?: boolean }): Promise<SetEdgeHubResult>
@@ -268,7 +272,7 @@ class RunningHub implements Hub {
 
 
   sendC2d(deviceId: string, data: string | Buffer, properties: Record<string, string> = {}): Promise<string> {
-    return this.broker.iothub.sendC2d(deviceId, Buffer.isBuffer(data) ? data : Buffer.from(data), properties)
+    return this.broker.iothub.sendC2d(deviceId, Buffer.isBuffer(data) ? data : Buffer.from(data), properties).then((r) => r.messageId)
   }
 
   async setEdgeHub(doc: JsonObject | string, opts: { replace?: boolean } = {}): Promise<SetEdgeHubResult> {

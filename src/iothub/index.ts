@@ -1,2 +1,3 @@
 export * from './propertyBag.js'
 export * from './topics.js'
+export * from './c2d-queue.js'

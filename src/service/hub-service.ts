@@ -4,6 +4,8 @@
  * one runs (so devices see changes at once); twin show/update fall back to the store when
  * none runs, the live-only operations fail with BrokerUnreachableError (exit 3).
  */
+import { statSync } from 'node:fs'
+
 import { serviceTwinView } from './twin-view.js'
 import type { HubContext } from '../config/home.js'
 import { BrokerUnreachableError, NotFoundError } from '../errors.js'
@@ -19,10 +21,33 @@ function path(key: TwinKey, suffix = ''): string {
   return (key.moduleId ? `${base}/modules/${encodeURIComponent(key.moduleId)}` : base) + suffix
 }
 
-/** `--desired '{"a":1}'` or `--desired @file.json` (az's convention); lenient JSON. */
+/**
+ * `--desired '{"a":1}'`, `--desired @file.json`, or `--desired file.json` (az's process_json_arg
+ * reads the value as a file whenever a file by that name exists); lenient JSON. A value that is
+ * neither JSON nor an existing file but looks like a path says so (az warns the same).
+ */
 export function parseJsonArg(value: string, what: string): unknown {
-  const text = value.startsWith('@') ? readDocument(value.slice(1)) : value
-  return parseLenientJson(text, what)
+  if (value.startsWith('@')) return parseLenientJson(readDocument(value.slice(1)), what)
+  if (isFile(value)) return parseLenientJson(readDocument(value), `${what} (file ${value})`)
+  try {
+    return parseLenientJson(value, what)
+  } catch (err) {
+    if (looksLikeFile(value)) throw new NotFoundError(`${what}: file "${value}" not found (and the value is not JSON)`, 'check the path, or pass the JSON itself')
+    throw err
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile()
+  } catch {
+    return false
+  }
+}
+
+/** az's looks_like_file: a value ending in a file extension it knows. */
+function looksLikeFile(value: string): boolean {
+  return /\.(json|jsonc|txt|ya?ml)$/i.test(value.trim())
 }
 
 export class HubService {
@@ -57,7 +82,8 @@ export class HubService {
     return this.live().call('POST', path(key, '/methods'), { methodName, payload, responseTimeoutInSeconds: timeoutSecs })
   }
 
-  async sendC2d(deviceId: string, data: string | Buffer, props?: string): Promise<{ messageId: string }> {
+  /** `queued`: the device was not subscribed; IoT Hub's C2D queue keeps it for its next subscribe. */
+  async sendC2d(deviceId: string, data: string | Buffer, props?: string): Promise<{ messageId: string; queued: boolean }> {
     await this.ctx.registry.getDevice(deviceId)
     const headers: Record<string, string> = {}
     if (props) {
@@ -65,6 +91,7 @@ export class HubService {
       for (const [k, v] of Object.entries(bag.properties)) headers[`iothub-app-${k}`] = v
       if (bag.systemProperties.messageId) headers['iothub-messageid'] = bag.systemProperties.messageId
       if (bag.systemProperties.correlationId) headers['iothub-correlationid'] = bag.systemProperties.correlationId
+      if (bag.systemProperties.expiryTimeUtc) headers['iothub-expiry'] = bag.systemProperties.expiryTimeUtc
     }
     return this.live().call('POST', `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound`, Buffer.isBuffer(data) ? data : Buffer.from(data), headers)
   }

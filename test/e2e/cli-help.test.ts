@@ -50,7 +50,8 @@ describe('help', async () => {
   })
 
   test('`<command> --help` prints EXAMPLES for every command', async () => {
-    const results = await mapLimit(commands, 3, async (c) => ({ id: c.id, r: await runCli([...c.id.split(':'), '--help']) }))
+    // `edgemq help --help` is oclif's root help (its help subject skips the word "help"), tested below.
+    const results = await mapLimit(commands.filter((c) => c.id !== 'help'), 3, async (c) => ({ id: c.id, r: await runCli([...c.id.split(':'), '--help']) }))
     for (const { id, r } of results) {
       assert.equal(r.code, 0, `${id} --help: ${r.stderr}`)
       assert.match(r.stdout, /^EXAMPLES$/m, `${id} --help shows examples`)
@@ -72,5 +73,53 @@ describe('help', async () => {
     const expected = new Set(commands.filter((c) => c.id.includes(':')).map((c) => c.id.split(':')[0]))
     for (const t of ['hub', 'device', 'module', 'connection-string', 'sas', 'cert']) expected.add(t)
     for (const t of expected) assert.match(topics, new RegExp(`^  ${t}\\s`, 'm'), `topic "${t}" listed`)
+  })
+
+  // issue 17: CLI discoverability
+  test('`edgemq help` and `edgemq help <command words>` print the help', async () => {
+    const root = await runCli(['help'])
+    assert.equal(root.code, 0, root.stderr)
+    assert.match(root.stdout, /^TOPICS$/m)
+    const cmd = await runCli(['help', 'device', 'create'])
+    assert.equal(cmd.code, 0, cmd.stderr)
+    assert.match(cmd.stdout, /\$ edgemq device create/)
+    const bad = await runCli(['help', 'devce'])
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /did you mean device\?/)
+  })
+
+  test('`edgemq version` prints the version as JSON (like `az version`)', async () => {
+    const r = await runCli(['version'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal((JSON.parse(r.stdout) as { edgemq: string }).edgemq, config.version)
+  })
+
+  test('every az alias prefix is a topic with help (`edgemq hub device-identity --help`)', async () => {
+    const prefixes = new Set<string>()
+    for (const c of config.commands) for (const a of c.aliases) {
+      const words = a.split(':')
+      for (let k = 1; k < words.length; k++) prefixes.add(words.slice(0, k).join(':'))
+    }
+    const commandIds = new Set(config.commands.map((c) => c.id))
+    const topics = [...prefixes].filter((p) => !commandIds.has(p)).sort()
+    assert.ok(topics.includes('hub:device-identity'))
+    const results = await mapLimit(topics, 3, async (t) => ({ t, r: await runCli([...t.split(':'), '--help']) }))
+    for (const { t, r } of results) {
+      assert.equal(r.code, 0, `${t.replace(/:/g, ' ')} --help: ${r.stderr}`)
+      assert.match(r.stdout, /^COMMANDS$|^TOPICS$/m, `${t} lists its commands`)
+    }
+    const di = results.find((x) => x.t === 'hub:device-identity')?.r.stdout ?? ''
+    for (const verb of ['create', 'list', 'show', 'update', 'delete']) assert.match(di, new RegExp(`hub device-identity ${verb}`))
+  })
+
+  test('a typo names the closest command in space notation and exits 2', async () => {
+    const r = await runCli(['devce', 'list'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /"edgemq devce list" is not a command/)
+    assert.match(r.stderr, /did you mean device list\?/)
+    assert.doesNotMatch(r.stderr, /devce:list/)
+    const none = await runCli(['xyzzy'])
+    assert.equal(none.code, 2)
+    assert.match(none.stderr, /edgemq --help/)
   })
 })

@@ -1,6 +1,6 @@
 // `edgemq pub` / `edgemq sub` as real processes (node bin/run.js) against an in-process aedes broker
 // on free ports, side by side with the real mosquitto_sub/mosquitto_pub when installed: same bytes
-// on stdout for the default format, -v and -F; exit codes 0/1/3/4; --device over TLS.
+// on stdout for the default format, -v and -F; mosquitto's exit codes (0, 1, CONNACK code, 27); --device over TLS.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
@@ -148,10 +148,10 @@ describe('output parity with mosquitto_sub', () => {
 })
 
 describe('sub lifecycle and exit codes', () => {
-  test('-W 1 with nothing received exits 4, prints nothing on stdout and one error line', async () => {
+  test('-W 1 with nothing received exits 27 (as mosquitto_sub), prints nothing on stdout and one error line', async () => {
     const t0 = Date.now()
     const r = await edgemq(['sub', ...P(), '-t', 'quiet/topic', '-W', '1']).done
-    assert.equal(r.code, 4)
+    assert.equal(r.code, 27)
     assert.equal(r.stdout.length, 0)
     assert.equal(errorLines(r).length, 1, r.stderr)
     assert.match(r.stderr, /timed out after 1 s/)
@@ -177,7 +177,7 @@ describe('sub lifecycle and exit codes', () => {
     assert.equal(r.stdout.toString(), 'ret/x kept 1\n')
     if (HAVE_MOSQUITTO) assert.deepEqual((await run('mosquitto_sub', [...P(), '-t', 'ret/#', '-C', '1', '-F', '%t %p %r']).done).stdout, r.stdout)
     const hidden = await edgemq(['sub', ...P(), '-t', 'ret/#', '-R', '-W', '1']).done
-    assert.equal(hidden.code, 4)
+    assert.equal(hidden.code, 27)
     assert.equal(hidden.stdout.length, 0)
     const only = await edgemq(['sub', ...P(), '-t', 'ret/#', '--retained-only', '-E', '-v']).done
     assert.equal(only.code, 0)
@@ -228,11 +228,11 @@ describe('errors', () => {
     })
   }
 
-  test('refused CONNECT → exit 1 with mosquitto\'s sentence (sub and pub)', async () => {
+  test('refused CONNECT → exit 5 (the CONNACK code, as mosquitto) with mosquitto\'s sentence (sub and pub)', async () => {
     for (const cmd of ['sub', 'pub']) {
       const args = cmd === 'sub' ? ['-t', 'x'] : ['-t', 'x', '-m', 'a']
       const r = await edgemq([cmd, ...P(), '-u', 'bad', '-P', 'pw', ...args]).done
-      assert.equal(r.code, 1, r.stderr)
+      assert.equal(r.code, 5, r.stderr)
       assert.deepEqual(errorLines(r), ['error: Connection error: Connection Refused: not authorised.'])
       if (HAVE_MOSQUITTO) {
         const m = await run(`mosquitto_${cmd}`, [...P(), '-u', 'bad', '-P', 'pw', ...args]).done
@@ -241,12 +241,12 @@ describe('errors', () => {
     }
   })
 
-  test('nobody listening → exit 3 (broker not reachable)', async () => {
+  test('nobody listening → exit 1 (as mosquitto; broker not reachable)', async () => {
     const closed = net.createServer()
     const free = await listen(closed)
     await new Promise<void>((resolve) => closed.close(() => resolve()))
     const r = await edgemq(['pub', '-h', '127.0.0.1', '-p', String(free), '-t', 'x', '-m', 'a']).done
-    assert.equal(r.code, 3, r.stderr)
+    assert.equal(r.code, 1, r.stderr)
     assert.match(errorLines(r)[0], /broker not reachable at 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/)
   })
 })
@@ -308,7 +308,7 @@ describe('TLS and --device auto-credentials', () => {
 
     // Explicit -u overrides the auto user name (and this broker then refuses it).
     const over = await edgemq(['pub', '--home', home, '--device', 'dev-pub', '-u', 'someone-else', '-t', 'dev/x', '-m', 'a']).done
-    assert.equal(over.code, 1)
+    assert.equal(over.code, 5)
     assert.deepEqual(errorLines(over), ['error: Connection error: Connection Refused: not authorised.'])
 
     const unknown = await edgemq(['pub', '--home', home, '--device', 'nobody', '-t', 'dev/x', '-m', 'a']).done

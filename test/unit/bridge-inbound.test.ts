@@ -67,6 +67,12 @@ test('bridge in: C2D and $iothub topics from the parent are refused on the child
   await first.finally(() => clearInterval(probe))
 
   // The parent's service sends a C2D to ITS sensor: down the `devices/#` rule it must not become the child's.
+  // The parent's sensor is subscribed, so the C2D is published at once (an unsubscribed device's
+  // C2D would wait in the parent's C2D queue and never reach the bridge at all).
+  const parentSensor = await deviceOf(parent, 'sensor')
+  t.after(() => parentSensor.endAsync())
+  await parentSensor.subscribeAsync('devices/sensor/messages/devicebound/#', { qos: 1 })
+  const parentSensorGot = collect(parentSensor, 1)
   const refusedBefore = child.broker.bridgeRefused
   await parent.sendC2d('sensor', 'forged for the child sensor')
   // Same connection, same order: once alerts/after arrives the C2D has been decided.
@@ -75,4 +81,5 @@ test('bridge in: C2D and $iothub topics from the parent are refused on the child
   await after
   assert.deepEqual(sensorGot.map((m) => m.topic), [], 'no C2D message reached the child sensor through the bridge')
   assert.ok(child.broker.bridgeRefused > refusedBefore, 'the bridged C2D was refused and counted')
+  assert.equal((await parentSensorGot)[0].payload.toString(), 'forged for the child sensor', 'the parent\'s own sensor got it')
 })

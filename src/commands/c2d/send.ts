@@ -5,7 +5,8 @@ import { deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
 import { HubService } from '../../service/hub-service.js'
 
 export default class C2dSend extends BaseCommand<typeof C2dSend> {
-  static summary = 'Send a cloud-to-device message (QoS 1; kept for an offline device with a persistent session).'
+  static summary = 'Send a cloud-to-device message (QoS 1); a device that is not subscribed gets it from its C2D queue on its next subscribe.'
+  static description = 'As IoT Hub: each device has a C2D queue of at most 50 messages, each kept for 1 hour (or until its $.exp expiry time); the output says "queued": true when the message waits there.'
   static aliases = ['device:c2d-message:send', 'iot:device:c2d-message:send']
   static examples = [
     '<%= config.bin %> c2d send --device sensor --data "reboot at noon"',
@@ -21,7 +22,9 @@ export default class C2dSend extends BaseCommand<typeof C2dSend> {
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])
     const svc = new HubService(await this.hub())
-    const r = await svc.sendC2d(pick('device', undefined, this.flags.device, '-d/--device'), this.flags.data, this.flags.props)
+    const deviceId = pick('device', undefined, this.flags.device, '-d/--device')
+    const r = await svc.sendC2d(deviceId, this.flags.data, this.flags.props)
+    if (r.queued) this.logToStderr(`queued: device "${deviceId}" is not subscribed to its C2D topic; it gets the message on its next subscribe (within 1 hour, IoT Hub's default time to live)`)
     this.print(r)
   }
 }

@@ -5,18 +5,19 @@ import { deviceFlag, hubNameFlag, keyTypeFlag, moduleFlag } from '../../cli/flag
 import { UsageError } from '../../errors.js'
 
 export default class ConnectionStringShow extends BaseCommand<typeof ConnectionStringShow> {
-  static summary = 'Show a device, module or service connection string.'
+  static summary = 'Show a device, module or service connection string (no --device: the iothubowner policy, as az).'
   static description = 'With --gateway the string carries GatewayHostName (devices) or points HostName at the local REST API (--policy).'
   static aliases = ['hub:device-identity:connection-string:show', 'hub:module-identity:connection-string:show', 'hub:connection-string:show']
   static examples = [
     '<%= config.bin %> connection-string show --device sub_client --gateway localhost',
     '<%= config.bin %> connection-string show --device edge-gateway --module filter -o tsv',
     '<%= config.bin %> connection-string show --policy iothubowner --gateway localhost',
+    '<%= config.bin %> hub connection-string show -n edgemq',
   ]
   static flags = {
     device: deviceFlag,
     module: moduleFlag,
-    policy: Flags.string({ aliases: ['pn', 'policy-name'], summary: 'Service policy (e.g. iothubowner) instead of a device.' }),
+    policy: Flags.string({ aliases: ['pn', 'policy-name'], summary: 'Service policy (default iothubowner when no --device is given, as az).' }),
     gateway: Flags.string({ aliases: ['gateway-host-name'], summary: 'Gateway host the client connects to (e.g. localhost).' }),
     'key-type': keyTypeFlag,
     'hub-name': hubNameFlag,
@@ -27,12 +28,13 @@ export default class ConnectionStringShow extends BaseCommand<typeof ConnectionS
     await this.checkHubName(f['hub-name'])
     const { registry } = await this.hub()
     let cs: string
-    if (f.policy) {
-      if (f.device) throw new UsageError('pass either --device or --policy, not both')
-      cs = registry.serviceConnectionString({ policy: f.policy, gateway: f.gateway, keyType: f['key-type'] })
-    } else {
-      if (!f.device) throw new UsageError('missing --device (or --policy for a service connection string)')
+    if (f.device) {
+      if (f.policy) throw new UsageError('pass either --device or --policy, not both')
       cs = await registry.connectionString(f.device, f.module, { gateway: f.gateway, keyType: f['key-type'] })
+    } else {
+      if (f.module) throw new UsageError('--module needs --device')
+      // az iot hub connection-string show: the iothubowner policy (the registry's default) unless --pn says otherwise.
+      cs = registry.serviceConnectionString({ policy: f.policy, gateway: f.gateway, keyType: f['key-type'] })
     }
     this.print({ connectionString: cs })
   }

@@ -1,0 +1,123 @@
+/**
+ * Issue 17: C2D to a device that cannot take it now is not dropped. As IoT Hub, it waits in the
+ * device's C2D queue (max 50, TTL 1 h or $.exp) and is delivered on the device's next SUBSCRIBE to
+ * devices/<id>/messages/devicebound/#, whatever its MQTT session. In process (startHub), real
+ * MQTT.js devices.
+ */
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+
+import { startHub, type Hub } from '../../src/emulator/index.js'
+import { QueueFullError } from '../../src/errors.js'
+import { collect, connect, iothubUsername } from '../helpers/mqtt.js'
+
+let hub: Hub
+const C2D = (id: string) => `devices/${id}/messages/devicebound/#`
+
+async function device(id: string, opts: { clean?: boolean } = {}) {
+  return connect({ port: hub.ports.mqtt as number, clientId: id, password: await hub.sas(id), username: iothubUsername(id, hub.hostName), clean: opts.clean })
+}
+
+before(async () => {
+  hub = await startHub({ ports: { mqtts: null, rest: null } })
+  for (const id of ['offline', 'unsubscribed', 'expiring', 'full', 'online', 'persistent']) await hub.createDevice(id)
+})
+after(() => hub?.close())
+
+test('a device that never connected gets its C2D on its first subscribe (clean session), with its properties', async () => {
+  const r = await hub.broker.iothub.sendC2d('offline', Buffer.from('while you were away'), { priority: 'high' })
+  assert.equal(r.queued, true)
+  assert.equal(hub.broker.iothub.c2d.depth('offline'), 1)
+  const d = await device('offline')
+  try {
+    const got = collect(d, 1)
+    await d.subscribeAsync(C2D('offline'), { qos: 1 })
+    const [m] = await got
+    assert.equal(m.payload.toString(), 'while you were away')
+    assert.match(m.topic, /^devices\/offline\/messages\/devicebound\/.*priority=high/)
+    assert.match(m.topic, new RegExp(`%24\\.mid=${r.messageId}`))
+    assert.equal(m.qos, 1)
+    assert.equal(hub.broker.iothub.c2d.depth('offline'), 0, 'delivered once, then gone from the queue')
+  } finally {
+    await d.endAsync()
+  }
+})
+
+test('a connected device that has not subscribed yet: queued, delivered when it subscribes', async () => {
+  const d = await device('unsubscribed')
+  try {
+    const r = await hub.broker.iothub.sendC2d('unsubscribed', Buffer.from('first'))
+    await hub.broker.iothub.sendC2d('unsubscribed', Buffer.from('second'))
+    assert.equal(r.queued, true)
+    const got = collect(d, 2)
+    await d.subscribeAsync(C2D('unsubscribed'), { qos: 1 })
+    assert.deepEqual((await got).map((m) => m.payload.toString()), ['first', 'second'])
+  } finally {
+    await d.endAsync()
+  }
+})
+
+test('expired messages ($.exp in the past) are not delivered; live ones are', async () => {
+  await hub.broker.iothub.sendC2d('expiring', Buffer.from('stale'), {}, { expiryTimeUtc: new Date(Date.now() - 1000).toISOString() })
+  await hub.broker.iothub.sendC2d('expiring', Buffer.from('fresh'))
+  const d = await device('expiring')
+  try {
+    // QoS 1, one connection, queue order: had "stale" been sent it would arrive before "fresh".
+    const got = collect(d, 1)
+    await d.subscribeAsync(C2D('expiring'), { qos: 1 })
+    assert.deepEqual((await got).map((m) => m.payload.toString()), ['fresh'])
+    assert.equal(hub.broker.iothub.c2d.expired, 1, 'the stale message was dropped as expired')
+  } finally {
+    await d.endAsync()
+  }
+})
+
+test('the 51st queued message is refused (DeviceMaximumQueueDepthExceeded)', async () => {
+  for (let i = 0; i < 50; i++) await hub.broker.iothub.sendC2d('full', Buffer.from(`m${i}`))
+  await assert.rejects(hub.broker.iothub.sendC2d('full', Buffer.from('one too many')), QueueFullError)
+  assert.equal(hub.broker.iothub.c2d.depth('full'), 50)
+  const d = await device('full')
+  try {
+    const got = collect(d, 50)
+    await d.subscribeAsync(C2D('full'), { qos: 1 })
+    const msgs = await got
+    assert.deepEqual(msgs.map((m) => m.payload.toString()), Array.from({ length: 50 }, (_, i) => `m${i}`))
+  } finally {
+    await d.endAsync()
+  }
+})
+
+test('a subscribed device gets the message at once (not queued)', async () => {
+  const d = await device('online')
+  try {
+    await d.subscribeAsync(C2D('online'), { qos: 1 })
+    const got = collect(d, 1)
+    const r = await hub.broker.iothub.sendC2d('online', Buffer.from('now'))
+    assert.equal(r.queued, false)
+    assert.equal((await got)[0].payload.toString(), 'now')
+  } finally {
+    await d.endAsync()
+  }
+})
+
+test('an offline persistent session that holds the subscription keeps the message (not queued), as before', async () => {
+  const first = await device('persistent', { clean: false })
+  await first.subscribeAsync(C2D('persistent'), { qos: 1 })
+  await first.endAsync()
+  const r = await hub.broker.iothub.sendC2d('persistent', Buffer.from('kept by the session'))
+  assert.equal(r.queued, false)
+  let got: Promise<{ payload: Buffer }[]> | undefined
+  const again = await connect({
+    port: hub.ports.mqtt as number,
+    clientId: 'persistent',
+    password: await hub.sas('persistent'),
+    username: iothubUsername('persistent', hub.hostName),
+    clean: false,
+    beforeConnect: (c) => (got = collect(c, 1)),
+  })
+  try {
+    assert.equal((await got)?.[0].payload.toString(), 'kept by the session')
+  } finally {
+    await again.endAsync()
+  }
+})
