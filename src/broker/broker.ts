@@ -246,9 +246,10 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.sessionStore = new SessionStore(brokerPersistence(this.aedes), {
       granted: (clientId, filter) => this.sessions.byClientId(clientId)?.granted.has(filter) ?? false,
       connected: (clientId) => connectedClient(this.aedes, clientId) !== undefined,
-      // A cluster node's queues live in Redis and are bounded there.
-      bound: () => (cluster ? undefined : { maxQueued: this.ctx.hub.broker.maxQueued, whenFull: this.ctx.hub.broker.whenFull }),
+      bound: () => ({ maxQueued: this.ctx.hub.broker.maxQueued, whenFull: this.ctx.hub.broker.whenFull }),
       onDrop: (clientId, topic, whenFull) => this.log.debug({ client: clientId, topic, whenFull }, 'session queue full: message dropped'),
+      // A cluster node's queues live in Redis and are bounded there, across nodes.
+      ...(cluster?.persistence.queue ? { shared: cluster.persistence.queue } : {}),
     })
   }
 

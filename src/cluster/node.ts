@@ -142,7 +142,8 @@ export class ClusterNode {
     try {
       const sub = await connectRedis(url, { name: `edgemq-node-sub-${process.pid}` })
       closeAll.push(() => sub.disconnect())
-      const persistence = await createPersistence(undefined, { redis: { url, keyPrefix: clusterKeys(hub).mqttPrefix } })
+      const keys = clusterKeys(hub)
+      const persistence = await createPersistence(undefined, { redis: { url, keyPrefix: keys.mqttPrefix, presence: { sessions: keys.sessions, nodes: keys.nodes } } })
       closeAll.push(() => persistence.close())
       const bus = await createClusterMq({ url, hub, nodeId, cmd, log, liveNodes: async () => (await listNodes(cmd, hub)).map((n) => n.nodeId) })
       return new ClusterNode(url, hub, cmd, sub, bus, persistence, log, nodeId)
