@@ -476,9 +476,13 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       await this.workload?.close()
       for (const server of this.servers) server.close()
       this.unwatchChanges?.()
-      await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
-      await this.cluster?.close()
-      await this.persistenceClose()
+      const drain = async () => {
+        await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
+        await this.cluster?.close()
+        await this.persistenceClose()
+      }
+      // A cluster node stops within a bounded time even when Redis is gone (see ClusterNode.shutdown).
+      await (this.cluster ? this.cluster.shutdown(drain) : drain())
       if (this.writesRuntimeFile) removeRuntime(this.ctx.paths.brokerState)
       if (this.ownsContext) await this.ctx.close()
     })()

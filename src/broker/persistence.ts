@@ -13,6 +13,8 @@ import memoryPersistence from 'aedes-persistence'
 import levelPersistence from 'aedes-persistence-level'
 import redisPersistence from 'aedes-persistence-redis'
 
+import type { Redis } from 'ioredis'
+
 import { connectRedis } from '../cluster/redis.js'
 import { queuedMessages, redisQueueBound, type ClusterPresence } from '../cluster/session-queue.js'
 
@@ -23,6 +25,8 @@ export interface PersistenceHandle {
   persistence: unknown
   /** Redis: the session queues are shared by the cluster's nodes and bounded in Redis. */
   queue?: SharedQueue
+  /** Its Redis connections, if any. */
+  connections: Redis[]
   close(): Promise<void>
 }
 
@@ -41,13 +45,14 @@ export async function createPersistence(dir: string | undefined, opts: Persisten
     return {
       persistence,
       queue: redisQueueBound(conn, opts.redis.keyPrefix, opts.redis.presence),
+      connections: [conn],
       close: async () => {
-        await Promise.race([conn.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500))])
+        if (conn.status === 'ready') await Promise.race([conn.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500))])
         conn.disconnect()
       },
     }
   }
-  if (!dir) return { persistence: memoryPersistence(), close: async () => undefined }
+  if (!dir) return { persistence: memoryPersistence(), connections: [], close: async () => undefined }
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: 'buffer' })
   try {
@@ -61,6 +66,7 @@ export async function createPersistence(dir: string | undefined, opts: Persisten
   }
   return {
     persistence: levelPersistence(db),
+    connections: [],
     close: async () => {
       await db.close()
     },

@@ -366,6 +366,34 @@ export class ClusterNode {
     return { node: this.nodeId, redis: this.redisDisplay, leader: this.leader, nodes: this.nodes }
   }
 
+  /**
+   * Runs the broker's shutdown (`work`) without hanging on a Redis that is gone: the connections
+   * wait for Redis forever (a restart must not drop work), a stopping node must not. Once Redis is
+   * away (now, or at any point of the shutdown) or `budgetMs` passed, logs that it gave up, drops
+   * every Redis connection (pending commands fail at once) and gives `work` a last moment to finish.
+   */
+  async shutdown(work: () => Promise<void>, budgetMs = 2000): Promise<void> {
+    const conns = [this.cmd, this.sub, ...this.bus.connections, ...this.persistence.connections]
+    const running = work()
+    let onGone: () => void = () => undefined
+    const gone = new Promise<'gone'>((resolve) => (onGone = () => resolve('gone')))
+    if (conns.some((c) => c.status !== 'ready')) onGone()
+    for (const c of conns) c.once('close', onGone)
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), budgetMs)))
+    const first = await Promise.race([running.then(() => 'done' as const), gone, late])
+    clearTimeout(timer)
+    for (const c of conns) c.removeListener('close', onGone)
+    if (first === 'done') return
+    this.log.warn({ redis: this.redisDisplay, reason: first === 'gone' ? 'Redis connection lost' : `no answer within ${budgetMs} ms` }, 'shutting down: gave up waiting on Redis')
+    for (const c of conns) c.disconnect()
+    let wait: NodeJS.Timeout | undefined
+    await Promise.race([running.catch(() => undefined), new Promise((r) => (wait = setTimeout(r, 500)))])
+    clearTimeout(wait)
+    // Timers, pending calls and the bus, in case `work` is still stuck before it got here.
+    await this.close()
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
