@@ -244,6 +244,10 @@ export class ClusterNode {
     const pipe = this.cmd.multi().hset(this.keys.nodes, this.nodeId, JSON.stringify(info))
     for (const id of info.clients) pipe.hset(this.keys.sessions, id, this.nodeId)
     await pipe.exec()
+    // A client that left while the write was on its way would stay listed here for good (it
+    // reads as connected to this node: no queue bound, methods routed here): take it out again.
+    const now = new Set(b.sessions.clientIds())
+    for (const id of info.clients) if (!now.has(id)) await this.cmd.eval(FORGET_SESSION, 1, this.keys.sessions, id, this.nodeId)
     this.nodes = await listNodes(this.cmd, this.hub)
     // Several nodes may share a home: keep <home>/broker.json naming a live one for the CLI.
     const { paths } = b.ctx

@@ -66,6 +66,9 @@ describe('cluster: persistent session queues in Redis', { skip: redisAvailable()
     const c = await cl.dev(node, clientId, { clean: false })
     await subscribeOk(c, [filter], 1)
     await c.endAsync()
+    // Offline for the cluster too: no live node lists it in the sessions hash any more.
+    const deadline = Date.now() + 10_000
+    while ((await redis.hexists(`edgemq:${HUB}:sessions`, clientId)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
   }
   const statusOf = async (i: number) =>
     jsonOf<{ sessions: { maxQueued: number; whenFull: string; dropped: number; droppedByClient: Record<string, number> } }>(await runCli(['broker', 'status'], { home: cl.homes[i] }))
@@ -129,8 +132,9 @@ describe('cluster: persistent session queues in Redis', { skip: redisAvailable()
       await queued('bounded', 100)
       const [sa, sb] = [await statusOf(0), await statusOf(1)]
       assert.deepEqual([sa.sessions.maxQueued, sa.sessions.whenFull], [100, whenFull])
-      // drop_new: A queues 0–99 and drops 50, B drops all 150. drop_old: A drops 0–49, B drops 50–199.
-      assert.deepEqual([sa.sessions.droppedByClient.bounded, sb.sessions.droppedByClient.bounded], whenFull === 'drop_new' ? [50, 150] : [50, 150])
+      // Each node counts the drops its publishes caused; which node trims what depends on timing
+      // (aedes acknowledges before it queues), the cluster's total does not.
+      assert.equal((sa.sessions.droppedByClient.bounded ?? 0) + (sb.sessions.droppedByClient.bounded ?? 0), 200)
       assert.equal(sa.sessions.dropped + sb.sessions.dropped, 200)
       const { client, msgs } = await resume(b, 'bounded', 100)
       assert.deepEqual(
