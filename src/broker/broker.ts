@@ -252,9 +252,10 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.sessionStore = new SessionStore(brokerPersistence(this.aedes), {
       granted: (clientId, filter) => this.sessions.byClientId(clientId)?.granted.has(filter) ?? false,
       connected: (clientId) => connectedClient(this.aedes, clientId) !== undefined,
-      // A cluster node's queues live in Redis and are bounded there.
-      bound: () => (cluster ? undefined : { maxQueued: this.ctx.hub.broker.maxQueued, whenFull: this.ctx.hub.broker.whenFull }),
+      bound: () => ({ maxQueued: this.ctx.hub.broker.maxQueued, whenFull: this.ctx.hub.broker.whenFull }),
       onDrop: (clientId, topic, whenFull) => this.log.debug({ client: clientId, topic, whenFull }, 'session queue full: message dropped'),
+      // A cluster node's queues live in Redis and are bounded there, across nodes.
+      ...(cluster?.persistence.queue ? { shared: cluster.persistence.queue } : {}),
     })
   }
 
@@ -505,9 +506,13 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       this.closeWebSockets?.()
       for (const server of this.servers) server.close()
       this.unwatchChanges?.()
-      await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
-      await this.cluster?.close()
-      await this.persistenceClose()
+      const drain = async () => {
+        await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
+        await this.cluster?.close()
+        await this.persistenceClose()
+      }
+      // A cluster node stops within a bounded time even when Redis is gone (see ClusterNode.shutdown).
+      await (this.cluster ? this.cluster.shutdown(drain) : drain())
       if (this.writesRuntimeFile) removeRuntime(this.ctx.paths.brokerState)
       if (this.ownsContext) await this.ctx.close()
     })()

@@ -6,39 +6,53 @@
  * instead (`opts.redis`), so every node sees the same sessions, retained messages and queues.
  */
 import { mkdirSync } from 'node:fs'
+import { Readable } from 'node:stream'
 
 import { ClassicLevel } from 'classic-level'
 import memoryPersistence from 'aedes-persistence'
 import levelPersistence from 'aedes-persistence-level'
 import redisPersistence from 'aedes-persistence-redis'
 
+import type { Redis } from 'ioredis'
+
 import { connectRedis } from '../cluster/redis.js'
+import { queuedMessages, redisQueueBound, type ClusterPresence } from '../cluster/session-queue.js'
 
 import { EdgeMqError } from '../errors.js'
+import type { SharedQueue } from './session-store.js'
 
 export interface PersistenceHandle {
   persistence: unknown
+  /** Redis: the session queues are shared by the cluster's nodes and bounded in Redis. */
+  queue?: SharedQueue
+  /** Its Redis connections, if any. */
+  connections: Redis[]
   close(): Promise<void>
 }
 
 export interface PersistenceOptions {
   /** Cluster: MQTT state in Redis under `keyPrefix` (one hub's nodes share it). */
-  redis?: { url: string; keyPrefix: string }
+  redis?: { url: string; keyPrefix: string; presence: ClusterPresence }
 }
 
 export async function createPersistence(dir: string | undefined, opts: PersistenceOptions = {}): Promise<PersistenceHandle> {
   if (opts.redis) {
     // Commands wait out a Redis restart (no per-request retry limit): nothing acknowledged is dropped.
     const conn = await connectRedis(opts.redis.url, { keyPrefix: opts.redis.keyPrefix, name: `edgemq-mqtt-${process.pid}` })
+    const persistence = redisPersistence({ conn }) as { outgoingStream(client: { id: string }): Readable }
+    // Its own outgoingStream reads at most maxSessionDelivery messages per resume: page instead.
+    persistence.outgoingStream = (client) => Readable.from(queuedMessages(conn, client.id))
     return {
-      persistence: redisPersistence({ conn, maxSessionDelivery: 1000 }),
+      persistence,
+      queue: redisQueueBound(conn, opts.redis.keyPrefix, opts.redis.presence),
+      connections: [conn],
       close: async () => {
-        await Promise.race([conn.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500))])
+        if (conn.status === 'ready') await Promise.race([conn.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 500))])
         conn.disconnect()
       },
     }
   }
-  if (!dir) return { persistence: memoryPersistence(), close: async () => undefined }
+  if (!dir) return { persistence: memoryPersistence(), connections: [], close: async () => undefined }
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: 'buffer' })
   try {
@@ -52,6 +66,7 @@ export async function createPersistence(dir: string | undefined, opts: Persisten
   }
   return {
     persistence: levelPersistence(db),
+    connections: [],
     close: async () => {
       await db.close()
     },

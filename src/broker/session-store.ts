@@ -3,7 +3,9 @@
  * - only SUBSCRIBE filters the pipeline granted are stored (aedes stores the whole SUBSCRIBE packet's
  *   list for every granted filter, refused ones included, which then queue messages offline);
  * - the per-session queue bound (`maxQueued`, `whenFull`: drop_new | drop_old, PROTOCOL.md §7)
- *   for sessions that are offline, counted per client;
+ *   for sessions that are offline, counted per client; for a cluster node the queue lives in Redis
+ *   and the bound is applied there (`shared`, see src/cluster/session-queue.ts), so every node
+ *   enqueueing for the client counts against the same bound;
  * - no store round trip on a PUBACK from a clean session: aedes never stores a clean session's
  *   in-flight messages, yet asks the store to clear one on every PUBACK (a LevelDB read per message).
  * Wraps the persistence instance in place, since aedes calls these as its methods.
@@ -20,9 +22,19 @@ export interface SessionStoreRules {
   granted(clientId: string, filter: string): boolean
   /** Is the client connected to this broker now (its queue drains as it acks)? */
   connected(clientId: string): boolean
-  /** Undefined: no bound (a cluster node, whose queues live in Redis, bounds them there). */
+  /** Undefined: no bound. */
   bound(): QueueBound | undefined
   onDrop(clientId: string, topic: string, whenFull: QueueBound['whenFull']): void
+  /** Queues shared by several brokers (a cluster's Redis): the bound is applied where they live. */
+  shared?: SharedQueue
+}
+
+export interface SharedQueue {
+  /**
+   * Called after a message was queued for a client not connected here: applies the bound
+   * atomically on the client's queue; the topics of the messages dropped (newest or oldest).
+   */
+  enforce(clientId: string, bound: QueueBound): Promise<string[]>
 }
 
 interface Sub {
@@ -68,6 +80,15 @@ export class SessionStore {
   private async enqueue(subs: Sub[], packet: unknown, enqueue: AedesPersistence['outgoingEnqueueCombi']): Promise<void> {
     const bound = this.rules.bound()
     if (!bound || subs.length === 0) return enqueue(subs, packet)
+    const shared = this.rules.shared
+    if (shared) {
+      await enqueue(subs, packet)
+      for (const sub of subs) {
+        if (this.rules.connected(sub.clientId)) continue
+        for (const topic of await shared.enforce(sub.clientId, bound)) this.drop(sub.clientId, topic, bound.whenFull)
+      }
+      return
+    }
     const keep: Sub[] = []
     const dropOld: string[] = []
     for (const sub of subs) {

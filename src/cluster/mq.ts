@@ -37,6 +37,8 @@ export interface ClusterMq {
    * authorizePublish through this: no PUBACK while Redis is away.
    */
   whenOpen(fn: () => void): void
+  /** The bus' own Redis connections (a shutdown that gives up on Redis drops them). */
+  connections: Redis[]
   close(): Promise<void>
 }
 
@@ -176,6 +178,7 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   return {
     mq: emitter,
     ready,
+    connections: [pubConn, subConn],
     whenOpen: (fn) => {
       if (open || closed) fn()
       else waiting.push(fn)

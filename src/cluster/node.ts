@@ -142,7 +142,8 @@ export class ClusterNode {
     try {
       const sub = await connectRedis(url, { name: `edgemq-node-sub-${process.pid}` })
       closeAll.push(() => sub.disconnect())
-      const persistence = await createPersistence(undefined, { redis: { url, keyPrefix: clusterKeys(hub).mqttPrefix } })
+      const keys = clusterKeys(hub)
+      const persistence = await createPersistence(undefined, { redis: { url, keyPrefix: keys.mqttPrefix, presence: { sessions: keys.sessions, nodes: keys.nodes } } })
       closeAll.push(() => persistence.close())
       const bus = await createClusterMq({ url, hub, nodeId, cmd, log, liveNodes: async () => (await listNodes(cmd, hub)).map((n) => n.nodeId) })
       return new ClusterNode(url, hub, cmd, sub, bus, persistence, log, nodeId)
@@ -243,6 +244,10 @@ export class ClusterNode {
     const pipe = this.cmd.multi().hset(this.keys.nodes, this.nodeId, JSON.stringify(info))
     for (const id of info.clients) pipe.hset(this.keys.sessions, id, this.nodeId)
     await pipe.exec()
+    // A client that left while the write was on its way would stay listed here for good (it
+    // reads as connected to this node: no queue bound, methods routed here): take it out again.
+    const now = new Set(b.sessions.clientIds())
+    for (const id of info.clients) if (!now.has(id)) await this.cmd.eval(FORGET_SESSION, 1, this.keys.sessions, id, this.nodeId)
     this.nodes = await listNodes(this.cmd, this.hub)
     // Several nodes may share a home: keep <home>/broker.json naming a live one for the CLI.
     const { paths } = b.ctx
@@ -363,6 +368,34 @@ export class ClusterNode {
   /** For the broker's status: this node and the cluster's live nodes (as of the last heartbeat). */
   snapshot() {
     return { node: this.nodeId, redis: this.redisDisplay, leader: this.leader, nodes: this.nodes }
+  }
+
+  /**
+   * Runs the broker's shutdown (`work`) without hanging on a Redis that is gone: the connections
+   * wait for Redis forever (a restart must not drop work), a stopping node must not. Once Redis is
+   * away (now, or at any point of the shutdown) or `budgetMs` passed, logs that it gave up, drops
+   * every Redis connection (pending commands fail at once) and gives `work` a last moment to finish.
+   */
+  async shutdown(work: () => Promise<void>, budgetMs = 2000): Promise<void> {
+    const conns = [this.cmd, this.sub, ...this.bus.connections, ...this.persistence.connections]
+    const running = work()
+    let onGone: () => void = () => undefined
+    const gone = new Promise<'gone'>((resolve) => (onGone = () => resolve('gone')))
+    if (conns.some((c) => c.status !== 'ready')) onGone()
+    for (const c of conns) c.once('close', onGone)
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), budgetMs)))
+    const first = await Promise.race([running.then(() => 'done' as const), gone, late])
+    clearTimeout(timer)
+    for (const c of conns) c.removeListener('close', onGone)
+    if (first === 'done') return
+    this.log.warn({ redis: this.redisDisplay, reason: first === 'gone' ? 'Redis connection lost' : `no answer within ${budgetMs} ms` }, 'shutting down: gave up waiting on Redis')
+    for (const c of conns) c.disconnect()
+    let wait: NodeJS.Timeout | undefined
+    await Promise.race([running.catch(() => undefined), new Promise((r) => (wait = setTimeout(r, 500)))])
+    clearTimeout(wait)
+    // Timers, pending calls and the bus, in case `work` is still stuck before it got here.
+    await this.close()
   }
 
   async close(): Promise<void> {

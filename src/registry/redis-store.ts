@@ -284,15 +284,17 @@ export class RedisStore implements Store {
     this.closed = true
     this.watchers.clear()
     const quit = async (r: Redis) => {
-      try {
-        await Promise.race([r.quit(), new Promise((res) => setTimeout(res, 500))])
-      } catch {
-        /* already gone */
+      // QUIT would wait for a Redis that is away: only ask a connection that is up.
+      if (r.status === 'ready') {
+        try {
+          await Promise.race([r.quit(), new Promise((res) => setTimeout(res, 500))])
+        } catch {
+          /* already gone */
+        }
       }
       r.disconnect()
     }
-    if (this.subscriber) await quit(this.subscriber)
-    await quit(this.redis)
+    await Promise.all([this.subscriber ? quit(this.subscriber) : undefined, quit(this.redis)])
   }
 }
 

@@ -83,9 +83,19 @@ export async function runBrokerForeground(opts: BrokerProcessOptions, print: (li
       if (stopping) return
       stopping = true
       broker.log.info({ signal }, 'shutting down')
+      // A shutdown that gave up on Redis fails the commands still pending in libraries that never
+      // awaited them (aedes-persistence-redis): that must not turn a clean exit into a crash.
+      process.on('unhandledRejection', (err) => broker.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'ignored while shutting down'))
+      const t0 = Date.now()
       broker
         .close()
         .then(() => (context && !opts.context ? context.close() : undefined))
+        .finally(() => {
+          broker.log.info({ ms: Date.now() - t0 }, 'stopped')
+          // Closed and flushed: timers of libraries that were waiting on Redis (reconnects, connect
+          // timeouts) must not keep a stopped broker alive. Unref'd: fires only if something lingers.
+          setTimeout(() => process.exit(process.exitCode ?? 0), 300).unref()
+        })
         .then(resolve, resolve)
     }
     process.once('SIGINT', () => stop('SIGINT'))
