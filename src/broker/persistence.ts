@@ -1,8 +1,8 @@
 /**
  * MQTT persistence: retained messages, persistent sessions (clean=false) and queued QoS1
- * messages. On disk it is aedes-persistence-level over LevelDB (classic-level): each write
- * reaches the OS before it is acknowledged, so `kill -9` of the broker loses nothing
- * acknowledged. In memory for `--in-memory` hubs. A cluster node uses aedes-persistence-redis
+ * messages. On disk it is aedes-persistence-level over LevelDB (classic-level), its writes
+ * grouped into one LevelDB batch per tick (group-commit.ts): each write reaches the OS before it
+ * is acknowledged, so `kill -9` of the broker loses nothing acknowledged. In memory for `--in-memory` hubs. A cluster node uses aedes-persistence-redis
  * instead (`opts.redis`), so every node sees the same sessions, retained messages and queues.
  */
 import { mkdirSync } from 'node:fs'
@@ -15,6 +15,7 @@ import redisPersistence from 'aedes-persistence-redis'
 import { connectRedis } from '../cluster/redis.js'
 
 import { EdgeMqError } from '../errors.js'
+import { GroupCommitLevel } from './group-commit.js'
 
 export interface PersistenceHandle {
   persistence: unknown
@@ -50,10 +51,9 @@ export async function createPersistence(dir: string | undefined, opts: Persisten
     }
     throw new EdgeMqError(`cannot open the broker persistence in ${dir}: ${cause}`)
   }
+  const grouped = new GroupCommitLevel(db)
   return {
-    persistence: levelPersistence(db),
-    close: async () => {
-      await db.close()
-    },
+    persistence: levelPersistence(grouped as never),
+    close: () => grouped.close(),
   }
 }
