@@ -14,6 +14,8 @@ export interface AedesPersistence {
   addSubscriptions(client: { id: string }, subs: { topic: string; qos: number }[]): Promise<void>
   removeSubscriptions(client: { id: string }, topics: string[]): Promise<void>
   subscriptionsByClient(client: { id: string }): Promise<{ topic: string; qos: number }[] | null>
+  /** Stored (clean=false) subscriptions with QoS > 0 whose filter matches `topic`. */
+  subscriptionsByTopic(topic: string): Promise<{ clientId: string; topic: string; qos: number }[]>
   outgoingEnqueueCombi(subs: { clientId: string; topic: string; qos: number }[], packet: unknown): Promise<void>
   outgoingStream(client: { id: string }): AsyncIterable<unknown>
   outgoingUpdate(client: { id: string }, packet: unknown): Promise<void>

@@ -427,7 +427,18 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     if (packet.qos !== 1 || this.cluster) return cb(null)
     // Only a retained message, a persistent session or the bridge keeps a message past a crash;
     // with none of them aedes' own order loses nothing that could have been kept.
-    if (!packet.retain && !this.persistentSessions && !this.bridge.forwardsOut) return cb(null)
+    if (packet.retain || this.bridge.forwardsOut) return this.publishBeforeAck(packet, cb)
+    if (!this.persistentSessions) return cb(null)
+    // A persistent session keeps only what its stored QoS1 filters match (an in-memory trie lookup).
+    brokerPersistence(this.aedes)
+      .subscriptionsByTopic(packet.topic)
+      .then(
+        (subs) => (subs.length > 0 ? this.publishBeforeAck(packet, cb) : cb(null)),
+        () => this.publishBeforeAck(packet, cb),
+      )
+  }
+
+  private publishBeforeAck(packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (this.debugPublish) this.log.debug({ topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
     const copy = { cmd: 'publish' as const, topic: packet.topic, payload: packet.payload, qos: 1 as const, retain: packet.retain, dup: false }
     this.aedes.publish(copy, (err) => {
