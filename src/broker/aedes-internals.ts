@@ -1,7 +1,7 @@
 /**
  * The one place edgemq reaches past aedes' public API. Checked against aedes 1.2.0
- * (node_modules/aedes/lib/client.js, lib/handlers/subscribe.js, aedes.js); re-check these
- * accessors when upgrading aedes.
+ * (node_modules/aedes/lib/client.js, lib/handlers/subscribe.js, aedes.js) and
+ * aedes-persistence-level 9.2.0 (its key layout); re-check these accessors when upgrading either.
  */
 import type { EventEmitter } from 'node:events'
 
@@ -41,3 +41,21 @@ export function brokerPersistence(aedes: Aedes): AedesPersistence {
 export function connectedClient(aedes: Aedes, clientId: string): Client | undefined {
   return (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId]
 }
+
+/**
+ * The client a key of aedes-persistence-level belongs to: every key but `retained:<topic>` is
+ * `<kind>:<encodeURIComponent(clientId)>` followed by `:…` or nothing (wills).
+ */
+export function levelKeyClient(key: string): string | undefined {
+  const start = key.indexOf(':')
+  if (start < 0 || key.startsWith('retained:')) return undefined
+  const end = key.indexOf(':', start + 1)
+  try {
+    return decodeURIComponent(key.slice(start + 1, end < 0 ? undefined : end))
+  } catch {
+    return undefined
+  }
+}
+
+/** Key ranges of aedes-persistence-level that hold per-client state (all but retained messages). */
+export const LEVEL_CLIENT_RANGES = [{ lt: 'retained:' }, { gte: 'retained;' }] as const

@@ -16,6 +16,7 @@ import { connectRedis } from '../cluster/redis.js'
 
 import { EdgeMqError } from '../errors.js'
 import { GroupCommitLevel } from './group-commit.js'
+import { scanStoredClients, skipStatelessClients } from './stored-clients.js'
 
 export interface PersistenceHandle {
   persistence: unknown
@@ -51,9 +52,12 @@ export async function createPersistence(dir: string | undefined, opts: Persisten
     }
     throw new EdgeMqError(`cannot open the broker persistence in ${dir}: ${cause}`)
   }
+  const stored = await scanStoredClients(db)
   const grouped = new GroupCommitLevel(db)
+  const persistence = levelPersistence(grouped as never)
+  skipStatelessClients(persistence, stored)
   return {
-    persistence: levelPersistence(grouped as never),
+    persistence,
     close: () => grouped.close(),
   }
 }
