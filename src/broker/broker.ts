@@ -19,7 +19,7 @@ import { attachClusterStore, openHub, readStorePointer, type HubContext } from '
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { TwinKey } from '../registry/types.js'
-import { brokerPersistence, connectedClient } from './aedes-internals.js'
+import { brokerPersistence, connectedClient, fastMqQueues } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
@@ -170,7 +170,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       throw err
     }
     const persistence = cluster ? cluster.persistence : await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
-    const mq = opts.mq ?? cluster?.mq ?? mqemitter({ concurrency: 1000, matchEmptyLevels: true })
+    let mq = opts.mq ?? cluster?.mq
+    if (!mq) {
+      mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true })
+      fastMqQueues(mq)
+    }
     // aedes.listen() (persistence setup, first heartbeat) is async; the hooks need the broker, so
     // the broker is made first with a factory for the aedes instance, and aedes listens after.
     let self: EdgeBroker | undefined
