@@ -1,17 +1,21 @@
 /**
- * The benchmark suite (issue 9): edgemq vs raw aedes vs mosquitto, side by side in one run,
- * alternating brokers every round, with a warm-up; prints medians, spread and the ratios
- * edgemq/aedes and edgemq/mosquitto.
+ * The benchmark suite (issues 9, 16): edgemq vs raw aedes vs mosquitto, side by side in one run,
+ * alternating brokers every round, with a warm-up; prints medians, spread and the ratios of
+ * medians edgemq/aedes and edgemq/mosquitto.
  *   1. QoS0 / QoS1, 1 publisher → 1 subscriber, 100-byte payloads
- *   2. fan-in: 100 publishers → 1 subscriber on a wildcard
+ *   2. fan-in: 100 publishers → 1 subscriber on a wildcard (QoS0, QoS1)
  *   3. fan-out: 1 publisher → 100 subscribers
  *   4. connect storm: CONNECT→CONNACK per second (edgemq: SAS verified; others: no auth)
  *   5. 10,000 idle connections: broker RSS per connection
  *   6. latency p50/p99 at a fixed moderate rate (QoS1)
- * edgemq runs the product users run: SAS authentication and the seed's pub/sub policy (plus one
- * statement granting the bench's own `bench/#` topics to every identity).
+ *   7. persistent session: QoS1 1→1 to a clean=false subscriber (the disk must be written):
+ *      edgemq vs aedes-level (aedes-persistence-level) vs mosquitto-persist
+ * edgemq runs the product users run: `broker start`'s on-disk home (SQLite registry, LevelDB MQTT
+ * persistence), SAS authentication and the seed's pub/sub policy (plus one statement granting the
+ * bench's own `bench/#` topics to every identity); edgemq-mem is the same on an in-memory hub.
  *   node --import tsx bench/suite.ts [--json] [--rounds 3] [--only fanin,latency]
  */
+import { readFileSync } from 'node:fs'
 import { connect as netConnect, type Socket } from 'node:net'
 
 import mqttPacket from 'mqtt-packet'
@@ -20,6 +24,7 @@ import {
   availableKinds,
   connectClient,
   credentials,
+  isEdgemq,
   median,
   percentile,
   rssOf,
@@ -52,13 +57,15 @@ interface PubSubSpec {
   filter: string
   /** 1→1 uses the seed's own clients and topic. */
   seedClients?: boolean
+  /** A persistent session (clean=false) for the subscriber, dropped again afterwards. */
+  persistentSubscriber?: boolean
 }
 
 /** Deliveries per second (fan-out counts each copy). */
 async function pubsub(b: RunningBroker, spec: PubSubSpec): Promise<number> {
-  const subIds = spec.seedClients ? ['sub_client'] : Array.from({ length: spec.subscribers }, (_, i) => `dev${spec.publishers + i}`)
+  const subIds = spec.persistentSubscriber ? ['psub_client'] : spec.seedClients ? ['sub_client'] : Array.from({ length: spec.subscribers }, (_, i) => `dev${spec.publishers + i}`)
   const pubIds = spec.seedClients ? ['pub_client'] : Array.from({ length: spec.publishers }, (_, i) => `dev${i}`)
-  const subs = await Promise.all(subIds.map((id) => connectClient(b, id)))
+  const subs = await Promise.all(subIds.map((id) => connectClient(b, id, !spec.persistentSubscriber)))
   await Promise.all(subs.map((s) => s.subscribeAsync(spec.filter, { qos: spec.qos })))
   const pubs = await Promise.all(pubIds.map((id) => connectClient(b, id)))
   const expected = spec.publishers * spec.perPublisher * spec.subscribers
@@ -107,6 +114,8 @@ async function pubsub(b: RunningBroker, spec: PubSubSpec): Promise<number> {
   await done
   const rate = received / (((last || performance.now()) - t0) / 1000)
   await Promise.all([...pubs, ...subs].map((c) => c.endAsync()))
+  // Leave no stored session behind for the next scenario: a clean connect discards it.
+  if (spec.persistentSubscriber) for (const id of subIds) await (await connectClient(b, id, true)).endAsync()
   return rate
 }
 
@@ -219,22 +228,38 @@ interface Scenario {
   higher: boolean
   run: (b: RunningBroker) => Promise<number>
   rounds?: number
+  /** The brokers this row compares (default: MAIN). */
+  kinds?: BrokerKind[]
 }
+
+/** Most rows: edgemq as `broker start` runs it, the same in memory, aedes and mosquitto out of the box. */
+const MAIN: BrokerKind[] = ['edgemq', 'edgemq-mem', 'aedes', 'mosquitto']
+/** The persistent-session row: each broker with its durable store. */
+const DURABLE: BrokerKind[] = ['edgemq', 'aedes-level', 'mosquitto-persist']
 
 const scenarios: Scenario[] = [
   { name: 'qos0 1→1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 0, perPublisher: 50_000, window: 1000, pubTopic: () => 'test_topic', filter: 'test_topic', seedClients: true }) },
   { name: 'qos1 1→1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 1, perPublisher: 20_000, window: 1000, pubTopic: () => 'test_topic', filter: 'test_topic', seedClients: true }) },
+  { name: 'fan-in 100→1 qos0', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 0, perPublisher: 500, window: 50, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
   { name: 'fan-in 100→1 qos1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 1, perPublisher: 200, window: 20, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
   { name: 'fan-out 1→100 qos0', unit: 'deliveries/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 100, qos: 0, perPublisher: 500, window: 100, pubTopic: () => 'bench/x', filter: 'bench/x' }) },
   { name: 'connect storm', unit: 'conn/s', higher: true, run: (b) => connectStorm(b, 5000, 200) },
   { name: 'latency p99 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p99 },
   { name: 'latency p50 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p50 },
+  // Last: once a persistent session subscribed, edgemq stores every QoS1 message before its PUBACK until it restarts.
+  { name: 'persistent qos1 1→1', unit: 'msg/s', higher: true, kinds: DURABLE, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 1, perPublisher: 20_000, window: 1000, pubTopic: () => 'bench/p', filter: 'bench/p', persistentSubscriber: true }) },
 ]
 
 async function main(): Promise<void> {
-  const kinds = availableKinds()
+  const available = availableKinds()
+  const selected = scenarios.filter((s) => !ONLY || ONLY.some((o) => s.name.includes(o)))
+  const wanted = new Set<BrokerKind>(selected.flatMap((s) => s.kinds ?? MAIN))
+  if (!ONLY || ONLY.includes('idle')) for (const k of MAIN) wanted.add(k)
+  const kinds = available.filter((k) => wanted.has(k))
   log(`edgemq benchmark suite: ${kinds.join(' vs ')}; ${ROUNDS} rounds, alternating; every broker in its own process, the load generator (MQTT.js / raw sockets) in this one`)
-  log('edgemq = SAS auth + seed pub/sub policy (+ bench/# for every identity), in-memory hub; aedes = createBroker() defaults; mosquitto = 2.x, no auth')
+  log('edgemq = `broker start`: on-disk home (LevelDB MQTT persistence), SAS auth + seed pub/sub policy (+ bench/# for every identity); edgemq-mem = the same, in-memory hub;')
+  log('aedes = createBroker() defaults; aedes-level = aedes + aedes-persistence-level; mosquitto = 2.x, no auth (mosquitto-persist: persistence true)')
+  log(`load average: ${readLoadAvg()}`)
   const brokers: RunningBroker[] = []
   const results: Record<string, Record<string, number[]>> = {}
   try {
@@ -244,28 +269,39 @@ async function main(): Promise<void> {
       await pubsub(b, { publishers: 1, subscribers: 1, qos: 1, perPublisher: 3000, window: 500, pubTopic: () => 'test_topic', filter: 'test_topic', seedClients: true })
       await connectStorm(b, 300, 20)
     }
-    for (const sc of scenarios.filter((s) => !ONLY || ONLY.some((o) => s.name.includes(o)))) {
+    for (const sc of selected) {
       results[sc.name] = {}
+      const rowKinds = available.filter((k) => (sc.kinds ?? MAIN).includes(k))
+      const rowBrokers = brokers.filter((b) => rowKinds.includes(b.kind))
       for (let r = 0; r < (sc.rounds ?? ROUNDS); r++) {
-        const order = [...brokers.slice(r % brokers.length), ...brokers.slice(0, r % brokers.length)]
+        const order = [...rowBrokers.slice(r % rowBrokers.length), ...rowBrokers.slice(0, r % rowBrokers.length)]
         for (const b of order) (results[sc.name][b.kind] ??= []).push(await sc.run(b))
       }
-      const row = kinds.map((k) => `${k} ${fmt(median(results[sc.name][k]))} (±${fmt(spread(results[sc.name][k]))})`).join('  ')
+      const row = rowKinds.map((k) => `${k} ${fmt(median(results[sc.name][k]))} (±${fmt(spread(results[sc.name][k]))})`).join('  ')
       log(`  ${sc.name.padEnd(24)} ${sc.unit.padEnd(13)} ${row}   ${ratios(sc, results[sc.name])}`)
     }
     if (!ONLY || ONLY.includes('idle')) {
       results.idle = {}
-      for (const b of brokers) {
+      for (const b of brokers.filter((x) => MAIN.includes(x.kind))) {
         const r = await idleConnections(b, IDLE)
         results.idle[b.kind] = [r.perConn]
       }
-      log(`  ${`${IDLE} idle connections`.padEnd(24)} ${'bytes/conn'.padEnd(13)} ${kinds.map((k) => `${k} ${fmt(results.idle[k][0])}`).join('  ')}   (goal edgemq ≤ 60 KB)`)
+      log(`  ${`${IDLE} idle connections`.padEnd(24)} ${'bytes/conn'.padEnd(13)} ${Object.keys(results.idle).map((k) => `${k} ${fmt(results.idle[k][0])}`).join('  ')}   (goal edgemq ≤ 60 KB)`)
     }
     const mq = results['qos0 1→1']?.mosquitto
     if (mq) log(`load generator check: it drove mosquitto at ${fmt(median(mq))} msg/s (QoS0 1→1), so figures below that for aedes/edgemq are broker-bound, not generator-bound`)
-    if (JSON_OUT) console.log(JSON.stringify({ rounds: ROUNDS, idleConnections: IDLE, results }, null, 2))
+    log(`load average: ${readLoadAvg()}`)
+    if (JSON_OUT) console.log(JSON.stringify({ rounds: ROUNDS, idleConnections: IDLE, loadAvg: readLoadAvg(), results }, null, 2))
   } finally {
     for (const b of brokers) await stopBroker(b)
+  }
+}
+
+function readLoadAvg(): string {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+  } catch {
+    return 'unknown'
   }
 }
 
@@ -277,16 +313,16 @@ function spread(xs: number[]): number {
   return xs.length < 2 ? 0 : (Math.max(...xs) - Math.min(...xs)) / 2
 }
 
+/** Every edgemq variant against every peer in the row (ratios of medians). */
 function ratios(sc: Scenario, r: Record<string, number[]>): string {
-  const e = median(r.edgemq ?? [])
   const parts: string[] = []
-  for (const k of ['aedes', 'mosquitto'] as BrokerKind[]) {
-    if (!r[k]) continue
-    const other = median(r[k])
-    // For latency, report how many times slower edgemq is (goal ≤ 2× aedes).
-    parts.push(sc.higher ? `edgemq/${k} ${(e / other).toFixed(2)}×` : `edgemq/${k} ${(e / other).toFixed(2)}× (lower is better)`)
+  for (const e of Object.keys(r).filter((k) => isEdgemq(k as BrokerKind))) {
+    for (const k of Object.keys(r).filter((k) => !isEdgemq(k as BrokerKind))) {
+      // For latency, report how many times slower edgemq is (lower is better).
+      parts.push(`${e}/${k} ${(median(r[e]) / median(r[k])).toFixed(2)}×`)
+    }
   }
-  return parts.join(', ')
+  return parts.join(', ') + (sc.higher ? '' : ' (lower is better)')
 }
 
 await main()

@@ -1,7 +1,10 @@
 /**
  * Brokers under test, each in its own child process so none shares an event loop with the
- * load generator: edgemq (real assembly: SAS auth → policy → IoT Hub handlers, in-memory hub),
- * raw aedes (defaults, no auth), and mosquitto (Debian package, no auth) when installed.
+ * load generator: edgemq as `broker start` runs it (SAS auth → policy → IoT Hub handlers, on-disk
+ * home: SQLite registry + LevelDB MQTT persistence), edgemq-mem (the same on an in-memory hub),
+ * raw aedes (defaults, no auth, memory persistence), aedes-level (aedes over
+ * aedes-persistence-level on LevelDB, for persistent sessions), and mosquitto (Debian package,
+ * no auth; mosquitto-persist with `persistence true`) when installed.
  * `node --import tsx bench/lib/brokers.ts --serve <kind> --devices N` is the child mode.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -24,7 +27,10 @@ export const MOSQUITTO = '/usr/sbin/mosquitto'
 export const BENCH_KEY = Buffer.alloc(32, 7).toString('base64')
 export const HUB_HOST = 'edgemq.azure-devices.net'
 
-export type BrokerKind = 'edgemq' | 'aedes' | 'mosquitto'
+export type BrokerKind = 'edgemq' | 'edgemq-mem' | 'aedes' | 'aedes-level' | 'mosquitto' | 'mosquitto-persist'
+
+/** Brokers that need IoT Hub credentials. */
+export const isEdgemq = (k: BrokerKind): boolean => k === 'edgemq' || k === 'edgemq-mem'
 
 export interface RunningBroker {
   kind: BrokerKind
@@ -43,26 +49,42 @@ function benchPolicy(): unknown {
 }
 
 async function serve(kind: BrokerKind, devices: number): Promise<void> {
-  if (kind === 'aedes') {
+  if (kind === 'aedes' || kind === 'aedes-level') {
     const { Aedes } = await import('aedes')
-    const aedes = await Aedes.createBroker()
+    let persistence: unknown
+    let dir: string | undefined
+    if (kind === 'aedes-level') {
+      // What an aedes user gets for durable sessions: aedes-persistence-level over classic-level.
+      const { ClassicLevel } = await import('classic-level')
+      const { default: levelPersistence } = await import('aedes-persistence-level')
+      dir = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-level-'))
+      persistence = levelPersistence(new ClassicLevel(dir, { valueEncoding: 'buffer' }))
+    }
+    const aedes = await Aedes.createBroker(persistence ? { persistence: persistence as never } : {})
     const server = createServer((s) => aedes.handle(s))
     server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: (server.address() as AddressInfo).port })))
+    process.once('SIGTERM', () => {
+      if (dir) rmSync(dir, { recursive: true, force: true })
+      process.exit(0)
+    })
     return
   }
+  const onDisk = kind === 'edgemq'
   const { openHub } = await import('../../src/config/home.js')
   const { startEdgeBroker } = await import('../../src/broker/broker.js')
   const { parseEdgeHubDocument } = await import('../../src/edgehub/index.js')
   const { setEdgeHubDesired } = await import('../../src/service/edgehub.js')
   const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
-  const ctx = await openHub({ home, inMemory: true, createDefault: true })
-  for (const d of ['pub_client', 'sub_client']) await ctx.registry.createDevice({ deviceId: d, primaryKey: BENCH_KEY, secondaryKey: BENCH_KEY })
+  const ctx = await openHub({ home, inMemory: !onDisk, createDefault: true })
+  for (const d of ['pub_client', 'sub_client', 'psub_client']) await ctx.registry.createDevice({ deviceId: d, primaryKey: BENCH_KEY, secondaryKey: BENCH_KEY })
   for (let i = 0; i < devices; i++) await ctx.registry.createDevice({ deviceId: `dev${i}`, primaryKey: BENCH_KEY, secondaryKey: BENCH_KEY })
   const { seed, extra } = benchPolicy() as { seed: string; extra: unknown }
   const desired = parseEdgeHubDocument(seed) as { mqttBroker: { authorizations: unknown[] } }
   desired.mqttBroker.authorizations.push(extra)
   await setEdgeHubDesired(ctx, desired as never)
-  const broker = await startEdgeBroker({ home, context: ctx, inMemory: true, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
+  // On disk: what `edgemq broker start` runs (the home's registry, LevelDB persistence, its own context).
+  if (onDisk) await ctx.close()
+  const broker = await startEdgeBroker({ home, context: onDisk ? undefined : ctx, inMemory: !onDisk, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
   console.log(JSON.stringify({ port: broker.ports.mqtt }))
   process.once('SIGTERM', () => void broker.close().finally(() => (rmSync(home, { recursive: true, force: true }), process.exit(0))))
 }
@@ -81,11 +103,14 @@ function readyPort(child: ChildProcess, name: string): Promise<number> {
 }
 
 export async function startBroker(kind: BrokerKind, opts: { devices?: number } = {}): Promise<RunningBroker> {
-  if (kind === 'mosquitto') {
+  if (kind === 'mosquitto' || kind === 'mosquitto-persist') {
     const dir = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-mosq-'))
     const port = await freePort()
     const conf = path.join(dir, 'mosquitto.conf')
-    writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 0', 'max_connections -1', 'persistence false', 'log_dest none', ''].join('\n'))
+    // mosquitto-persist: `persistence true` keeps sessions in memory and saves them to disk at
+    // shutdown and every autosave_interval; it writes nothing per message.
+    const persist = kind === 'mosquitto-persist' ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']
+    writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 0', 'max_connections -1', ...persist, 'log_dest none', ''].join('\n'))
     const child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] })
     // mosquitto prints nothing when ready at this log level: wait until its port accepts.
     for (;;) {
@@ -102,7 +127,7 @@ export async function startBroker(kind: BrokerKind, opts: { devices?: number } =
   // BENCH_CPU_PROF=<dir>: profile the node brokers (flame graphs: open the .cpuprofile in DevTools).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', here, '--serve', kind, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
-  return { kind, port: await readyPort(child, kind), pid: child.pid as number, auth: kind === 'edgemq', child }
+  return { kind, port: await readyPort(child, kind), pid: child.pid as number, auth: isEdgemq(kind), child }
 }
 
 export async function stopBroker(b: RunningBroker): Promise<void> {
@@ -115,12 +140,12 @@ export async function stopBroker(b: RunningBroker): Promise<void> {
 }
 
 export function availableKinds(): BrokerKind[] {
-  return ['edgemq', 'aedes', ...(existsSync(MOSQUITTO) ? (['mosquitto'] as const) : [])]
+  return ['edgemq', 'edgemq-mem', 'aedes', 'aedes-level', ...(existsSync(MOSQUITTO) ? (['mosquitto', 'mosquitto-persist'] as const) : [])]
 }
 
 /** Connect options for `clientId` on `b` (IoT Hub username + SAS for edgemq). */
-export function credentials(b: RunningBroker, clientId: string): IClientOptions {
-  const o: IClientOptions = { host: '127.0.0.1', port: b.port, clientId, protocolVersion: 4, clean: true, reconnectPeriod: 0 }
+export function credentials(b: RunningBroker, clientId: string, clean = true): IClientOptions {
+  const o: IClientOptions = { host: '127.0.0.1', port: b.port, clientId, protocolVersion: 4, clean, reconnectPeriod: 0 }
   if (b.auth) {
     o.username = `${HUB_HOST}/${clientId}/?api-version=2021-04-12`
     o.password = buildSasToken({ resource: `${HUB_HOST}/devices/${clientId}`, key: BENCH_KEY, durationSecs: 3600 })
@@ -128,8 +153,8 @@ export function credentials(b: RunningBroker, clientId: string): IClientOptions 
   return o
 }
 
-export function connectClient(b: RunningBroker, clientId: string): Promise<MqttClient> {
-  const m = mqttConnect(credentials(b, clientId))
+export function connectClient(b: RunningBroker, clientId: string, clean = true): Promise<MqttClient> {
+  const m = mqttConnect(credentials(b, clientId, clean))
   return new Promise((resolve, reject) => {
     m.once('connect', () => resolve(m))
     m.once('error', reject)

@@ -1,7 +1,7 @@
 /**
  * The one place edgemq reaches past aedes' public API. Checked against aedes 1.2.0
- * (node_modules/aedes/lib/client.js, lib/handlers/subscribe.js, aedes.js); re-check these
- * accessors when upgrading aedes.
+ * (node_modules/aedes/lib/client.js, lib/handlers/subscribe.js, aedes.js) and
+ * aedes-persistence-level 9.2.0 (its key layout); re-check these accessors when upgrading either.
  */
 import type { EventEmitter } from 'node:events'
 
@@ -14,6 +14,8 @@ export interface AedesPersistence {
   addSubscriptions(client: { id: string }, subs: { topic: string; qos: number }[]): Promise<void>
   removeSubscriptions(client: { id: string }, topics: string[]): Promise<void>
   subscriptionsByClient(client: { id: string }): Promise<{ topic: string; qos: number }[] | null>
+  /** Stored (clean=false) subscriptions with QoS > 0 whose filter matches `topic`. */
+  subscriptionsByTopic(topic: string): Promise<{ clientId: string; topic: string; qos: number }[]>
   outgoingEnqueueCombi(subs: { clientId: string; topic: string; qos: number }[], packet: unknown): Promise<void>
   outgoingStream(client: { id: string }): AsyncIterable<unknown>
   outgoingUpdate(client: { id: string }, packet: unknown): Promise<void>
@@ -38,4 +40,63 @@ export function brokerPersistence(aedes: Aedes): AedesPersistence {
 /** The client connected to this aedes instance under `clientId`, if any. */
 export function connectedClient(aedes: Aedes, clientId: string): Client | undefined {
   return (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId]
+}
+
+/**
+ * The client a key of aedes-persistence-level belongs to: every key but `retained:<topic>` is
+ * `<kind>:<encodeURIComponent(clientId)>` followed by `:…` or nothing (wills).
+ */
+export function levelKeyClient(key: string): string | undefined {
+  const start = key.indexOf(':')
+  if (start < 0 || key.startsWith('retained:')) return undefined
+  const end = key.indexOf(':', start + 1)
+  try {
+    return decodeURIComponent(key.slice(start + 1, end < 0 ? undefined : end))
+  } catch {
+    return undefined
+  }
+}
+
+/** Key ranges of aedes-persistence-level that hold per-client state (all but retained messages). */
+export const LEVEL_CLIENT_RANGES = [{ lt: 'retained:' }, { gte: 'retained;' }] as const
+
+/**
+ * A FIFO with O(1) `shift`: mqemitter (1.x/7.x, checked against node_modules/mqemitter) queues
+ * messages past its concurrency in two arrays and takes each with `Array#shift`, which copies the
+ * whole array once it is large; a QoS0 flood (fan-in) queues tens of thousands and spent most of
+ * its time there (issue 16's profile).
+ */
+class Fifo<T> {
+  private items: (T | undefined)[] = []
+  private head = 0
+
+  get length(): number {
+    return this.items.length - this.head
+  }
+
+  push(x: T): number {
+    this.items.push(x)
+    return this.length
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined
+    const x = this.items[this.head]
+    this.items[this.head++] = undefined
+    // Drop the consumed prefix now and then, so memory stays proportional to what is queued.
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return x
+  }
+}
+
+/** Swaps an in-process mqemitter's overflow queues for O(1) FIFOs (before any message is queued). */
+export function fastMqQueues(mq: object): void {
+  const q = mq as { _messageQueue?: unknown; _messageCallbacks?: unknown }
+  if (Array.isArray(q._messageQueue) && Array.isArray(q._messageCallbacks) && q._messageQueue.length === 0) {
+    q._messageQueue = new Fifo()
+    q._messageCallbacks = new Fifo()
+  }
 }

@@ -21,7 +21,7 @@ import { attachClusterStore, openHub, readStorePointer, type HubContext } from '
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { TwinKey } from '../registry/types.js'
-import { brokerPersistence, connectedClient } from './aedes-internals.js'
+import { brokerPersistence, connectedClient, fastMqQueues } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
@@ -176,7 +176,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       throw err
     }
     const persistence = cluster ? cluster.persistence : await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
-    const mq = opts.mq ?? cluster?.mq ?? mqemitter({ concurrency: 1000, matchEmptyLevels: true })
+    let mq = opts.mq ?? cluster?.mq
+    if (!mq) {
+      mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true })
+      fastMqQueues(mq)
+    }
     // aedes.listen() (persistence setup, first heartbeat) is async; the hooks need the broker, so
     // the broker is made first with a factory for the aedes instance, and aedes listens after.
     let self: EdgeBroker | undefined
@@ -452,7 +456,18 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     if (packet.qos !== 1 || this.cluster) return cb(null)
     // Only a retained message, a persistent session or the bridge keeps a message past a crash;
     // with none of them aedes' own order loses nothing that could have been kept.
-    if (!packet.retain && !this.persistentSessions && !this.bridge.forwardsOut) return cb(null)
+    if (packet.retain || this.bridge.forwardsOut) return this.publishBeforeAck(packet, cb)
+    if (!this.persistentSessions) return cb(null)
+    // A persistent session keeps only what its stored QoS1 filters match (an in-memory trie lookup).
+    brokerPersistence(this.aedes)
+      .subscriptionsByTopic(packet.topic)
+      .then(
+        (subs) => (subs.length > 0 ? this.publishBeforeAck(packet, cb) : cb(null)),
+        () => this.publishBeforeAck(packet, cb),
+      )
+  }
+
+  private publishBeforeAck(packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (this.debugPublish) this.log.debug({ topic: packet.topic, qos: packet.qos, retain: packet.retain, bytes: packet.payload.length }, 'PUBLISH')
     const copy = { cmd: 'publish' as const, topic: packet.topic, payload: packet.payload, qos: 1 as const, retain: packet.retain, dup: false }
     this.aedes.publish(copy, (err) => {

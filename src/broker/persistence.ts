@@ -1,8 +1,8 @@
 /**
  * MQTT persistence: retained messages, persistent sessions (clean=false) and queued QoS1
- * messages. On disk it is aedes-persistence-level over LevelDB (classic-level): each write
- * reaches the OS before it is acknowledged, so `kill -9` of the broker loses nothing
- * acknowledged. In memory for `--in-memory` hubs. A cluster node uses aedes-persistence-redis
+ * messages. On disk it is aedes-persistence-level over LevelDB (classic-level), its writes
+ * grouped into one LevelDB batch per tick (group-commit.ts): each write reaches the OS before it
+ * is acknowledged, so `kill -9` of the broker loses nothing acknowledged. In memory for `--in-memory` hubs. A cluster node uses aedes-persistence-redis
  * instead (`opts.redis`), so every node sees the same sessions, retained messages and queues.
  */
 import { mkdirSync } from 'node:fs'
@@ -19,7 +19,9 @@ import { connectRedis } from '../cluster/redis.js'
 import { queuedMessages, redisQueueBound, type ClusterPresence } from '../cluster/session-queue.js'
 
 import { EdgeMqError } from '../errors.js'
+import { GroupCommitLevel } from './group-commit.js'
 import type { SharedQueue } from './session-store.js'
+import { scanStoredClients, skipStatelessClients } from './stored-clients.js'
 
 export interface PersistenceHandle {
   persistence: unknown
@@ -64,11 +66,13 @@ export async function createPersistence(dir: string | undefined, opts: Persisten
     }
     throw new EdgeMqError(`cannot open the broker persistence in ${dir}: ${cause}`)
   }
+  const stored = await scanStoredClients(db)
+  const grouped = new GroupCommitLevel(db)
+  const persistence = levelPersistence(grouped as never)
+  skipStatelessClients(persistence, stored)
   return {
-    persistence: levelPersistence(db),
+    persistence,
     connections: [],
-    close: async () => {
-      await db.close()
-    },
+    close: () => grouped.close(),
   }
 }

@@ -115,7 +115,8 @@ const publishPolicy: PublishStep = (p) => {
 export const PUBLISH_STEPS: readonly PublishStep[] = [publishSession, publishSize, publishIotHub, publishPolicy]
 
 export function decidePublish(input: PublishInput, limits: PipelineLimits): PublishVerdict {
-  const state: PublishState = { ...input, parsed: parseIotHubTopic(input.topic) }
+  // Built field by field: an object spread here cost ~1 µs per PUBLISH (issue 16's profile).
+  const state: PublishState = { actor: input.actor, origin: input.origin, topic: input.topic, qos: input.qos, payloadBytes: input.payloadBytes, parsed: parseIotHubTopic(input.topic) }
   for (const step of PUBLISH_STEPS) {
     const v = step(state, limits)
     if (v) return v
@@ -175,6 +176,9 @@ export function decideSubscribe(input: SubscribeInput): SubscribeVerdict {
 
 export type ForwardVerdict = Verdict<string>
 
+/** One shared verdict for the common case: no allocation per delivery (fan-out). */
+const FORWARD_ALLOWED: ForwardVerdict = Object.freeze({ kind: 'allow', step: 'policy' })
+
 /**
  * A message about to be written to a client (live, or replayed from a persistent session's queue
  * after a reconnect or a crash): re-checked against the policy in force now.
@@ -189,5 +193,5 @@ export function decideForward(actor: Actor | undefined, clientId: string, topic:
   if (topic.charCodeAt(0) === 36 /* $ */) return deny('iothub', `${topic} is a $ topic`)
   if (!actor || !actor.authz) return deny('session', 'no session')
   const d = actor.authz.decideSubscribe(topic)
-  return d.decision === 'allow' ? { kind: 'allow', step: 'policy' } : deny('policy', d.reason)
+  return d.decision === 'allow' ? FORWARD_ALLOWED : deny('policy', d.reason)
 }

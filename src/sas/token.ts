@@ -5,7 +5,7 @@
  *
  * String to sign = `<URL-encoded resource>\n<se>`, HMAC-SHA256 keyed with the base64-DECODED key.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
 
 import { EdgeMqError } from '../errors.js'
 
@@ -40,8 +40,24 @@ export function nowSecs(): number {
   return Math.floor(Date.now() / 1000)
 }
 
+/** Decoded keys by their base64 text: a broker verifies the same few keys on every CONNECT. */
+const keyObjects = new Map<string, KeyObject | Buffer>()
+const MAX_KEYS = 10_000
+
+function keyObject(keyBase64: string): KeyObject | Buffer {
+  let k = keyObjects.get(keyBase64)
+  if (k === undefined) {
+    if (keyObjects.size >= MAX_KEYS) keyObjects.clear()
+    const raw = Buffer.from(keyBase64, 'base64')
+    // An empty key cannot make a KeyObject; HMAC over an empty key is still defined.
+    k = raw.length > 0 ? createSecretKey(raw) : raw
+    keyObjects.set(keyBase64, k)
+  }
+  return k
+}
+
 export function sign(stringToSign: string, keyBase64: string): string {
-  return createHmac('sha256', Buffer.from(keyBase64, 'base64')).update(stringToSign, 'utf8').digest('base64')
+  return createHmac('sha256', keyObject(keyBase64)).update(stringToSign, 'utf8').digest('base64')
 }
 
 export interface BuildSasOptions {
@@ -154,12 +170,14 @@ export function verifySasToken(fields: SasFields, keys: readonly string[], opts:
   if (!opts.acceptedResources.some((r) => r.toLowerCase() === res)) {
     return { ok: false, failure: 'resource', reason: `token is for "${fields.resource}", expected "${opts.acceptedResources[0]}"` }
   }
-  let keyIndex = -1
-  for (const [i, key] of keys.entries()) {
-    if (!key) continue
-    for (const sr of srVariants(fields.sr)) {
-      if (constantTimeEqualStr(sign(`${sr}\n${fields.se}`, key), fields.sig) && keyIndex < 0) keyIndex = i
-    }
+  // The sr as sent first, each key in order; the other escapings only when that fails. Which key
+  // or escaping matched is no secret, so stopping at the first match leaks nothing.
+  const matches = (sr: string) => keys.findIndex((key) => key !== '' && constantTimeEqualStr(sign(`${sr}\n${fields.se}`, key), fields.sig))
+  let keyIndex = matches(fields.sr)
+  for (const sr of keyIndex < 0 ? srVariants(fields.sr) : []) {
+    if (sr === fields.sr) continue
+    keyIndex = matches(sr)
+    if (keyIndex >= 0) break
   }
   if (keyIndex < 0) return { ok: false, failure: 'signature', reason: 'signature does not match primary or secondary key' }
   if (fields.se + skew < now) {
