@@ -17,6 +17,10 @@ import { LineLog, type WaitForLogOptions } from './log.js'
 export interface TestHub {
   hub: Hub
   ports: { mqtt: number; mqtts: number; control: number; rest?: number }
+  /** The hub CA file (an on-disk hub; '' in memory). */
+  caFile: string
+  /** The broker is still serving (in place of a child's exit code: nothing restarted it). */
+  running(): boolean
   /** Everything the broker logged so far (JSON lines). */
   logs(): string
   /** The current end of the log, for `waitForLog(re, { since })`. */
@@ -43,6 +47,8 @@ export async function startTestHub(opts: Omit<StartHubOptions, 'logger' | 'logLe
   return {
     hub,
     ports: { mqtt: ports.mqtt ?? 0, mqtts: ports.mqtts ?? 0, control: ports.control, rest: ports.rest },
+    caFile: hub.caFile ?? '',
+    running: () => !hub.broker.aedes.closed,
     logs: () => log.text(),
     mark: () => log.mark(),
     waitForLog: (re, o) => log.waitFor(re, o),
