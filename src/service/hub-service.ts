@@ -6,13 +6,13 @@
  */
 import { serviceTwinView } from './twin-view.js'
 import type { HubContext } from '../config/home.js'
-import { BrokerUnreachableError, NotFoundError } from '../errors.js'
-import { parseLenientJson } from '../policy/index.js'
+import { BrokerUnreachableError, NotFoundError, UsageError } from '../errors.js'
+import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { serviceTwinJson, updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
 import { parsePropsFlag } from '../iothub/index.js'
 import { ControlClient } from './control-client.js'
-import { readDocument } from './edgehub.js'
+import { readDocument, setEdgeHubDesired } from './edgehub.js'
 
 function path(key: TwinKey, suffix = ''): string {
   const base = `/twins/${encodeURIComponent(key.deviceId)}`
@@ -42,7 +42,20 @@ export class HubService {
     return serviceTwinView(this.ctx, key)
   }
 
+  /**
+   * A service twin update. On this hub's `$edgeHub` module twin the desired part is validated and
+   * stored as `edgemq edgehub set` does (either document shape; exit 2 when invalid).
+   */
   async updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts: { etag?: string; replace?: boolean } = {}): Promise<ServiceTwinJson> {
+    if (key.deviceId === this.ctx.hub.edgeDeviceId && key.moduleId === '$edgeHub' && update.desired !== undefined) {
+      const desired = update.desired
+      if (!isJsonObject(desired)) throw new UsageError('--desired must be a JSON object')
+      const wrapper = desired['$edgeHub']
+      const inner = isJsonObject(wrapper) && isJsonObject(wrapper['properties.desired']) ? (wrapper['properties.desired'] as JsonObject) : desired
+      await setEdgeHubDesired(this.ctx, inner, { replace: opts.replace })
+      if (update.tags === undefined) return this.showTwin(key)
+      update = { tags: update.tags }
+    }
     if (this.control) {
       const body = { ...(update.desired !== undefined ? { properties: { desired: update.desired } } : {}), ...(update.tags !== undefined ? { tags: update.tags } : {}) }
       return this.control.call<ServiceTwinJson>(opts.replace ? 'PUT' : 'PATCH', path(key), body, opts.etag ? { 'if-match': opts.etag } : {})
