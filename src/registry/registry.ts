@@ -147,6 +147,11 @@ export class Registry {
     return d
   }
 
+  /** The device's parent edge device (for its `parentScopes`), if it has one that still exists. */
+  async parentOf(device: DeviceRecord): Promise<DeviceRecord | undefined> {
+    return device.parentId ? this.store.getDevice(device.parentId) : undefined
+  }
+
   listDevices(): Promise<DeviceRecord[]> {
     return this.store.listDevices()
   }

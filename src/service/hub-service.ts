@@ -108,6 +108,17 @@ export interface WireEvent {
   enqueuedTime: string
 }
 
+function globToRegExp(glob: string): RegExp {
+  return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+}
+
+/** `monitor`'s filter: a device id glob (`*`, `?`), an exact module id, an exact output name. */
+export function eventFilter(opts: { device?: string; module?: string; outputName?: string }): (ev: WireEvent) => boolean {
+  const deviceRe = opts.device ? globToRegExp(opts.device) : undefined
+  return (ev) =>
+    (!deviceRe || deviceRe.test(ev.deviceId)) && (opts.module === undefined || ev.moduleId === opts.module) && (opts.outputName === undefined || ev.outputName === opts.outputName)
+}
+
 /** az monitor-events' JSON shape for one event. */
 export function monitorView(ev: WireEvent, opts: { props?: boolean }) {
   const raw = Buffer.from(ev.payload, 'base64')
