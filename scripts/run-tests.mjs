@@ -48,10 +48,14 @@ if (files.length === 0) {
 }
 
 // The official Azure IoT SDKs always dial port 8883, so every sdk-*.test.ts starts its broker
-// there: those files run one after another, after the others (which run two at a time).
+// there: those files run one after another, after the others. Unit files (in-process, mostly
+// waiting on sockets) run four at a time; end-to-end files (CLI and broker child processes, which
+// are CPU-bound at start-up) two at a time, so a loaded 2-core machine does not time them out.
 const isSdk = (f) => /(^|[\\/])sdk-[^\\/]*\.test\.ts$/.test(f)
+const isUnit = (f) => /(^|[\\/])unit[\\/]/.test(f)
 const groups = [
-  { files: files.filter((f) => !isSdk(f)), concurrency: 2 },
+  { files: files.filter(isUnit), concurrency: 4 },
+  { files: files.filter((f) => !isUnit(f) && !isSdk(f)), concurrency: 2 },
   { files: files.filter(isSdk), concurrency: 1 },
 ].filter((g) => g.files.length > 0)
 

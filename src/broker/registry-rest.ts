@@ -13,8 +13,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ConflictError, NotFoundError, PreconditionFailedError, UsageError, withWireCode } from '../errors.js'
 import { deviceScope, deviceView, moduleView } from '../registry/views.js'
 import type { AuthType, DeviceRecord, IdentityStatus, ModuleRecord } from '../registry/types.js'
-import { newEtag } from '../registry/twin-record.js'
-import { validateKey } from '../registry/validate.js'
 import type { ServiceHost } from './host.js'
 import type { ServiceRight } from '../registry/rights.js'
 
@@ -150,17 +148,7 @@ export function registryRoutes(broker: ServiceHost, io: RestIo): RestRoute[] {
     }
     if (!existing) throw moduleNotFound(deviceId, moduleId)
     checkEtag(ifMatch, existing.etag, `module '${deviceId}/${moduleId}'`)
-    const next: ModuleRecord = {
-      ...existing,
-      primaryKey: keys.primaryKey ?? existing.primaryKey,
-      secondaryKey: keys.secondaryKey ?? existing.secondaryKey,
-      ...(str(body.managedBy) ? { managedBy: str(body.managedBy) } : {}),
-      etag: newEtag(),
-      updatedAt: new Date().toISOString(),
-    }
-    if (keys.primaryKey) validateKey(keys.primaryKey, 'primary')
-    if (keys.secondaryKey) validateKey(keys.secondaryKey, 'secondary')
-    await store.putModule(next)
+    const next = await registry.updateModule(deviceId, moduleId, { primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey, managedBy: str(body.managedBy) })
     io.send(res, 200, moduleJson(next))
   }
 

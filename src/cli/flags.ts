@@ -5,8 +5,12 @@ import { UsageError } from '../errors.js'
 
 export const hubNameFlag = Flags.string({ char: 'n', aliases: ['hub-name'], summary: 'IoT Hub name (must be the local hub; az parity).' })
 
-export const deviceFlag = Flags.string({ char: 'd', aliases: ['device-id'], summary: 'Device id (az: -d/--device-id).' })
-export const moduleFlag = Flags.string({ char: 'm', aliases: ['module-id'], summary: 'Module id (az: -m/--module-id).' })
+/** -d/--device (az: --device-id), with a command's own summary. */
+export const deviceFlagWith = (summary: string) => Flags.string({ char: 'd', aliases: ['device-id'], summary })
+/** -m/--module (az: --module-id), with a command's own summary. */
+export const moduleFlagWith = (summary: string) => Flags.string({ char: 'm', aliases: ['module-id'], summary })
+export const deviceFlag = deviceFlagWith('Device id (az: -d/--device-id).')
+export const moduleFlag = moduleFlagWith('Module id (az: -m/--module-id).')
 
 export const deviceArg = Args.string({ description: 'Device id (or -d/--device-id).', required: false })
 export const moduleArg = Args.string({ description: 'Module id (or -m/--module-id).', required: false })

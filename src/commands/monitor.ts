@@ -1,12 +1,9 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../cli/base.js'
+import { deviceFlagWith, hubNameFlag, moduleFlagWith } from '../cli/flags.js'
 import { TimeoutError } from '../errors.js'
-import { HubService, monitorView, type WireEvent } from '../service/hub-service.js'
-
-function globToRegExp(glob: string): RegExp {
-  return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
-}
+import { eventFilter, HubService, monitorView, type WireEvent } from '../service/hub-service.js'
 
 export default class Monitor extends BaseCommand<typeof Monitor> {
   static summary = 'Stream telemetry that reaches $upstream (like az iot hub monitor-events), or a module\'s outputs.'
@@ -19,13 +16,13 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     '<%= config.bin %> monitor --module filter --output-name alerts',
   ]
   static flags = {
-    device: Flags.string({ char: 'd', aliases: ['device-id'], summary: 'Only this device (glob: * and ?).' }),
-    module: Flags.string({ char: 'm', aliases: ['module-id'], summary: 'Only this module; with --output-name, shows the module\'s outputs.' }),
+    device: deviceFlagWith('Only this device (glob: * and ?).'),
+    module: moduleFlagWith('Only this module; with --output-name, shows the module\'s outputs.'),
     'output-name': Flags.string({ summary: 'Show what the module sends on this output (needs --module).' }),
     props: Flags.boolean({ aliases: ['properties'], summary: 'Include system and application properties.' }),
     timeout: Flags.integer({ aliases: ['to'], summary: 'Stop after this many seconds (0 = never).', default: 300, min: 0 }),
     'message-count': Flags.integer({ aliases: ['mc'], summary: 'Stop after this many events.', min: 1 }),
-    'hub-name': Flags.string({ char: 'n', summary: 'IoT Hub name (must be the local hub).' }),
+    'hub-name': hubNameFlag,
     y: Flags.boolean({ char: 'y', summary: 'Accepted for az parity (no prompts here).', hidden: true }),
   }
 
@@ -33,7 +30,7 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     const f = this.flags
     await this.checkHubName(f['hub-name'])
     const svc = new HubService(await this.hub())
-    const deviceRe = f.device ? globToRegExp(f.device) : undefined
+    const wanted = eventFilter({ device: f.device, module: f.module, outputName: f['output-name'] })
     const outputs = f['output-name'] !== undefined
     const ac = new AbortController()
     let seen = 0
@@ -44,9 +41,7 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     await svc.streamEvents(
       outputs ? 'output' : 'event',
       (ev: WireEvent) => {
-        if (deviceRe && !deviceRe.test(ev.deviceId)) return
-        if (f.module && ev.moduleId !== f.module) return
-        if (outputs && ev.outputName !== f['output-name']) return
+        if (!wanted(ev)) return
         if (this.debugEnabled && ev.routedTo) {
           this.logToStderr(`debug: ${ev.deviceId}/${ev.moduleId ?? ''} output "${ev.outputName ?? ''}" routed to ${ev.routedTo.length > 0 ? ev.routedTo.join(', ') : 'nothing (no route matched)'}`)
         }

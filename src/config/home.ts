@@ -8,11 +8,11 @@
  *   store.json    only for a hub on Redis (`hub init --store redis://…`): {url, hub}; then the
  *                 registry and MQTT state live in Redis and every command with this home goes there
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 
-import { EdgeMqError } from '../errors.js'
+import { EdgeMqError, NotFoundError } from '../errors.js'
 import { generateKey, Registry } from '../registry/registry.js'
 import { RedisStore } from '../registry/redis-store.js'
 import { SqliteStore } from '../registry/sqlite-store.js'
@@ -56,6 +56,15 @@ export function homePaths(home: string): HomePaths {
 }
 
 /** Creates the home 0700 (secrets live in it); a file in the way gets a clear error. */
+/** Copies the parent hub's root CA into `<home>/pki/upstream-ca.pem` (for `hub set-upstream --ca`); returns its path. */
+export function installUpstreamCa(paths: HomePaths, source: string): string {
+  if (!existsSync(source)) throw new NotFoundError(`CA file "${source}" not found`)
+  mkdirSync(paths.pki, { recursive: true, mode: 0o700 })
+  const caFile = join(paths.pki, 'upstream-ca.pem')
+  copyFileSync(source, caFile)
+  return caFile
+}
+
 export function ensureHomeDir(home: string): void {
   try {
     if (existsSync(home)) {

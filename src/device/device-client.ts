@@ -135,7 +135,11 @@ export class DeviceClient {
   }
 
   /** Answers direct methods with the handler's status and payload. */
-  async onMethod(handler: (req: MethodRequest) => Promise<{ status: number; payload: unknown }> | { status: number; payload: unknown }): Promise<void> {
+  /** Answers direct methods with `handler`; `answered` is called once an answer has been written to the broker. */
+  async onMethod(
+    handler: (req: MethodRequest) => Promise<{ status: number; payload: unknown }> | { status: number; payload: unknown },
+    answered?: (req: MethodRequest) => void,
+  ): Promise<void> {
     this.mqtt.on('message', (topic, payload) => {
       const t = parseIotHubTopic(topic)
       if (t.kind !== 'method-request') return
@@ -145,9 +149,13 @@ export class DeviceClient {
       } catch {
         body = payload.toString('utf8')
       }
-      void Promise.resolve(handler({ name: t.methodName, payload: body }))
+      const req = { name: t.methodName, payload: body }
+      void Promise.resolve()
+        .then(() => handler(req))
         .catch((err: unknown) => ({ status: 500, payload: { error: (err as Error).message } }))
         .then((r) => this.publish(formatMethodResponseTopic(r.status, t.rid), JSON.stringify(r.payload ?? null), 0))
+        .then(() => answered?.(req))
+        .catch(() => undefined) // the connection is gone: nothing to answer on
     })
     await this.subscribe('$iothub/methods/POST/#')
   }

@@ -50,6 +50,8 @@ export interface StartHubOptions {
   logger?: Logger
   /** aedes' heartbeat in ms (default 60 s); orphaned wills of a crashed broker go out after ~4×. */
   heartbeatIntervalMs?: number
+  /** SAS clock skew tolerance in seconds (default 300, as `broker start --clock-skew`). */
+  clockSkewSecs?: number
 }
 
 export type DeviceTarget = string | TwinKey
@@ -155,6 +157,7 @@ export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
       logLevel: opts.logLevel ?? 'silent',
       ...(opts.logger ? { logger: opts.logger } : {}),
       ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
+      ...(opts.clockSkewSecs !== undefined ? { clockSkewSecs: opts.clockSkewSecs } : {}),
       writeRuntimeFile: !inMemory,
     })
   } catch (err) {

@@ -15,6 +15,7 @@ import type { HubContext } from '../config/home.js'
 import { deviceView, moduleView } from './views.js'
 import type { AuthType, IdentityStatus, TwinRecord } from './types.js'
 import { etagFor } from '../twin/twin.js'
+import { writeFileAtomicSync } from '../util/fs.js'
 
 export const EXPORT_VERSION = 1
 
@@ -110,6 +111,18 @@ function authOf(d: Json, path: string) {
  * Imports an export (or an az device list) into the hub. Existing devices are updated (keys, status,
  * parent, twins); the hub's own edge device is kept and its modules/twins merged.
  */
+/** The export as `hub export` prints it: JSON, 2-space indented, with a final newline. */
+export function exportJson(doc: HubExport): string {
+  return JSON.stringify(doc, null, 2) + '\n'
+}
+
+/** Writes the hub's export to `file`: atomically, mode 0600 (it holds keys). */
+export async function exportHubToFile(ctx: HubContext, file: string): Promise<{ file: string; devices: number }> {
+  const doc = await exportHub(ctx)
+  writeFileAtomicSync(file, exportJson(doc), 0o600)
+  return { file, devices: doc.devices.length }
+}
+
 export async function importHub(ctx: HubContext, doc: unknown): Promise<ImportResult> {
   const { registry, store, hub } = ctx
   let devices: DeviceJson[]

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { NotFoundError, UsageError } from '../errors.js'
 import { buildSasToken, deviceResource } from '../sas/index.js'
 import { newEtag } from './twin-record.js'
-import type { AuthType, DeviceRecord, HubRecord, IdentityStatus, ModuleRecord, Store } from './types.js'
+import type { AuthType, DeviceRecord, HubRecord, IdentityStatus, ModuleRecord, Store, UpstreamSettings } from './types.js'
 import { normalizeThumbprintInput, validateDeviceId, validateKey, validateModuleId } from './validate.js'
 
 export function generateKey(): string {
@@ -56,6 +56,14 @@ export interface CreateModuleInput {
   primaryKey?: string
   secondaryKey?: string
   managedBy?: string
+}
+
+export interface UpdateModuleInput {
+  primaryKey?: string
+  secondaryKey?: string
+  managedBy?: string
+  /** If-Match: the module's current etag, or '*'. */
+  etag?: string
 }
 
 export type Identity = { device: DeviceRecord; module?: ModuleRecord }
@@ -139,6 +147,11 @@ export class Registry {
     return d
   }
 
+  /** The device's parent edge device (for its `parentScopes`), if it has one that still exists. */
+  async parentOf(device: DeviceRecord): Promise<DeviceRecord | undefined> {
+    return device.parentId ? this.store.getDevice(device.parentId) : undefined
+  }
+
   listDevices(): Promise<DeviceRecord[]> {
     return this.store.listDevices()
   }
@@ -217,6 +230,31 @@ export class Registry {
   async listModules(deviceId: string): Promise<ModuleRecord[]> {
     await this.getDevice(deviceId)
     return this.store.listModules(deviceId)
+  }
+
+  /** New keys (validated) and/or `managedBy`; a new etag. */
+  async updateModule(deviceId: string, moduleId: string, patch: UpdateModuleInput): Promise<ModuleRecord> {
+    const m = await this.getModule(deviceId, moduleId)
+    if (patch.etag && patch.etag !== '*' && patch.etag !== m.etag) {
+      throw new UsageError(`etag "${patch.etag}" does not match the module's current etag "${m.etag}"`, 'show the module again and retry with its etag')
+    }
+    const next: ModuleRecord = {
+      ...m,
+      ...credentials('sas', { primaryKey: patch.primaryKey ?? m.primaryKey, secondaryKey: patch.secondaryKey ?? m.secondaryKey }),
+      ...(patch.managedBy ? { managedBy: patch.managedBy } : {}),
+      etag: newEtag(),
+      updatedAt: now(),
+    }
+    await this.store.putModule(next)
+    return next
+  }
+
+  /** The parent hub that `$upstream` means (nested edge), or none (`null`). A running broker picks it up from the store. */
+  async setUpstream(upstream: UpstreamSettings | null): Promise<HubRecord> {
+    return this.store.updateHub((h) => {
+      const { upstream: _old, ...rest } = h
+      return upstream ? { ...rest, upstream } : rest
+    })
   }
 
   async deleteModule(deviceId: string, moduleId: string): Promise<void> {

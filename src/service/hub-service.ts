@@ -8,13 +8,13 @@ import { statSync } from 'node:fs'
 
 import { serviceTwinView } from './twin-view.js'
 import type { HubContext } from '../config/home.js'
-import { BrokerUnreachableError, NotFoundError } from '../errors.js'
-import { parseLenientJson } from '../policy/index.js'
+import { BrokerUnreachableError, NotFoundError, UsageError } from '../errors.js'
+import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { serviceTwinJson, updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
 import { parsePropsFlag } from '../iothub/index.js'
 import { ControlClient } from './control-client.js'
-import { readDocument } from './edgehub.js'
+import { readDocument, setEdgeHubDesired } from './edgehub.js'
 
 function path(key: TwinKey, suffix = ''): string {
   const base = `/twins/${encodeURIComponent(key.deviceId)}`
@@ -67,7 +67,20 @@ export class HubService {
     return serviceTwinView(this.ctx, key)
   }
 
+  /**
+   * A service twin update. On this hub's `$edgeHub` module twin the desired part is validated and
+   * stored as `edgemq edgehub set` does (either document shape; exit 2 when invalid).
+   */
   async updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts: { etag?: string; replace?: boolean } = {}): Promise<ServiceTwinJson> {
+    if (key.deviceId === this.ctx.hub.edgeDeviceId && key.moduleId === '$edgeHub' && update.desired !== undefined) {
+      const desired = update.desired
+      if (!isJsonObject(desired)) throw new UsageError('--desired must be a JSON object')
+      const wrapper = desired['$edgeHub']
+      const inner = isJsonObject(wrapper) && isJsonObject(wrapper['properties.desired']) ? (wrapper['properties.desired'] as JsonObject) : desired
+      await setEdgeHubDesired(this.ctx, inner, { replace: opts.replace })
+      if (update.tags === undefined) return this.showTwin(key)
+      update = { tags: update.tags }
+    }
     if (this.control) {
       const body = { ...(update.desired !== undefined ? { properties: { desired: update.desired } } : {}), ...(update.tags !== undefined ? { tags: update.tags } : {}) }
       return this.control.call<ServiceTwinJson>(opts.replace ? 'PUT' : 'PATCH', path(key), body, opts.etag ? { 'if-match': opts.etag } : {})
@@ -120,6 +133,17 @@ export interface WireEvent {
   systemProperties: Record<string, string>
   payload: string
   enqueuedTime: string
+}
+
+function globToRegExp(glob: string): RegExp {
+  return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+}
+
+/** `monitor`'s filter: a device id glob (`*`, `?`), an exact module id, an exact output name. */
+export function eventFilter(opts: { device?: string; module?: string; outputName?: string }): (ev: WireEvent) => boolean {
+  const deviceRe = opts.device ? globToRegExp(opts.device) : undefined
+  return (ev) =>
+    (!deviceRe || deviceRe.test(ev.deviceId)) && (opts.module === undefined || ev.moduleId === opts.module) && (opts.outputName === undefined || ev.outputName === opts.outputName)
 }
 
 /** az monitor-events' JSON shape for one event. */

@@ -4,36 +4,31 @@
  * SAS token expires.
  */
 import assert from 'node:assert/strict'
-import { resolve } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
 import { buildSasToken, deviceResource } from '../../src/sas/index.js'
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
+import { runCli, tempHome } from '../helpers/cli.js'
+import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { closed, connackCode, connect } from '../helpers/mqtt.js'
-import type { deviceView } from '../../src/registry/views.js'
+import { SEED_FIXTURES } from '../helpers/paths.js'
 
-const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
-
-type DeviceJson = ReturnType<typeof deviceView>
+const POLICY = join(SEED_FIXTURES, 'seed-policy-pubsub.json')
 
 describe('broker: live registry changes and token expiry', () => {
   const home = tempHome()
-  let broker: BrokerProc
+  // The broker runs in this process, on disk; the changes come from `edgemq` child processes.
+  let broker: TestHub
   const keys = new Map<string, string>()
 
   const token = (deviceId: string, opts: { expiry?: number } = {}) =>
     buildSasToken({ resource: deviceResource('edgemq', deviceId), key: keys.get(deviceId) as string, ...(opts.expiry ? { expiry: opts.expiry } : { durationSecs: 3600 }) })
 
   before(async () => {
-    for (const d of ['to-disable', 'to-delete', 'short']) {
-      const r = await runCli(['device', 'create', d], { home })
-      assert.equal(r.code, 0, r.stderr)
-      keys.set(d, jsonOf<DeviceJson>(r).authentication.symmetricKey.primaryKey as string)
-    }
-    const p = await runCli(['edgehub', 'set', POLICY], { home })
-    assert.equal(p.code, 0, p.stderr)
-    broker = await startBroker(home, ['--clock-skew', '0'])
+    broker = await startTestHub({ inMemory: false, home, clockSkewSecs: 0, ports: { mqtts: null, rest: null } })
+    for (const d of ['to-disable', 'to-delete', 'short']) keys.set(d, (await broker.hub.createDevice(d)).primaryKey as string)
+    await broker.hub.setEdgeHub(readFileSync(POLICY, 'utf8'))
   })
 
   after(async () => {

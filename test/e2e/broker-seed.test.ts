@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
-import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { closed, collect, connect, runProc } from '../helpers/mqtt.js'
 
@@ -18,7 +18,7 @@ const PUB_USER = 'edgemq.azure-devices.net/pub_client/?api-version=2018-06-30'
 
 describe('broker: the seed, verbatim', () => {
   const home = tempHome()
-  let broker: BrokerProc
+  let broker: TestHub
   let subSas = ''
   let pubSas = ''
 
@@ -31,7 +31,7 @@ describe('broker: the seed, verbatim', () => {
     const p = await runCli(['edgehub', 'set', POLICY], { home })
     assert.equal(p.code, 0, p.stderr)
     // --log-level debug: the SUBSCRIBE log line tells us the subscriber is ready (no sleeps).
-    broker = await startBroker(home, ['--log-level', 'debug'])
+    broker = await startTestHub({ inMemory: false, home, logLevel: 'debug' })
     const [s, q] = await Promise.all([runCli(['sas', '--device', 'sub_client', '--raw'], { home }), runCli(['sas', '--device', 'pub_client', '--raw'], { home })])
     assert.equal(s.code, 0, s.stderr)
     assert.equal(q.code, 0, q.stderr)

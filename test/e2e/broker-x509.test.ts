@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
+import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { cliOk, jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { connackCode, iothubUsername, runProc } from '../helpers/mqtt.js'
 
@@ -24,7 +24,7 @@ describe('broker: X.509 authentication', () => {
   const home = tempHome()
   const certs = join(home, 'test-certs')
   const other = join(home, 'other-certs')
-  let broker: BrokerProc
+  let broker: TestHub
   let thumb: CertResult // t1: x509-thumbprint, registered by `cert device --register` (SHA-256)
   let thumbSha1: CertResult // t2: x509-thumbprint, registered by `device create --primary-thumbprint <sha1>`
   let caDev: CertResult // c1: x509-ca, issued by the hub CA
@@ -42,7 +42,7 @@ describe('broker: X.509 authentication', () => {
     foreign = jsonOf<CertResult>(await cli(['cert', 'device', '--device', 'c1', '--self-signed', '--out', other]))
     // A module on the thumbprint device: modules authenticate with SAS only.
     await cli(['module', 'create', 'm1', '--device', 't1'])
-    broker = await startBroker(home)
+    broker = await startTestHub({ inMemory: false, home })
     ca = readFileSync(broker.caFile, 'utf8')
   })
 

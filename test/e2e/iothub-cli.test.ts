@@ -10,13 +10,13 @@ import { after, before, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { cliJson, runCli, tempHome } from '../helpers/cli.js'
 import { rawDevice, rawProbe, type RunningMonitor, setupHub, startMonitor } from '../helpers/raw-mqtt.js'
 import type { ServiceTwinJson, TwinResponseBody } from '../../src/twin/types.js'
 
 const home = tempHome()
-let broker: BrokerProc
+let broker: TestHub
 let probe: MqttClient
 let monitor: RunningMonitor
 
@@ -29,7 +29,7 @@ function subscribed(clientId: string, filter: RegExp): Promise<string> {
 
 before(async () => {
   await setupHub(home, ['cdev', 'cdev2', 'cprobe', 'edge-gateway/cmod'])
-  broker = await startBroker(home, ['--log-level', 'debug'])
+  broker = await startTestHub({ inMemory: false, home, logLevel: 'debug' })
   probe = await rawDevice(home, broker, 'cprobe')
   monitor = await startMonitor(home, ['-d', 'c*'], rawProbe(probe, 'cprobe'))
 })

@@ -10,18 +10,18 @@ import { after, before, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { cliJson, runCli, tempHome } from '../helpers/cli.js'
 import { closed, subscribeOk } from '../helpers/mqtt.js'
 import { rawDevice, setupHub, twinRequest } from '../helpers/raw-mqtt.js'
 
 const home = tempHome()
-let broker: BrokerProc
+let broker: TestHub
 let dev: MqttClient
 
 /** A fresh client connects and is answered: the broker survived whatever came before. */
 async function assertServing(): Promise<void> {
-  assert.equal(broker.proc.exitCode, null, 'the broker exited')
+  assert.ok(broker.running(), 'the broker stopped')
   const fresh = await rawDevice(home, broker, 'efresh')
   try {
     await subscribeOk(fresh, '$iothub/twin/res/#')
@@ -41,7 +41,7 @@ function nested(n: number): Record<string, unknown> {
 
 before(async () => {
   await setupHub(home, ['edev', 'eoff', 'eslow', 'eq2', 'efresh'])
-  broker = await startBroker(home)
+  broker = await startTestHub({ inMemory: false, home })
   dev = await rawDevice(home, broker, 'edev')
   await subscribeOk(dev, '$iothub/twin/res/#')
 })

@@ -9,14 +9,14 @@ import { after, before, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { cliJson, runCli, tempHome } from '../helpers/cli.js'
 import { nextMessage, subscribeGranted, subscribeOk } from '../helpers/mqtt.js'
 import { rawDevice, recordAll, setupHub, twinRequest } from '../helpers/raw-mqtt.js'
 import type { Received } from '../helpers/mqtt.js'
 
 const home = tempHome()
-let broker: BrokerProc
+let broker: TestHub
 let a: MqttClient
 let b: MqttClient
 let aGot: Received[]
@@ -27,7 +27,7 @@ before(async () => {
     cliJson(home, ['twin', 'update', '--device', 'iso-a', '--desired', '{"owner": "a"}']),
     cliJson(home, ['twin', 'update', '--device', 'iso-b', '--desired', '{"owner": "b"}']),
   ])
-  broker = await startBroker(home)
+  broker = await startTestHub({ inMemory: false, home })
   ;[a, b] = await Promise.all([rawDevice(home, broker, 'iso-a'), rawDevice(home, broker, 'iso-b')])
   for (const c of [a, b]) {
     const id = c.options.clientId as string

@@ -11,14 +11,14 @@ import { after, before, test } from 'node:test'
 import type { MqttClient } from 'mqtt'
 
 import { parseIotHubTopic } from '../../src/iothub/index.js'
-import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { cliJson, runCli, tempHome } from '../helpers/cli.js'
 import { nextMessage, subscribeOk } from '../helpers/mqtt.js'
 import { cliSas, rawDevice, rawProbe, type RunningMonitor, setupHub, startMonitor, twinRequest } from '../helpers/raw-mqtt.js'
 import type { ServiceTwinJson, TwinResponseBody } from '../../src/twin/types.js'
 
 const home = tempHome()
-let broker: BrokerProc
+let broker: TestHub
 let dev: MqttClient
 let mod: MqttClient
 let monitor: RunningMonitor
@@ -26,7 +26,7 @@ let monitor: RunningMonitor
 
 before(async () => {
   await setupHub(home, ['wdev', 'edge-gateway/wmod', 'edge-gateway/wmod2'])
-  broker = await startBroker(home)
+  broker = await startTestHub({ inMemory: false, home })
   // Passwords exactly as a user gets them: `edgemq sas --device … [--module …] --raw`.
   const [devSas, modSas] = await Promise.all([cliSas(home, 'wdev'), cliSas(home, 'edge-gateway/wmod')])
   ;[dev, mod] = await Promise.all([rawDevice(home, broker, 'wdev', devSas), rawDevice(home, broker, 'edge-gateway/wmod', modSas)])

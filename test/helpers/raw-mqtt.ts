@@ -18,7 +18,6 @@ import type { MqttClient } from 'mqtt'
 
 import { openHub } from '../../src/config/home.js'
 import { defaultPolicyDocument, setEdgeHubDesired } from '../../src/service/edgehub.js'
-import type { BrokerProc } from './broker.js'
 import { BIN, cliOk } from './cli.js'
 import { connect, HUB_HOST, iothubUsername, nextMessage, SDK_API_VERSION, type Received } from './mqtt.js'
 
@@ -61,7 +60,7 @@ export async function sasOf(home: string, clientId: string): Promise<string> {
 }
 
 /** A plain MQTT.js client connected as `clientId` (device or `device/module`) on the plain port. */
-export async function rawDevice(home: string, broker: BrokerProc, clientId: string, password?: string): Promise<MqttClient> {
+export async function rawDevice(home: string, broker: { ports: { mqtt: number } }, clientId: string, password?: string): Promise<MqttClient> {
   return connect({ port: broker.ports.mqtt, clientId, username: iothubUsername(clientId, HUB_HOST, SDK_API_VERSION), password: password ?? (await sasOf(home, clientId)) })
 }
 

@@ -133,3 +133,40 @@ describe('SqliteStore', () => {
     }
   })
 })
+
+describe('Registry.updateModule and Registry.setUpstream', () => {
+  test('updateModule: new validated keys and managedBy, a new etag; a stale etag or a bad key is refused', async () => {
+    const ctx = await memHub()
+    try {
+      await ctx.registry.createDevice({ deviceId: 'd' })
+      const m = await ctx.registry.createModule({ deviceId: 'd', moduleId: 'm' })
+      const key = Buffer.alloc(32, 7).toString('base64')
+      const next = await ctx.registry.updateModule('d', 'm', { primaryKey: key, managedBy: 'iotEdge', etag: m.etag })
+      assert.equal(next.primaryKey, key)
+      assert.equal(next.secondaryKey, m.secondaryKey)
+      assert.equal(next.managedBy, 'iotEdge')
+      assert.notEqual(next.etag, m.etag)
+      assert.deepEqual(await ctx.registry.getModule('d', 'm'), next)
+      await assert.rejects(ctx.registry.updateModule('d', 'm', { etag: m.etag }), UsageError)
+      await assert.rejects(ctx.registry.updateModule('d', 'm', { secondaryKey: 'not base64!' }), UsageError)
+      await assert.rejects(ctx.registry.updateModule('d', 'nope', {}), NotFoundError)
+    } finally {
+      await ctx.close()
+    }
+  })
+
+  test('setUpstream stores the parent and null removes it', async () => {
+    const ctx = await memHub()
+    try {
+      const upstream = { hostName: 'parent.azure-devices.net', gatewayHostName: 'localhost', deviceId: 'child', sharedAccessKey: Buffer.alloc(32).toString('base64'), port: 8884 }
+      const set = await ctx.registry.setUpstream(upstream)
+      assert.equal(set.upstream?.deviceId, 'child')
+      assert.equal((await ctx.store.getHub())?.upstream?.port, 8884)
+      const cleared = await ctx.registry.setUpstream(null)
+      assert.equal('upstream' in cleared, false)
+      assert.equal((await ctx.store.getHub())?.upstream, undefined)
+    } finally {
+      await ctx.close()
+    }
+  })
+})

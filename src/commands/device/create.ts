@@ -46,7 +46,7 @@ export default class DeviceCreate extends BaseCommand<typeof DeviceCreate> {
       status: f.status,
       statusReason: f['status-reason'],
     })
-    const parent = device.parentId ? await registry.store.getDevice(device.parentId) : undefined
+    const parent = await registry.parentOf(device)
     this.print(deviceView(device, parent), { columns: ['deviceId', 'status', 'authentication.type', 'capabilities.iotEdge', 'parentScopes'] })
   }
 }

@@ -16,11 +16,12 @@ export default class DeviceList extends BaseCommand<typeof DeviceList> {
 
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])
-    const { registry, store } = await this.hub()
-    let devices = await registry.listDevices()
+    const { registry } = await this.hub()
+    const all = await registry.listDevices()
+    let devices = all
     if (this.flags.edge) devices = devices.filter((d) => d.edge)
     if (this.flags.top) devices = devices.slice(0, this.flags.top)
-    const byId = new Map((await store.listDevices()).map((d) => [d.deviceId, d]))
+    const byId = new Map(all.map((d) => [d.deviceId, d]))
     this.print(
       devices.map((d) => deviceView(d, d.parentId ? byId.get(d.parentId) : undefined)),
       { columns: ['deviceId', 'status', 'authentication.type', 'capabilities.iotEdge', 'parentScopes'] },

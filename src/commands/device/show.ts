@@ -13,7 +13,7 @@ export default class DeviceShow extends BaseCommand<typeof DeviceShow> {
     await this.checkHubName(this.flags['hub-name'])
     const { registry } = await this.hub()
     const device = await registry.getDevice(pick('device', this.args.deviceId, this.flags.device, '-d/--device'))
-    const parent = device.parentId ? await registry.store.getDevice(device.parentId) : undefined
+    const parent = await registry.parentOf(device)
     this.print(deviceView(device, parent), { columns: ['deviceId', 'status', 'authentication.type', 'capabilities.iotEdge', 'parentScopes'] })
   }
 }

@@ -31,7 +31,7 @@ export default class DeviceUpdate extends BaseCommand<typeof DeviceUpdate> {
   async run(): Promise<void> {
     const f = this.flags
     await this.checkHubName(f['hub-name'])
-    const { registry, store } = await this.hub()
+    const { registry } = await this.hub()
     const device = await registry.updateDevice(pick('device', this.args.deviceId, f.device, '-d/--device'), {
       status: f.status,
       statusReason: f['status-reason'],
@@ -43,7 +43,7 @@ export default class DeviceUpdate extends BaseCommand<typeof DeviceUpdate> {
       edge: f.edge,
       etag: f.etag,
     })
-    const parent = device.parentId ? await store.getDevice(device.parentId) : undefined
+    const parent = await registry.parentOf(device)
     this.print(deviceView(device, parent))
   }
 }

@@ -1,8 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { exportHub } from '../../registry/export.js'
-import { writeFileAtomicSync } from '../../util/fs.js'
+import { exportHub, exportHubToFile, exportJson } from '../../registry/export.js'
 
 export default class HubExport extends BaseCommand<typeof HubExport> {
   static summary = 'Export the registry, twins and the $edgeHub document as one JSON file (a test fixture).'
@@ -14,13 +13,8 @@ export default class HubExport extends BaseCommand<typeof HubExport> {
   }
 
   async run(): Promise<void> {
-    const doc = await exportHub(await this.hub())
-    const text = JSON.stringify(doc, null, 2) + '\n'
-    if (!this.flags.file) {
-      process.stdout.write(text)
-      return
-    }
-    writeFileAtomicSync(this.flags.file, text, 0o600)
-    this.print({ file: this.flags.file, devices: doc.devices.length })
+    const ctx = await this.hub()
+    if (this.flags.file) this.print(await exportHubToFile(ctx, this.flags.file))
+    else process.stdout.write(exportJson(await exportHub(ctx)))
   }
 }

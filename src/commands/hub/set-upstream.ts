@@ -1,10 +1,8 @@
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
-import { join } from 'node:path'
-
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
 import { parseUpstreamConnectionString } from '../../bridge/upstream.js'
+import { installUpstreamCa } from '../../config/home.js'
 import { NotFoundError } from '../../errors.js'
 
 export default class HubSetUpstream extends BaseCommand<typeof HubSetUpstream> {
@@ -26,23 +24,13 @@ export default class HubSetUpstream extends BaseCommand<typeof HubSetUpstream> {
     const f = this.flags
     const ctx = await this.hub()
     if (f.clear) {
-      await ctx.store.updateHub((h) => {
-        const { upstream: _u, ...rest } = h
-        return rest
-      })
+      await ctx.registry.setUpstream(null)
       this.print({ upstream: null })
       return
     }
     if (!f['connection-string']) throw new NotFoundError('missing --connection-string', 'pass the child edge device\'s connection string on the parent, or --clear')
-    let caFile: string | undefined
-    if (f.ca) {
-      if (!existsSync(f.ca)) throw new NotFoundError(`CA file "${f.ca}" not found`)
-      mkdirSync(ctx.paths.pki, { recursive: true, mode: 0o700 })
-      caFile = join(ctx.paths.pki, 'upstream-ca.pem')
-      copyFileSync(f.ca, caFile)
-    }
-    const upstream = parseUpstreamConnectionString(f['connection-string'], { port: f.port, caFile })
-    await ctx.store.updateHub((h) => ({ ...h, upstream }))
+    const upstream = parseUpstreamConnectionString(f['connection-string'], { port: f.port, caFile: f.ca ? installUpstreamCa(ctx.paths, f.ca) : undefined })
+    await ctx.registry.setUpstream(upstream)
     this.print({ upstream: { hostName: upstream.hostName, gatewayHostName: upstream.gatewayHostName, deviceId: upstream.deviceId, port: upstream.port, caFile: upstream.caFile ?? null } })
   }
 }

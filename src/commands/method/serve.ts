@@ -1,10 +1,9 @@
-import { spawnSync } from 'node:child_process'
-
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
 import { deviceFlag, moduleFlag, pick } from '../../cli/flags.js'
 import { DeviceClient } from '../../device/device-client.js'
+import { execMethod } from '../../device/method-exec.js'
 import { parseJsonArg } from '../../service/hub-service.js'
 
 export default class MethodServe extends BaseCommand<typeof MethodServe> {
@@ -32,26 +31,22 @@ export default class MethodServe extends BaseCommand<typeof MethodServe> {
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve())
       process.once('SIGTERM', () => resolve())
-      void client.onMethod((req) => {
-        this.log(JSON.stringify({ method: req.name, payload: req.payload }))
-        let answer = { status: f.status, payload: fixed === undefined ? req.payload : fixed }
-        if (f.exec) {
-          const r = spawnSync('sh', ['-c', f.exec], { input: JSON.stringify(req.payload), env: { ...process.env, EDGEMQ_METHOD: req.name }, encoding: 'utf8' })
-          let out: unknown = r.stdout.trim()
-          try {
-            out = JSON.parse(r.stdout)
-          } catch {
-            /* text answer */
-          }
-          answer = { status: r.status === 0 ? f.status : 500, payload: out }
-        }
-        if (f.count && ++calls >= f.count) setImmediate(resolve)
-        return answer
-      }).then(() => {
-        if (process.stderr.isTTY) this.logToStderr('serving direct methods… (Ctrl-C to stop)')
-      })
+      void client
+        .onMethod(
+          (req) => {
+            this.log(JSON.stringify({ method: req.name, payload: req.payload }))
+            if (f.exec) return execMethod(f.exec, req, f.status)
+            return { status: f.status, payload: fixed === undefined ? req.payload : fixed }
+          },
+          // Stop once the last answer has left (not when it is computed).
+          () => {
+            if (f.count && ++calls >= f.count) resolve()
+          },
+        )
+        .then(() => {
+          if (process.stderr.isTTY) this.logToStderr('serving direct methods… (Ctrl-C to stop)')
+        })
     })
-    await new Promise((r) => setTimeout(r, 50)) // let the last answer leave the socket
     await client.close()
   }
 }

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 
+import { parseAuthType } from '../../cli/auth-type.js'
 import { BaseCommand } from '../../cli/base.js'
 import { deviceFlag, hubNameFlag, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
 import { moduleView } from '../../registry/views.js'
@@ -28,7 +29,8 @@ export default class ModuleCreate extends BaseCommand<typeof ModuleCreate> {
     const m = await registry.createModule({
       deviceId: pick('device', undefined, f.device, '--device'),
       moduleId: pick('module', this.args.moduleId, f.module, '-m/--module'),
-      auth: f.auth === 'sas' || f.auth === 'shared_private_key' ? 'sas' : 'selfSigned',
+      // An unknown value is a usage error; x509 ones are refused by the registry (modules use SAS only).
+      auth: parseAuthType(f.auth),
       primaryKey: f['primary-key'],
       secondaryKey: f['secondary-key'],
     })

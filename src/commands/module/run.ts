@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process'
-
 import { BaseCommand } from '../../cli/base.js'
 import { UsageError } from '../../errors.js'
 import { childEnvironment, moduleEnvironment } from '../../workload/index.js'
+import { runModuleProcess } from '../../workload/run.js'
 import { moduleEnvFlags } from './env.js'
 
 export default class ModuleRun extends BaseCommand<typeof ModuleRun> {
@@ -26,26 +25,7 @@ export default class ModuleRun extends BaseCommand<typeof ModuleRun> {
     const m = await moduleEnvironment(await this.hub(), { deviceId: f.device, moduleId: f.module, mode: f.mode })
     for (const n of m.notes) this.logToStderr(`warning: ${n}`)
 
-    const child = spawn(command[0], command.slice(1), { stdio: 'inherit', env: childEnvironment(process.env, m) })
-    const forward = (sig: NodeJS.Signals) => () => child.kill(sig)
-    const onInt = forward('SIGINT')
-    const onTerm = forward('SIGTERM')
-    process.on('SIGINT', onInt)
-    process.on('SIGTERM', onTerm)
-    const code = await new Promise<number>((resolve, reject) => {
-      child.once('error', (err: NodeJS.ErrnoException) =>
-        reject(err.code === 'ENOENT' ? new UsageError(`command "${command[0]}" not found`, 'check the command after -- (and your PATH)') : err),
-      )
-      child.once('exit', (c, signal) => resolve(c ?? 128 + (signal ? signalNumber(signal) : 1)))
-    }).finally(() => {
-      process.off('SIGINT', onInt)
-      process.off('SIGTERM', onTerm)
-    })
+    const code = await runModuleProcess(command, childEnvironment(process.env, m))
     if (code !== 0) this.exit(code)
   }
-}
-
-function signalNumber(signal: NodeJS.Signals): number {
-  const n: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 }
-  return n[signal] ?? 1
 }

@@ -3,8 +3,6 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base.js'
 import { deviceFlag, hubNameFlag, moduleFlag, pick } from '../../cli/flags.js'
 import { UsageError } from '../../errors.js'
-import { isJsonObject, type JsonObject } from '../../policy/index.js'
-import { setEdgeHubDesired } from '../../service/edgehub.js'
 import { HubService, parseJsonArg } from '../../service/hub-service.js'
 
 export default class TwinUpdate extends BaseCommand<typeof TwinUpdate> {
@@ -35,19 +33,8 @@ export default class TwinUpdate extends BaseCommand<typeof TwinUpdate> {
     const deviceId = pick('device', undefined, f.device, '-d/--device')
     const desired = f.desired === undefined ? undefined : parseJsonArg(f.desired, '--desired')
     const tags = f.tags === undefined ? undefined : parseJsonArg(f.tags, '--tags')
-    if (deviceId === ctx.hub.edgeDeviceId && f.module === '$edgeHub' && desired !== undefined) {
-      if (!isJsonObject(desired)) throw new UsageError('--desired must be a JSON object')
-      // Accept both shapes here too, as `edgehub set` does.
-      const inner = isJsonObject(desired['$edgeHub']) && isJsonObject((desired['$edgeHub'] as JsonObject)['properties.desired']) ? ((desired['$edgeHub'] as JsonObject)['properties.desired'] as JsonObject) : desired
-      await setEdgeHubDesired(ctx, inner, { replace: f.replace })
-    }
     const svc = new HubService(ctx)
     const key = f.module ? { deviceId, moduleId: f.module } : { deviceId }
-    const skipDesired = deviceId === ctx.hub.edgeDeviceId && f.module === '$edgeHub'
-    if (tags !== undefined || (!skipDesired && desired !== undefined)) {
-      this.print(await svc.updateTwin(key, { desired: skipDesired ? undefined : desired, tags }, { etag: f.etag, replace: f.replace }))
-    } else {
-      this.print(await svc.showTwin(key))
-    }
+    this.print(await svc.updateTwin(key, { desired, tags }, { etag: f.etag, replace: f.replace }))
   }
 }

@@ -6,19 +6,17 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { connect as netConnect } from 'node:net'
-import { resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
 import { buildSasToken, deviceResource, parseSasToken } from '../../src/sas/index.js'
-import { startBroker, type BrokerProc } from '../helpers/broker.js'
-import { jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
+import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { closed, collect, connackCode, connect, iothubUsername } from '../helpers/mqtt.js'
-import type { deviceView } from '../../src/registry/views.js'
+import { SEED_FIXTURES } from '../helpers/paths.js'
 
-const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
-
-type DeviceJson = ReturnType<typeof deviceView>
+const POLICY = join(SEED_FIXTURES, 'seed-policy-pubsub.json')
 
 /** Sends raw bytes and resolves with the broker's first reply (or an empty buffer if it just closes). */
 async function rawReply(port: number, bytes: Buffer): Promise<Buffer> {
@@ -34,8 +32,7 @@ async function rawReply(port: number, bytes: Buffer): Promise<Buffer> {
 }
 
 describe('broker: refusals with exact CONNACK codes', () => {
-  const home = tempHome()
-  let broker: BrokerProc
+  let broker: TestHub
   let key = ''
   /** Every token handed to the broker, so the test can check none of their signatures was logged. */
   const sent: string[] = []
@@ -47,15 +44,12 @@ describe('broker: refusals with exact CONNACK codes', () => {
   }
 
   before(async () => {
-    const r = await runCli(['device', 'create', 'd1'], { home })
-    assert.equal(r.code, 0, r.stderr)
-    key = jsonOf<DeviceJson>(r).authentication.symmetricKey.primaryKey as string
-    for (const args of [['device', 'create', 'd2'], ['device', 'create', 'dis', '--status', 'disabled'], ['edgehub', 'set', POLICY]]) {
-      const x = await runCli(args, { home })
-      assert.equal(x.code, 0, x.stderr)
-    }
-    // --clock-skew 0: a token is expired the second its `se` passes.
-    broker = await startBroker(home, ['--clock-skew', '0'])
+    // Clock skew 0: a token is expired the second its `se` passes.
+    broker = await startTestHub({ clockSkewSecs: 0, ports: { mqtts: null, rest: null } })
+    key = (await broker.hub.createDevice('d1')).primaryKey as string
+    await broker.hub.createDevice('d2')
+    await broker.hub.createDevice('dis', { status: 'disabled' })
+    await broker.hub.setEdgeHub(readFileSync(POLICY, 'utf8'))
   })
 
   after(async () => {
@@ -69,12 +63,9 @@ describe('broker: refusals with exact CONNACK codes', () => {
     await broker.waitForLog(/"client":"d1","auth":"sas".*client connected/)
   })
 
-  it('expired token (from `edgemq sas --expiry <past>`) → 4, logged as "expired 12 min ago"', async () => {
+  it('expired token (`edgemq sas --expiry <past>` makes the same: cli-registry) → 4, logged as "expired 12 min ago"', async () => {
     const past = Math.floor(Date.now() / 1000) - 12 * 60
-    const r = await runCli(['sas', '--device', 'd1', '--expiry', String(past), '--raw'], { home })
-    assert.equal(r.code, 0, r.stderr)
-    sent.push(r.stdout.trim())
-    assert.equal(await connackCode({ port: port(), clientId: 'd1', password: r.stdout.trim() }), 4)
+    assert.equal(await connackCode({ port: port(), clientId: 'd1', password: token('d1', key, past) }), 4)
     await broker.waitForLog(/"client":"d1".*"code":4.*SAS token expired 12 min ago/)
   })
 
