@@ -18,7 +18,7 @@ import { openHub, resolveHome, type HubContext } from '../config/home.js'
 import { InvalidDocumentError, UsageError } from '../errors.js'
 import type { Authorizations, JsonObject } from '../policy/index.js'
 import type { CreateDeviceInput, CreateModuleInput } from '../registry/registry.js'
-import type { DeviceRecord, ModuleRecord, TwinKey } from '../registry/types.js'
+import type { BrokerSettings, DeviceRecord, ModuleRecord, TwinKey } from '../registry/types.js'
 import { parseEdgeHubDocument } from '../edgehub/index.js'
 import { setEdgeHubDesired, type SetEdgeHubResult } from '../service/edgehub.js'
 import { serviceTwinJson, type ServiceTwinJson, type Twin } from '../twin/index.js'
@@ -50,6 +50,8 @@ export interface StartHubOptions {
   logger?: Logger
   /** aedes' heartbeat in ms (default 60 s); orphaned wills of a crashed broker go out after ~4×. */
   heartbeatIntervalMs?: number
+  /** Overrides of the hub's broker settings (limits) for this run. */
+  settings?: Partial<BrokerSettings>
 }
 
 export type DeviceTarget = string | TwinKey
@@ -149,6 +151,7 @@ export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
       logLevel: opts.logLevel ?? 'silent',
       ...(opts.logger ? { logger: opts.logger } : {}),
       ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
+      ...(opts.settings ? { settings: opts.settings } : {}),
       writeRuntimeFile: !inMemory,
     })
   } catch (err) {
