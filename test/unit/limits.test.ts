@@ -4,6 +4,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 import { connectedClient } from '../../src/broker/aedes-internals.js'
 import { startHub, type Hub } from '../../src/emulator/index.js'
@@ -146,4 +149,30 @@ test('limits: subscriptions per client are capped (SUBACK 0x80 beyond)', async (
   // Re-subscribing to a held filter adds nothing and is granted.
   const again = await dev.subscribeAsync('a/1')
   assert.equal(again[0]?.qos, 0)
+})
+
+test('item 5: forward.db and its -wal/-shm are 0600; an existing 0755 home is tightened to 0700', { skip: process.platform === 'win32' }, async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'edgemq-limits-'))
+  t.after(() => rmSync(home, { recursive: true, force: true }))
+  chmodSync(home, 0o755)
+  const hub = await startHub({ inMemory: false, home, ports: { mqtts: null, rest: null } })
+  t.after(() => hub.close())
+  assert.equal(statSync(home).mode & 0o777, 0o700)
+  const forward = join(home, 'forward.db')
+  for (const f of [forward, `${forward}-wal`, `${forward}-shm`, join(home, 'registry.db')]) {
+    if (!existsSync(f)) continue
+    assert.equal(statSync(f).mode & 0o777, 0o600, f)
+  }
+  assert.ok(existsSync(`${forward}-wal`), 'the WAL exists (so its mode was checked)')
+})
+
+test('item 5: module generation ids are 18 random digits, not a clock', async (t) => {
+  const hub = await startHub({ ports: { mqtt: null, mqtts: null, rest: null } })
+  t.after(() => hub.close())
+  await hub.createDevice('edge1', { edge: true })
+  const ids: string[] = []
+  for (let i = 0; i < 16; i++) ids.push((await hub.createModule('edge1', `m${i}`)).generationId)
+  for (const id of ids) assert.match(id, /^[1-9]\d{17}$/)
+  // A time-based id shares its leading digits with every other made in the same second.
+  assert.ok(new Set(ids.map((id) => id.slice(0, 6))).size > 8, `leading digits vary: ${ids.join(' ')}`)
 })
