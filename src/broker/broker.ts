@@ -415,13 +415,19 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     })
     // A subscriber that does not read must not hold up the others nor the publisher: QoS 0 to it is
     // dropped once its unsent bytes pass the bound, and delivery never waits for its socket to drain.
+    // `scheduled`: bytes handed to aedes and not yet written out (aedes writes a tick later, and
+    // calls back after the drain when the socket was full), so the bound holds for a burst too.
+    let scheduled = 0
     wrapQoS0Delivery(client, (deliver) => (packet, cb) => {
-      if (socket.writableLength > maxQueuedBytes) {
+      const p = packet as { topic?: string; payload?: Buffer | string }
+      const size = (p.payload?.length ?? 0) + (p.topic?.length ?? 0) + 8
+      if (socket.writableLength + scheduled + size > maxQueuedBytes) {
         this.qos0Dropped++
-        this.refusals.note('qos0-dropped', { client: loggableId(client.id), unsentBytes: socket.writableLength }, 'QoS 0 message dropped: subscriber is not reading')
+        this.refusals.note('qos0-dropped', { client: loggableId(client.id), unsentBytes: socket.writableLength + scheduled }, 'QoS 0 message dropped: subscriber is not reading')
         return setImmediate(cb)
       }
-      deliver(packet, () => {})
+      scheduled += size
+      deliver(packet, () => (scheduled -= size))
       setImmediate(cb)
     })
   }
