@@ -7,7 +7,9 @@ import type { Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 
 import { connectedClient } from '../../src/broker/aedes-internals.js'
+import type { HubEvent } from '../../src/broker/host.js'
 import { startHub } from '../../src/emulator/index.js'
+import { buildSasToken } from '../../src/sas/index.js'
 import { collect, connect } from '../helpers/mqtt.js'
 import { connackOf, connectPacket, rawSocket } from '../helpers/raw-socket.js'
 
@@ -65,4 +67,34 @@ test('item 3: a QoS 0 subscriber that stops reading does not stall another subsc
   const conn = connectedClient(hub.broker.aedes, 'slow')?.conn as Socket | undefined
   assert.ok(conn, 'the stalled subscriber is still connected (QoS 0 drops, no disconnect)')
   assert.ok(conn.writableLength <= maxQueuedBytes + 64 * KiB, `unsent bytes held: ${conn.writableLength}`)
+})
+
+test('item 2: an event-stream reader that never reads is disconnected at its bound; broker memory stays bounded', async (t) => {
+  const hub = await startHub({ ports: { mqtt: null, mqtts: null, rest: null } })
+  t.after(() => hub.close())
+  const policy = hub.context.hub.policies.find((p) => p.name === 'service')!
+  const token = buildSasToken({ resource: hub.hostName, key: policy.primaryKey, policyName: policy.name, durationSecs: 600 })
+  const s = await rawSocket(hub.ports.control)
+  t.after(() => s.destroy())
+  const events = hub.broker.iothub.events
+  const listenersBefore = events.listenerCount('event')
+  const subscribed = new Promise<void>((resolve) => s.once('data', () => resolve()))
+  s.write(`GET /edgemq/events HTTP/1.1\r\nHost: ${hub.hostName}\r\nAuthorization: ${token}\r\n\r\n`)
+  await subscribed
+  s.pause() // and never reads again (a suspended `edgemq monitor`)
+  assert.equal(events.listenerCount('event'), listenersBefore + 1)
+
+  const before = process.memoryUsage().rss
+  // 30,000 telemetry events of 4 KiB (≈ 165 MB as base64 NDJSON) to the one stalled reader.
+  const payload = Buffer.alloc(4 * 1024, 7)
+  for (let i = 0; i < 30_000; i++) {
+    const ev: HubEvent = { deviceId: 'd1', properties: {}, systemProperties: {}, payload, enqueuedTime: new Date().toISOString() }
+    events.emit('event', ev)
+    if (i % 1000 === 0) await new Promise((r) => setImmediate(r)) // let the socket flush what it can
+  }
+  const growth = process.memoryUsage().rss - before
+  assert.equal(events.listenerCount('event'), listenersBefore, 'the stalled reader was dropped')
+  const status = hub.broker.status() as { limits: { refused: Record<string, number> } }
+  assert.equal(status.limits.refused['event-reader-dropped'], 1)
+  assert.ok(growth < 64 * 1024 * 1024, `RSS grew by ${(growth / 1024 / 1024).toFixed(1)} MiB`)
 })
