@@ -26,6 +26,11 @@ export function packetParser(client: Client): EventEmitter | undefined {
   return (client as unknown as { _parser?: EventEmitter })._parser
 }
 
+/** Set once authenticate() succeeded, before the CONNACK is written (`connected` comes later). */
+export function authenticated(client: Client): boolean {
+  return (client as unknown as { _authorized?: boolean })._authorized === true
+}
+
 /** The client's live subscriptions, keyed by filter (as granted, after any rewrite). */
 export function liveSubscriptions(client: Client): Record<string, { qos: number }> {
   return (client as unknown as { subscriptions?: Record<string, { qos: number }> }).subscriptions ?? {}

@@ -8,7 +8,7 @@
  */
 import type { Client } from 'aedes'
 
-import { interceptParserInput } from './aedes-internals.js'
+import { authenticated, interceptParserInput } from './aedes-internals.js'
 
 export type FrameIssue =
   | { kind: 'too-large'; cmd: number; length: number; limit: number }
@@ -105,7 +105,8 @@ export function installPacketGuard(client: Client, opts: PacketGuardOptions): vo
   const framer = new MqttFramer()
   let refused = false
   // Everything up to an accepted CONNECT gets the tight limit, pipelined packets after it included.
-  const limit = () => (client.connected ? opts.connected : opts.preConnect)
+  // Not `connected`: aedes sets it after the CONNACK is out, and a client may already be answering.
+  const limit = () => (authenticated(client) ? opts.connected : opts.preConnect)
   interceptParserInput(client, (buf, parse) => {
     if (refused) return
     const issue = framer.feed(buf, limit)
