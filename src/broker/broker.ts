@@ -194,8 +194,9 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
         ...(cluster ? { id: cluster.nodeId } : {}),
         persistence: persistence.persistence as never,
         mq,
-        // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23.
-        maxClientsIdLength: 257,
+        // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23 (MQTT 3.1 only;
+        // hooks.preConnect applies the setting to every protocol level).
+        maxClientsIdLength: brokerSettings(ctx.hub.broker, opts.settings).maxClientIdLength,
         queueLimit: 1000,
         concurrency: 1000,
         heartbeatInterval: opts.heartbeatIntervalMs ?? 60_000,
