@@ -7,6 +7,8 @@
  */
 import Database from 'better-sqlite3'
 
+import { restrictSqliteFiles } from '../util/fs.js'
+
 export interface QueuedMessage {
   seq: number
   topic: string
@@ -35,9 +37,12 @@ export class ForwardQueue {
     file: string,
     private readonly maxLength = 1_000_000,
   ) {
+    // Queued messages are device data: owner-only, like the registry.
+    restrictSqliteFiles(file)
     this.db = new Database(file, { timeout: 10_000 })
     if (file !== ':memory:') this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = NORMAL')
+    restrictSqliteFiles(file) // an older -wal/-shm made 0644 by an earlier edgemq
     this.db.exec('CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, enqueued_at INTEGER NOT NULL)')
     this.insertStmt = this.db.prepare('INSERT INTO queue (topic, payload, qos, retain, enqueued_at) VALUES (?, ?, ?, ?, ?)')
     this.headStmt = this.db.prepare('SELECT seq, topic, payload, qos, retain, enqueued_at AS enqueuedAt FROM queue WHERE seq > ? ORDER BY seq LIMIT ?')

@@ -28,6 +28,11 @@ export function packetParser(client: Client): EventEmitter | undefined {
   return (client as unknown as { _parser?: EventEmitter })._parser
 }
 
+/** Set once authenticate() succeeded, before the CONNACK is written (`connected` comes later). */
+export function authenticated(client: Client): boolean {
+  return (client as unknown as { _authorized?: boolean })._authorized === true
+}
+
 /** The client's live subscriptions, keyed by filter (as granted, after any rewrite). */
 export function liveSubscriptions(client: Client): Record<string, { qos: number }> {
   return (client as unknown as { subscriptions?: Record<string, { qos: number }> }).subscriptions ?? {}
@@ -99,4 +104,26 @@ export function fastMqQueues(mq: object): void {
     q._messageQueue = new Fifo()
     q._messageCallbacks = new Fifo()
   }
+}
+
+/**
+ * Puts `intercept` between the connection and the client's MQTT parser (aedes reads the socket
+ * in client.js `nextBatch` and hands each chunk to `_parser.parse`).
+ */
+export function interceptParserInput(client: Client, intercept: (buf: Buffer, parse: (buf: Buffer) => void) => void): void {
+  const parser = (client as unknown as { _parser: { parse(buf: Buffer): unknown } })._parser
+  const parse = parser.parse.bind(parser)
+  parser.parse = (buf: Buffer) => intercept(buf, (b) => void parse(b))
+}
+
+type Deliver = (packet: unknown, cb: () => void) => void
+
+/**
+ * Wraps the client's QoS 0 delivery (`deliver0`, which aedes binds to QoS 0 subscriptions and
+ * calls for QoS 0 packets). `wrap` gets aedes' own delivery and returns the one to use instead.
+ * Must run right after `aedes.handle()`, before any subscription captures the original.
+ */
+export function wrapQoS0Delivery(client: Client, wrap: (deliver: Deliver) => Deliver): void {
+  const c = client as unknown as { deliver0: Deliver }
+  c.deliver0 = wrap(c.deliver0)
 }

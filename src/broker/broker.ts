@@ -5,7 +5,7 @@
  * `edgemq broker start` and `startHub()` call.
  */
 import { once } from 'node:events'
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { createServer as createHttpServer } from 'node:http'
 import { serveMqttOverWebSocket, type MqttWebSocketOptions } from '../transports/websocket.js'
@@ -21,11 +21,13 @@ import { attachClusterStore, openHub, readStorePointer, type HubContext } from '
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { TwinKey } from '../registry/types.js'
-import { brokerPersistence, connectedClient, fastMqQueues } from './aedes-internals.js'
+import { brokerPersistence, connectedClient, fastMqQueues, wrapQoS0Delivery } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
 import { installIotHubPacketRewrites, IotHub } from './iothub.js'
+import { brokerSettings, ConnectionGate, loggableId, PACKET_HEADROOM, RefusalLog } from './limits.js'
+import { installPacketGuard } from './packet-guard.js'
 import { LiveConfig } from './live.js'
 import { createLogger, type LogLevel } from './logger.js'
 import { createPersistence } from './persistence.js'
@@ -34,6 +36,7 @@ import { SessionStore } from './session-store.js'
 import { SessionTable, type Session } from './session.js'
 import { startWorkloadServer, type WorkloadServer } from '../workload/server.js'
 import { removeRuntime, writeRuntime, type BrokerRuntime } from './runtime.js'
+import type { BrokerSettings } from '../registry/types.js'
 
 export type { Session } from './session.js'
 export { PRIVATE_PREFIX } from './pipeline.js'
@@ -80,6 +83,8 @@ export interface EdgeBrokerOptions {
    * 4× this. Tests make it short to sweep orphaned wills deterministically.
    */
   heartbeatIntervalMs?: number
+  /** Overrides of the hub's broker settings for this run (limits; see README "Limits"). */
+  settings?: Partial<BrokerSettings>
 }
 
 
@@ -98,6 +103,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   host: string
   pki?: HubPki
   readonly maxMessageSize: number
+  /** The hub's broker settings over the defaults, with this run's overrides. */
+  readonly settings: BrokerSettings
+  /** Refusals by reason (counted, logged once per reason a minute). */
+  readonly refusals: RefusalLog
+  readonly gate: ConnectionGate
 
   private debugPublish = false
   /** Set once any clean=false session subscribes (or the persistence holds one from before). */
@@ -129,7 +139,10 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.log = log
     this.host = opts.host ?? '127.0.0.1'
     this.clockSkewSecs = opts.clockSkewSecs ?? 300
-    this.maxMessageSize = ctx.hub.broker.maxMessageSize
+    this.settings = brokerSettings(ctx.hub.broker, opts.settings)
+    this.maxMessageSize = this.settings.maxMessageSize
+    this.refusals = new RefusalLog(log)
+    this.gate = new ConnectionGate(() => this.settings)
     this.ownsContext = !opts.context
     this.persistenceClose = persistenceClose
     this.cluster = cluster
@@ -143,6 +156,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       caPem: () => this.pki?.caPem,
       clockSkewSecs: this.clockSkewSecs,
       maxMessageSize: this.maxMessageSize,
+      settings: this.settings,
+      refusals: this.refusals,
       persistBeforeAck: (packet, cb) => this.persistBeforeAck(packet, cb),
     })
     this.aedes = aedes()
@@ -189,18 +204,22 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
         ...(cluster ? { id: cluster.nodeId } : {}),
         persistence: persistence.persistence as never,
         mq,
-        // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23.
-        maxClientsIdLength: 257,
+        // IoT Hub client ids: up to 128 (device) + 1 + 128 (module); aedes' default is 23 (MQTT 3.1 only;
+        // hooks.preConnect applies the setting to every protocol level).
+        maxClientsIdLength: brokerSettings(ctx.hub.broker, opts.settings).maxClientIdLength,
         queueLimit: 1000,
         concurrency: 1000,
         heartbeatInterval: opts.heartbeatIntervalMs ?? 60_000,
+        connectTimeout: brokerSettings(ctx.hub.broker, opts.settings).connectTimeoutSecs * 1000,
         authenticate: (client, username, password, done) => {
           hooksOf().authenticate(client, username, password).then(
             () => done(null, true),
             (err: AuthError) => done(err.returnCode ? err : authError(CONNACK.UNAVAILABLE), false),
           )
         },
-        preConnect: (client, _packet, cb) => {
+        preConnect: (client, packet, cb) => {
+          const refused = hooksOf().preConnect(client, packet)
+          if (refused) return cb(refused, false)
           installIotHubPacketRewrites(client)
           cb(null, true)
         },
@@ -322,11 +341,13 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
         throw err
       }
       this.servers.push(server)
+      // Out of file descriptors (EMFILE on accept) and the like: logged, never a crash.
+      server.on('error', (err) => this.log.warn({ err: err.message, listener: what }, 'listener error'))
       return (server.address() as AddressInfo).port
     }
 
     if (opts.port !== null) {
-      const server = createNetServer((socket) => this.aedes.handle(socket))
+      const server = createNetServer((socket) => this.accept(socket))
       this.ports.mqtt = await listenOn(server, opts.port ?? 1883, 'mqtt')
     }
     if (opts.tlsPort !== null) {
@@ -340,7 +361,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
           requestCert: true,
           rejectUnauthorized: false,
         },
-        (socket) => this.aedes.handle(socket),
+        (socket) => this.accept(socket),
       )
       server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'))
       this.ports.mqtts = await listenOn(server, opts.tlsPort ?? 8883, 'mqtts')
@@ -349,7 +370,9 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     }
     // MQTT over WebSockets: the same aedes, so the same authentication, policy and limits as 1883/8883.
     const mqttOverWebSocket: MqttWebSocketOptions = {
-      onStream: (stream) => this.aedes.handle(stream),
+      // The same gate, packet guard and QoS 0 bound as TCP: they use only the stream side of a
+      // Socket and its remoteAddress, which the WebSocket stream carries.
+      onStream: (stream) => this.accept(stream as unknown as Socket),
       maxPayload: this.maxMessageSize + 64 * 1024,
       onRefused: (reason) => this.log.debug({ reason }, 'WebSocket upgrade refused'),
     }
@@ -397,6 +420,51 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     }
   }
 
+  /**
+   * Every MQTT connection comes in here: counted against the connection limits, then handed to
+   * aedes behind a packet guard (packet-guard.ts) and a bound on unsent QoS 0 bytes.
+   */
+  private accept(socket: Socket): void {
+    const { refused, evicted } = this.gate.admit(socket)
+    if (evicted) this.refusals.note('max-pending-connections', { ...this.gate.counts, address: evicted.remoteAddress }, 'connection without CONNECT closed: too many pending (the oldest goes)')
+    if (refused) {
+      this.refusals.note(refused, { ...this.gate.counts, address: socket.remoteAddress }, 'connection refused: too many connections')
+      socket.destroy()
+      return
+    }
+    const client = this.aedes.handle(socket)
+    const { maxConnectPacketBytes, maxQueuedBytes } = this.settings
+    installPacketGuard(client, {
+      preConnect: maxConnectPacketBytes,
+      connected: this.maxMessageSize + PACKET_HEADROOM,
+      onIssue: (issue) => {
+        const fields = { client: loggableId(client.id), address: socket.remoteAddress }
+        if (issue.kind === 'bad-protocol-level') this.refusals.note('bad-protocol-level', { ...fields, level: issue.level }, 'CONNECT refused: unknown protocol level (CONNACK 0x01)')
+        else this.refusals.note('packet-too-large', { ...fields, ...issue }, 'connection closed: packet larger than allowed (or malformed length)')
+      },
+    })
+    // A subscriber that does not read must not hold up the others nor the publisher: QoS 0 to it is
+    // dropped once its unsent bytes pass the bound, and delivery never waits for its socket to drain.
+    // `scheduled`: bytes handed to aedes and not yet written out (aedes writes a tick later, and
+    // calls back after the drain when the socket was full), so the bound holds for a burst too.
+    let scheduled = 0
+    wrapQoS0Delivery(client, (deliver) => (packet, cb) => {
+      const p = packet as { topic?: string; payload?: Buffer | string }
+      const size = (p.payload?.length ?? 0) + (p.topic?.length ?? 0) + 8
+      if (socket.writableLength + scheduled + size > maxQueuedBytes) {
+        this.qos0Dropped++
+        this.refusals.note('qos0-dropped', { client: loggableId(client.id), unsentBytes: socket.writableLength + scheduled }, 'QoS 0 message dropped: subscriber is not reading')
+        return setImmediate(cb)
+      }
+      scheduled += size
+      deliver(packet, () => (scheduled -= size))
+      setImmediate(cb)
+    })
+  }
+
+  /** QoS 0 messages dropped for subscribers over `maxQueuedBytes`. */
+  qos0Dropped = 0
+
   private wireEvents(): void {
     const a = this.aedes
     a.on('subscribe', (subs, client) => {
@@ -408,6 +476,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     // the offline queue is flushed, and a client that publishes and disconnects at once (mosquitto_pub)
     // is gone by then, so its connect line was never logged. 'client' pairs with 'clientDisconnect'.
     a.on('client', (client) => {
+      this.gate.accepted(client.conn as Socket)
       const s = this.sessions.of(client)
       if (!s) return
       s.registered = true
@@ -428,7 +497,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       this.sessions.end(client)
       this.log.info({ client: client.id }, 'client disconnected')
     })
-    a.on('clientError', (client, err) => this.log.info({ client: client.id, reason: err.message }, 'client dropped'))
+    a.on('clientError', (client, err) => this.log.info({ client: loggableId(client.id), reason: err.message }, 'client dropped'))
     // aedes reports persistence and will-sweep failures here; unhandled, an 'error' event would end the process.
     ;(a as unknown as NodeJS.EventEmitter).on('error', (err: Error) => this.log.warn({ err: err.message }, 'broker error'))
     a.on('connectionError', (client, err) => this.log.info({ client: client?.id, reason: err.message }, 'connection error'))
@@ -502,6 +571,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       ports: this.ports,
       clients: [...this.sessions.values()].map((s: Session) => ({ clientId: s.identity.clientId, auth: s.method, address: s.address, connectedAt: new Date(s.connectedAt).toISOString() })),
       sessions: { maxQueued, whenFull, dropped: this.sessionStore.droppedTotal, droppedByClient: Object.fromEntries(this.sessionStore.dropped) },
+      limits: { connections: this.gate.counts, qos0Dropped: this.qos0Dropped, refused: this.refusals.counts },
       bridges: [{ ...this.bridge.status(), refusedIn: this.bridgeRefused }],
       policy: { statements: this.edgeHub.config.mqttBroker.authorizations?.length ?? null, desiredVersion: this.edgeHub.desiredVersion, lastDesiredStatus: this.lastDesiredStatus },
       ...(this.cluster ? { cluster: this.cluster.snapshot() } : {}),

@@ -122,7 +122,16 @@ function streamEvents(broker: ServiceHost, req: IncomingMessage, res: ServerResp
   const kind = url.searchParams.get('kind') === 'output' ? 'output' : 'event'
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' })
   res.write('\n') // flush headers so the client knows it is subscribed
+  const bound = broker.settings.maxEventStreamBytes
   const onEvent = (ev: HubEvent) => {
+    // A reader that stopped (suspended monitor, a pager) is disconnected once this much is unsent:
+    // the broker never holds more for it. It can reconnect; what it missed is gone, as on a live hub.
+    if (res.writableLength > bound) {
+      stop()
+      broker.refusals.note('event-reader-dropped', { unsentBytes: res.writableLength, address: req.socket.remoteAddress }, 'event stream reader disconnected: it stopped reading')
+      res.destroy()
+      return
+    }
     res.write(JSON.stringify({ ...ev, payload: ev.payload.toString('base64') }) + '\n')
   }
   broker.iothub.events.on(kind, onEvent)

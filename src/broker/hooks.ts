@@ -3,15 +3,18 @@
  * adapter: find who is acting (a live session, or the owner of an orphaned will), ask the pipeline
  * (pipeline.ts), log any denial with its step and reason, then apply the verdict.
  */
-import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes'
+import type { AedesPublishPacket, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes'
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 
 import type { HubContext } from '../config/home.js'
+import type { BrokerSettings } from '../registry/types.js'
 import type { CompiledPolicy } from '../policy/index.js'
 import { authenticate, CONNACK, type ConnackCode } from './authenticate.js'
 import { parseClientId } from './identity.js'
 import type { IotHub } from './iothub.js'
+import { liveSubscriptions } from './aedes-internals.js'
+import { loggableId, type RefusalLog, type RefusalReason } from './limits.js'
 import { decideForward, decidePublish, decideSubscribe, type PublishOrigin, type PublishVerdict } from './pipeline.js'
 import type { Actor, Session, SessionTable } from './session.js'
 
@@ -46,6 +49,8 @@ export interface HooksDeps {
   caPem(): string | undefined
   clockSkewSecs: number
   maxMessageSize: number
+  settings: Pick<BrokerSettings, 'maxClientIdLength' | 'maxSubscriptionsPerClient'>
+  refusals: RefusalLog
   /** The last step of an allowed publish: store what must outlive a crash before aedes' PUBACK. */
   persistBeforeAck(packet: PublishPacket, cb: (err?: Error | null) => void): void
 }
@@ -53,10 +58,38 @@ export interface HooksDeps {
 export class Hooks {
   constructor(private readonly d: HooksDeps) {}
 
+  /** CONNECTs refused before any lookup, answered with a CONNACK code in authenticate(). */
+  private readonly refusedConnect = new WeakMap<Client, { reason: RefusalReason; code: ConnackCode }>()
+  /** Filters authorized in this tick, not yet in aedes' live subscriptions (a SUBSCRIBE's list runs in parallel). */
+  private readonly subscribing = new WeakMap<Client, Set<string>>()
+
   // ---- CONNECT ----
+
+  /** Checks on the CONNECT itself, before aedes assigns an id or anything is looked up. */
+  preConnect(client: Client, packet: ConnectPacket): Error | undefined {
+    const id = packet.clientId ?? ''
+    const note = (reason: RefusalReason, msg: string) => this.d.refusals.note(reason, { client: loggableId(id), address: remoteAddress(client) }, msg)
+    if (id.length > this.d.settings.maxClientIdLength) {
+      note('client-id-too-long', `CONNECT refused: client id longer than ${this.d.settings.maxClientIdLength} characters (CONNACK 0x02)`)
+      this.refusedConnect.set(client, { reason: 'client-id-too-long', code: CONNACK.BAD_CLIENT_ID })
+    } else if (id === '' && packet.clean === false) {
+      // MQTT 3.1.1 §3.1.3-8: a persistent session needs a client id.
+      note('empty-client-id', 'CONNECT refused: empty client id with clean session off (CONNACK 0x02)')
+      this.refusedConnect.set(client, { reason: 'empty-client-id', code: CONNACK.BAD_CLIENT_ID })
+    }
+    const willTopic = packet.will?.topic
+    if (willTopic !== undefined && (willTopic === '' || /[+#\u0000]/.test(willTopic))) {
+      // MQTT 3.1.1 §3.1.3.3: a will topic is a topic name; wildcards are a protocol violation (close).
+      note('bad-will-topic', 'CONNECT refused: the will topic is empty or holds a wildcard')
+      return new Error('invalid will topic')
+    }
+    return undefined
+  }
 
   async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
     const { d } = this
+    const early = this.refusedConnect.get(client)
+    if (early) throw authError(early.code)
     const address = remoteAddress(client)
     const { store, hub } = d.ctx
     const res = await authenticate(
@@ -71,7 +104,7 @@ export class Hooks {
       },
     )
     if (!res.ok) {
-      d.log.info({ client: client.id, address, code: res.code, reason: res.reason }, 'connection refused')
+      d.log.info({ client: loggableId(client.id), address, code: res.code, reason: res.reason }, 'connection refused')
       throw authError(res.code)
     }
     const authz = d.policy()?.forIdentity(res.identity)
@@ -173,10 +206,32 @@ export class Hooks {
       s?.granted.delete(sub.topic)
       return cb(null, null)
     }
+    if (!this.roomFor(client, v.kind === 'rewritten' ? v.value.topic : sub.topic)) {
+      this.d.refusals.note('max-subscriptions', { client: client.id, max: this.d.settings.maxSubscriptionsPerClient }, 'subscribe refused: too many subscriptions (SUBACK 0x80)')
+      return cb(null, null)
+    }
     // Recorded before aedes stores the session's filters (session-store.ts keeps only these).
     s?.granted.add(sub.topic)
     if (v.kind === 'rewritten') return cb(null, { ...sub, topic: v.value.topic, qos: v.value.qos })
     cb(null, sub)
+  }
+
+  /** Whether one more filter (as aedes will store it) fits under maxSubscriptionsPerClient. */
+  private roomFor(client: Client, filter: string): boolean {
+    const live = liveSubscriptions(client)
+    if (filter in live) return true // a re-subscribe replaces, adds nothing
+    let pending = this.subscribing.get(client)
+    if (!pending) {
+      pending = new Set()
+      this.subscribing.set(client, pending)
+      setImmediate(() => this.subscribing.delete(client))
+    }
+    if (pending.has(filter)) return true
+    let held = Object.keys(live).length
+    for (const f of pending) if (!(f in live)) held++
+    if (held >= this.d.settings.maxSubscriptionsPerClient) return false
+    pending.add(filter)
+    return true
   }
 
   // ---- delivery ----

@@ -10,7 +10,8 @@ import type { Logger } from 'pino'
 
 import type { HubContext } from '../config/home.js'
 import type { SystemProperties } from '../iothub/index.js'
-import type { TwinKey, TwinRecord } from '../registry/types.js'
+import type { BrokerSettings, TwinKey, TwinRecord } from '../registry/types.js'
+import type { RefusalLog } from './limits.js'
 import type { BrokerRuntime } from './runtime.js'
 import type { SessionTable } from './session.js'
 
@@ -90,5 +91,7 @@ export interface ServiceHost {
   readonly ctx: HubContext
   readonly log: Logger
   readonly iothub: ServiceIotHub
+  readonly settings: Pick<BrokerSettings, 'maxEventStreamBytes'>
+  readonly refusals: RefusalLog
   status(): unknown
 }

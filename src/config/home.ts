@@ -20,7 +20,7 @@ import { DEFAULT_BROKER_SETTINGS, type HubRecord, type Store } from '../registry
 import { DEFAULT_POLICY_RIGHTS } from '../registry/rights.js'
 import { validateDeviceId } from '../registry/validate.js'
 import { hubHostName } from '../sas/resource.js'
-import { writeFileAtomicSync } from '../util/fs.js'
+import { restrictSqliteFiles, writeFileAtomicSync } from '../util/fs.js'
 
 export const DEFAULT_HUB_NAME = 'edgemq'
 export const DEFAULT_EDGE_DEVICE = 'edge-gateway'
@@ -68,7 +68,10 @@ export function installUpstreamCa(paths: HomePaths, source: string): string {
 export function ensureHomeDir(home: string): void {
   try {
     if (existsSync(home)) {
-      if (!statSync(home).isDirectory()) throw new EdgeMqError(`home "${home}" is not a directory`, { hint: 'pass another --home' })
+      const st = statSync(home)
+      if (!st.isDirectory()) throw new EdgeMqError(`home "${home}" is not a directory`, { hint: 'pass another --home' })
+      // Keys and tokens live here: a home made 0755 by hand (or by an older edgemq) is tightened.
+      if (process.platform !== 'win32' && (st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) chmodSync(home, st.mode & 0o700)
     } else {
       mkdirSync(home, { recursive: true, mode: 0o700 })
       chmodSync(home, 0o700)
@@ -206,11 +209,7 @@ export async function openHub(opts: OpenHubOptions): Promise<HubContext> {
   if (!opts.inMemory) ensureHomeDir(opts.home)
   const store = opts.store ?? (await openStore(opts.home, opts.inMemory))
   if (!opts.inMemory && store.kind === 'sqlite') {
-    try {
-      chmodSync(paths.registry, 0o600)
-    } catch {
-      /* not ours to chmod (shared home): keep going */
-    }
+    restrictSqliteFiles(paths.registry)
   }
   let hub = await store.getHub()
   let createdHub = false

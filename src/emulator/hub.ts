@@ -18,7 +18,7 @@ import { openHub, resolveHome, type HubContext } from '../config/home.js'
 import { InvalidDocumentError, UsageError } from '../errors.js'
 import type { Authorizations, JsonObject } from '../policy/index.js'
 import type { CreateDeviceInput, CreateModuleInput } from '../registry/registry.js'
-import type { DeviceRecord, ModuleRecord, TwinKey } from '../registry/types.js'
+import type { BrokerSettings, DeviceRecord, ModuleRecord, TwinKey } from '../registry/types.js'
 import { parseEdgeHubDocument } from '../edgehub/index.js'
 import { setEdgeHubDesired, type SetEdgeHubResult } from '../service/edgehub.js'
 import { serviceTwinJson, type ServiceTwinJson, type Twin } from '../twin/index.js'
@@ -52,6 +52,8 @@ export interface StartHubOptions {
   heartbeatIntervalMs?: number
   /** SAS clock skew tolerance in seconds (default 300, as `broker start --clock-skew`). */
   clockSkewSecs?: number
+  /** Overrides of the hub's broker settings (limits) for this run. */
+  settings?: Partial<BrokerSettings>
 }
 
 export type DeviceTarget = string | TwinKey
@@ -158,6 +160,7 @@ export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
       ...(opts.logger ? { logger: opts.logger } : {}),
       ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
       ...(opts.clockSkewSecs !== undefined ? { clockSkewSecs: opts.clockSkewSecs } : {}),
+      ...(opts.settings ? { settings: opts.settings } : {}),
       writeRuntimeFile: !inMemory,
     })
   } catch (err) {

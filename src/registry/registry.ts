@@ -14,9 +14,14 @@ export function generateKey(): string {
   return randomBytes(32).toString('base64')
 }
 
-/** IoT Hub generation ids are 18-digit numbers; a new one per (re)creation. */
+/**
+ * IoT Hub generation ids are 18-digit numbers; a new one per (re)creation. Cryptographically
+ * random: the workload API signs for whoever names a module's generation id.
+ */
 function generationId(): string {
-  return (BigInt(Date.now()) * 10_000n + BigInt(Math.floor(Math.random() * 10_000))).toString().padStart(18, '6')
+  // 64 random bits reduced to 18 digits (the first non-zero, so the length is fixed).
+  const n = randomBytes(8).readBigUInt64BE() % 900_000_000_000_000_000n
+  return (n + 100_000_000_000_000_000n).toString()
 }
 
 function now(): string {

@@ -63,6 +63,22 @@ export interface BrokerSettings {
   whenFull: 'drop_new' | 'drop_old'
   sessionExpirySecs: number
   maxMessageSize: number
+  /** Open MQTT connections (both ports); more are closed on accept. */
+  maxConnections: number
+  /** Connections that have not yet had a CONNECT accepted; more are closed on accept. */
+  maxPendingConnections: number
+  /** A connection with no accepted CONNECT after this long is closed. */
+  connectTimeoutSecs: number
+  /** Largest packet before CONNECT is accepted (a CONNECT with its will); checked from the fixed header. */
+  maxConnectPacketBytes: number
+  /** Longer client ids get CONNACK 0x02 at once (IoT Hub: 128 + '/' + 128). */
+  maxClientIdLength: number
+  /** Live subscriptions per client; SUBACK 0x80 beyond. */
+  maxSubscriptionsPerClient: number
+  /** QoS 0 messages to a client with more than this many bytes unsent are dropped (counted). */
+  maxQueuedBytes: number
+  /** An event-stream reader (`edgemq monitor`) with more than this many bytes unsent is disconnected. */
+  maxEventStreamBytes: number
 }
 
 export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
@@ -71,6 +87,14 @@ export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
   whenFull: 'drop_new',
   sessionExpirySecs: 60 * 24 * 3600,
   maxMessageSize: 256 * 1024,
+  maxConnections: 10_000,
+  maxPendingConnections: 256,
+  connectTimeoutSecs: 10,
+  maxConnectPacketBytes: 16 * 1024,
+  maxClientIdLength: 257,
+  maxSubscriptionsPerClient: 256,
+  maxQueuedBytes: 1024 * 1024,
+  maxEventStreamBytes: 4 * 1024 * 1024,
 }
 
 export interface UpstreamSettings {

@@ -5,7 +5,7 @@
  * readable by other users, not even briefly.
  */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { open, stat, unlink, readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
@@ -113,5 +113,21 @@ async function staleLockInode(lockPath: string, staleMs: number): Promise<number
     return dead || Date.now() - st.mtimeMs > staleMs ? st.ino : undefined
   } catch {
     return undefined // vanished meanwhile: just retry
+  }
+}
+
+/**
+ * A SQLite database owner-only: created 0600 before SQLite opens it (its -wal and -shm then take
+ * the same mode from it), and any existing file, -wal or -shm tightened to 0600.
+ */
+export function restrictSqliteFiles(file: string): void {
+  if (file === ':memory:' || process.platform === 'win32') return
+  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600))
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      chmodSync(f, 0o600)
+    } catch {
+      /* absent (no WAL yet) or not ours (shared home): keep going */
+    }
   }
 }

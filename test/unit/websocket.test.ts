@@ -137,3 +137,16 @@ test('ws: other paths get 404, a foreign subprotocol is refused, a plain GET get
   )
   assert.equal(plain, 426)
 })
+
+test('ws: the packet guard holds on WebSockets too: a CONNECT claiming 268,435,455 bytes is closed at once', async (t) => {
+  const hub = await withHub(t)
+  const ws = new WebSocket(`ws://127.0.0.1:${hub.ports.ws}${WS_PATH}`, ['mqtt'])
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+  // Fixed header of a CONNECT with the largest remaining length MQTT can encode, and a little body.
+  ws.send(Buffer.concat([Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f]), Buffer.alloc(1024)]))
+  const started = Date.now()
+  await closed
+  assert.ok(Date.now() - started < 5_000, 'closed by the guard, not by the connect timeout')
+  assert.equal(hub.broker.status().limits.refused['packet-too-large'], 1)
+})

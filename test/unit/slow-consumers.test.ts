@@ -1,0 +1,100 @@
+// Slow consumers (issue 15, items 2 and 3): a subscriber or an event-stream reader that stops
+// reading must not stall anyone else nor grow the broker's memory without bound.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { Socket } from 'node:net'
+
+import mqttPacket from 'mqtt-packet'
+
+import { connectedClient } from '../../src/broker/aedes-internals.js'
+import type { HubEvent } from '../../src/broker/host.js'
+import { startHub } from '../../src/emulator/index.js'
+import { buildSasToken } from '../../src/sas/index.js'
+import { collect, connect } from '../helpers/mqtt.js'
+import { connackOf, connectPacket, rawSocket } from '../helpers/raw-socket.js'
+
+const KiB = 1024
+
+/** A raw subscriber: CONNECT, SUBSCRIBE at QoS 0, wait for the SUBACK, then never read again. */
+async function stalledSubscriber(port: number, clientId: string, password: string, filter: string): Promise<Socket> {
+  const s = await rawSocket(port)
+  s.write(connectPacket(clientId, password))
+  assert.equal(await connackOf(s), 0)
+  const suback = new Promise<void>((resolve) => {
+    const onData = (d: Buffer) => {
+      if (d.includes(0x90)) {
+        s.off('data', onData)
+        resolve()
+      }
+    }
+    s.on('data', onData)
+  })
+  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 0 }] }))
+  await suback
+  s.pause() // stops reading: the kernel buffers fill, then the broker's
+  return s
+}
+
+test('item 3: a QoS 0 subscriber that stops reading does not stall another subscriber nor the publisher', async (t) => {
+  const hub = await startHub({ ports: { mqtts: null, rest: null } })
+  const { maxQueuedBytes } = hub.broker.settings
+  t.after(() => hub.close())
+  for (const id of ['pub', 'slow', 'fast']) await hub.createDevice(id)
+  const port = hub.ports.mqtt as number
+  const slow = await stalledSubscriber(port, 'slow', await hub.sas('slow'), 'load/#')
+  t.after(() => slow.destroy())
+  const fast = await connect({ port, clientId: 'fast', password: await hub.sas('fast') })
+  t.after(() => fast.endAsync())
+  await fast.subscribeAsync('load/#', { qos: 0 })
+  const pub = await connect({ port, clientId: 'pub', password: await hub.sas('pub') })
+  t.after(() => pub.endAsync())
+
+  // 2,000 × 4 KiB = 8 MiB: more than the stalled socket's kernel buffers and its bound together.
+  const N = 2000
+  const payload = Buffer.alloc(4 * KiB, 7)
+  const start = Date.now()
+  const got = collect(fast, N, { timeoutMs: 15_000 })
+  // QoS 1, 50 in flight: a publisher that waits for its PUBACKs would be held up with the stalled
+  // subscriber (the PUBACK follows delivery), and the other subscriber is never flooded by a burst.
+  for (let i = 0; i < N; i += 50) await Promise.all(Array.from({ length: 50 }, () => pub.publishAsync('load/x', payload, { qos: 1 })))
+  const messages = await got
+  const ms = Date.now() - start
+  assert.equal(messages.length, N)
+  assert.ok(ms < 10_000, `the other subscriber got ${N} messages in ${ms} ms (aedes' drain timeout alone is 60 s)`)
+  const status = hub.broker.status() as { limits: { qos0Dropped: number } }
+  assert.ok(status.limits.qos0Dropped > 0, 'messages to the stalled subscriber were dropped and counted')
+  // The broker holds at most the bound (plus a message or two) for it.
+  const conn = connectedClient(hub.broker.aedes, 'slow')?.conn as Socket | undefined
+  assert.ok(conn, 'the stalled subscriber is still connected (QoS 0 drops, no disconnect)')
+  assert.ok(conn.writableLength <= maxQueuedBytes + 64 * KiB, `unsent bytes held: ${conn.writableLength}`)
+})
+
+test('item 2: an event-stream reader that never reads is disconnected at its bound; broker memory stays bounded', async (t) => {
+  const hub = await startHub({ ports: { mqtt: null, mqtts: null, rest: null } })
+  t.after(() => hub.close())
+  const policy = hub.context.hub.policies.find((p) => p.name === 'service')!
+  const token = buildSasToken({ resource: hub.hostName, key: policy.primaryKey, policyName: policy.name, durationSecs: 600 })
+  const s = await rawSocket(hub.ports.control)
+  t.after(() => s.destroy())
+  const events = hub.broker.iothub.events
+  const listenersBefore = events.listenerCount('event')
+  const subscribed = new Promise<void>((resolve) => s.once('data', () => resolve()))
+  s.write(`GET /edgemq/events HTTP/1.1\r\nHost: ${hub.hostName}\r\nAuthorization: ${token}\r\n\r\n`)
+  await subscribed
+  s.pause() // and never reads again (a suspended `edgemq monitor`)
+  assert.equal(events.listenerCount('event'), listenersBefore + 1)
+
+  const before = process.memoryUsage().rss
+  // 30,000 telemetry events of 4 KiB (≈ 165 MB as base64 NDJSON) to the one stalled reader.
+  const payload = Buffer.alloc(4 * 1024, 7)
+  for (let i = 0; i < 30_000; i++) {
+    const ev: HubEvent = { deviceId: 'd1', properties: {}, systemProperties: {}, payload, enqueuedTime: new Date().toISOString() }
+    events.emit('event', ev)
+    if (i % 1000 === 0) await new Promise((r) => setImmediate(r)) // let the socket flush what it can
+  }
+  const growth = process.memoryUsage().rss - before
+  assert.equal(events.listenerCount('event'), listenersBefore, 'the stalled reader was dropped')
+  const status = hub.broker.status() as { limits: { refused: Record<string, number> } }
+  assert.equal(status.limits.refused['event-reader-dropped'], 1)
+  assert.ok(growth < 64 * 1024 * 1024, `RSS grew by ${(growth / 1024 / 1024).toFixed(1)} MiB`)
+})
