@@ -8,6 +8,7 @@ import type { EventEmitter } from 'node:events'
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 
+import type { DeadLetterOps } from '../bridge/dead-letters.js'
 import type { HubContext } from '../config/home.js'
 import type { SystemProperties } from '../iothub/index.js'
 import type { TwinKey, TwinRecord } from '../registry/types.js'
@@ -82,5 +83,7 @@ export interface ServiceHost {
   readonly ctx: HubContext
   readonly log: Logger
   readonly iothub: ServiceIotHub
+  /** The bridge's dead-letter store (messages the parent refused). */
+  readonly deadLetters: DeadLetterOps
   status(): unknown
 }
