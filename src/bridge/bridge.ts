@@ -20,6 +20,13 @@
  *
  * When the `out` rules change, what is queued is re-checked against them (ForwardQueue.recheck):
  * a message no rule covers any more is dropped and counted, one a rule maps elsewhere now follows it.
+ *
+ * `in` rules subscribe on the parent once per remote filter (remoteFilters: no repeats, none
+ * another one covers), one filter per SUBSCRIBE so that each SUBACK answers exactly one filter;
+ * what arrives is published locally once for every rule that matches it. A filter the parent
+ * refuses is logged once and tried again on the next connection; one whose SUBACK MQTT.js cannot
+ * use (no return code: it drops the connection) is logged once and not subscribed again until the
+ * rules change, so neither becomes a reconnect loop.
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -35,7 +42,7 @@ import type { UpstreamSettings } from '../registry/types.js'
 import { buildSasToken, deviceResource } from '../sas/index.js'
 import { queueDeadLetters, type DeadLetterOps } from './dead-letters.js'
 import { ForwardQueue, type QueuedMessage, type Recheck } from './queue.js'
-import { compileBridgeSettings, remapTopic, type BridgeRule } from './topics.js'
+import { compileBridgeSettings, remapTopic, remoteFilters, type BridgeRule } from './topics.js'
 
 export type BridgeState = 'disabled' | 'connecting' | 'connected' | 'disconnected'
 
@@ -55,6 +62,8 @@ export interface BridgeStatus {
   received: number
   /** The latest message moved to the dead-letter store. */
   lastDeadLetter?: { topic: string; at: string; attempts: number; reason: string }
+  /** Remote filters of `in` rules the parent refused (or answered with an unusable SUBACK). */
+  refusedFilters?: string[]
   lastError?: string
 }
 
@@ -117,6 +126,8 @@ export class UpstreamBridge {
   private upstream?: UpstreamSettings
   private outRules: BridgeRule[] = []
   private inRules: BridgeRule[] = []
+  /** Remote filters the parent refused ('refused': asked again on each connection) or broke ('broken': not asked again). */
+  private readonly refusedFilters = new Map<string, 'refused' | 'broken'>()
   private readonly localHandlers = new Map<string, MqHandler>()
   private client?: MqttClient
   private connected = false
@@ -184,6 +195,7 @@ export class UpstreamBridge {
       forwarded: this.forwarded,
       received: this.received,
       ...(this.lastDeadLetter ? { lastDeadLetter: this.lastDeadLetter } : {}),
+      ...(this.refusedFilters.size ? { refusedFilters: [...this.refusedFilters.keys()] } : {}),
       ...(this.lastError ? { lastError: this.lastError } : {}),
     }
   }
@@ -215,8 +227,11 @@ export class UpstreamBridge {
       this.localHandlers.set(filter, handler)
       this.mq.on(filter, handler)
     }
-    const oldIn = this.inRules.map((r) => r.filter)
+    const oldIn = remoteFilters(this.inRules)
+    const newIn = remoteFilters(inbound)
     this.inRules = inbound
+    // A filter that left the rules is forgotten: added again later, it is asked (and logged) afresh.
+    for (const f of this.refusedFilters.keys()) if (!newIn.includes(f)) this.refusedFilters.delete(f)
     const changedUpstream = JSON.stringify(upstream) !== JSON.stringify(this.upstream)
     this.upstream = upstream
     if (!upstream) {
@@ -228,12 +243,11 @@ export class UpstreamBridge {
       this.disconnect()
       this.connect()
     } else if (this.connected && this.client) {
-      const newIn = inbound.map((r) => r.filter)
       const gone = oldIn.filter((f) => !newIn.includes(f))
       if (gone.length) this.client.unsubscribe(gone)
       this.subscribeRemote(this.client, newIn.filter((f) => !oldIn.includes(f)))
     }
-    this.log.info({ out: out.map((r) => r.filter), in: inbound.map((r) => r.filter), parent: `${upstream.gatewayHostName}:${upstream.port}` }, 'bridge configured')
+    this.log.info({ out: out.map((r) => r.filter), in: newIn, parent: `${upstream.gatewayHostName}:${upstream.port}` }, 'bridge configured')
   }
 
   /** Queued messages against new `out` rules (a no-op when the store was last checked against the same rules). */
@@ -309,7 +323,7 @@ export class UpstreamBridge {
       this.lastError = this.deliveryError
       this.setState('connected')
       this.log.info({ parent: `${up.gatewayHostName}:${up.port}` }, 'bridge connected to $upstream')
-      this.subscribeRemote(client, this.inRules.map((r) => r.filter))
+      this.subscribeRemote(client, remoteFilters(this.inRules))
       this.drain()
     })
     client.on('message', (topic, payload, packet) => this.onRemote(topic, payload, packet.qos === 0 ? 0 : 1, packet.retain))
@@ -400,26 +414,40 @@ export class UpstreamBridge {
     this.drain()
   }
 
-  /** Subscribes on the parent for `in` rules; a refused filter (SUBACK 0x80) is an error, not silence. */
+  /**
+   * Subscribes on the parent for `in` rules, one filter per SUBSCRIBE (each SUBACK then answers
+   * exactly one). A refused filter (SUBACK 0x80) is an error, not silence, but logged once.
+   */
   private subscribeRemote(client: MqttClient, filters: string[]): void {
-    if (filters.length === 0) return
-    client.subscribe(filters, { qos: 1 }, (err, granted) => {
-      if (this.client !== client) return
-      if (err) {
-        // MQTT.js reports a SUBACK 0x80 (refused) as an error too.
-        this.lastError = `$upstream refused or failed the subscription to ${filters.join(', ')}: ${err.message} (does the parent's policy let "${this.upstream?.deviceId}" subscribe to it?)`
-        this.log.warn({ filters, err: err.message }, 'bridge could not subscribe on $upstream')
-        return this.onStatus(this.status())
-      }
-      const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic)
-      if (refused.length) {
-        this.lastError = `$upstream refused the subscription to ${refused.join(', ')} (not authorized by the parent's policy)`
-        this.log.warn({ filters: refused }, 'bridge subscription refused by $upstream')
-        this.onStatus(this.status())
-      }
-      const ok = filters.filter((f) => !refused.includes(f))
-      if (ok.length) this.log.info({ filters: ok }, 'bridge subscribed on $upstream')
-    })
+    for (const filter of filters) {
+      if (this.refusedFilters.get(filter) === 'broken') continue
+      client.subscribe(filter, { qos: 1 }, (err, granted) => {
+        // MQTT.js rejects a SUBACK 0x80 and one with the wrong number of codes alike, with the packet.
+        const codes = (err as (Error & { packet?: { granted?: unknown[] } }) | null)?.packet?.granted ?? (granted ?? []).map((g) => g.qos)
+        const refused = codes.some((c) => typeof c === 'number' && (c & 0x80) !== 0)
+        if (err && !refused) {
+          // No usable return code: MQTT.js drops the connection over it, so asking again would loop.
+          return this.subscriptionFailed(filter, 'broken', `$upstream answered the subscription to ${filter} with a SUBACK the bridge cannot use (${err.message}); it is not asked again until the bridge rules change`, err.message)
+        }
+        if (this.client !== client) return
+        if (refused) {
+          return this.subscriptionFailed(filter, 'refused', `$upstream refused the subscription to ${filter} (does the parent's policy let "${this.upstream?.deviceId}" subscribe to it?)`)
+        }
+        if (this.refusedFilters.delete(filter)) this.onStatus(this.status())
+        this.log.info({ filters: [filter] }, 'bridge subscribed on $upstream')
+      })
+    }
+  }
+
+  private subscriptionFailed(filter: string, kind: 'refused' | 'broken', message: string, err?: string): void {
+    const known = this.refusedFilters.get(filter) === kind
+    this.refusedFilters.set(filter, kind)
+    this.lastError = message
+    if (!known) {
+      if (kind === 'refused') this.log.warn({ filters: [filter], hint: 'logged once; asked again on every connection' }, 'bridge subscription refused by $upstream')
+      else this.log.warn({ filters: [filter], err }, 'bridge could not use the SUBACK of $upstream')
+    }
+    this.onStatus(this.status())
   }
 
   /** `atLeast`: a message that keeps failing backs off by its own attempts, though every connect succeeds. */
@@ -455,17 +483,21 @@ export class UpstreamBridge {
       else this.echoes.set(key, n - 1)
       return
     }
+    // Once for every rule that matches (one remote subscription serves them all), once per local topic.
+    const locals = new Set<string>()
     for (const rule of this.inRules) {
       if (!topicMatches(rule.filter, topic)) continue
       const local = remapTopic(topic, rule.from, rule.to)
-      if (local === undefined) continue
+      if (local !== undefined) locals.add(local)
+    }
+    if (locals.size === 0) return
+    this.received++
+    for (const local of locals) {
       const body = Buffer.from(payload)
       this.injected.add(body)
-      this.received++
       this.aedes.publish({ cmd: 'publish', topic: local, payload: body, qos, retain, dup: false }, (err) => {
         if (err) this.log.warn({ err: err.message, topic: local }, 'bridge could not publish locally')
       })
-      return
     }
   }
 

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
+import type { Logger } from 'pino'
 
 import { parseUpstreamConnectionString } from '../../src/bridge/upstream.js'
 import { startHub, type Hub, type HubPolicy } from '../../src/emulator/index.js'
@@ -25,6 +26,8 @@ export interface HubPairOptions {
   /** Extra devices on each side. */
   parentDevices?: string[]
   childDevices?: string[]
+  /** The child's broker logger (e.g. captureLog().logger, to assert on what the bridge logs). */
+  childLogger?: Logger
 }
 
 /** Polls `ok` every 25 ms (the bridge's state has no event a test can wait on); fails after `timeoutMs`. */
@@ -50,7 +53,7 @@ export async function hubPair(t: TestContext, o: HubPairOptions): Promise<{ pare
   t.after(() => parent.close())
   await parent.createDevice('child-edge', { edge: true })
   for (const d of o.parentDevices ?? []) await parent.createDevice(d)
-  const child = await startHub({ hubName: 'childhub', policy: 'allow-all' })
+  const child = await startHub({ hubName: 'childhub', policy: 'allow-all', ...(o.childLogger ? { logger: o.childLogger } : {}) })
   t.after(() => child.close())
   for (const d of o.childDevices ?? []) await child.createDevice(d)
   const caFile = join(dir, 'parent-ca.pem')
