@@ -245,6 +245,7 @@ export class UpstreamBridge {
     } else if (this.connected && this.client) {
       const gone = oldIn.filter((f) => !newIn.includes(f))
       if (gone.length) this.client.unsubscribe(gone)
+      this.rememberFilters(newIn)
       this.subscribeRemote(this.client, newIn.filter((f) => !oldIn.includes(f)))
     }
     this.log.info({ out: out.map((r) => r.filter), in: newIn, parent: `${upstream.gatewayHostName}:${upstream.port}` }, 'bridge configured')
@@ -323,7 +324,16 @@ export class UpstreamBridge {
       this.lastError = this.deliveryError
       this.setState('connected')
       this.log.info({ parent: `${up.gatewayHostName}:${up.port}` }, 'bridge connected to $upstream')
-      this.subscribeRemote(client, remoteFilters(this.inRules))
+      const wanted = remoteFilters(this.inRules)
+      // The parent's persistent session may still hold filters of earlier rules (changed while we
+      // were away): they would bring messages no rule wants, or twice where a new filter covers them.
+      const stale = this.rememberedFilters().filter((f) => !wanted.includes(f))
+      if (stale.length) {
+        client.unsubscribe(stale)
+        this.log.info({ filters: stale }, 'bridge unsubscribed on $upstream from filters of earlier rules')
+      }
+      this.rememberFilters(wanted)
+      this.subscribeRemote(client, wanted)
       this.drain()
     })
     client.on('message', (topic, payload, packet) => this.onRemote(topic, payload, packet.qos === 0 ? 0 : 1, packet.retain))
@@ -436,6 +446,24 @@ export class UpstreamBridge {
         if (this.refusedFilters.delete(filter)) this.onStatus(this.status())
         this.log.info({ filters: [filter] }, 'bridge subscribed on $upstream')
       })
+    }
+  }
+
+  /** The remote filters last subscribed to (kept in forward.db: the parent's session outlives our process). */
+  private rememberedFilters(): string[] {
+    try {
+      const v = JSON.parse(this.queue.getMeta('remoteFilters') ?? '[]') as unknown
+      return Array.isArray(v) ? v.filter((f): f is string => typeof f === 'string') : []
+    } catch {
+      return []
+    }
+  }
+
+  private rememberFilters(filters: string[]): void {
+    try {
+      this.queue.setMeta('remoteFilters', JSON.stringify(filters))
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not remember the bridge\'s remote filters')
     }
   }
 

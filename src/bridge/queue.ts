@@ -176,6 +176,15 @@ export class ForwardQueue {
     return this.count
   }
 
+  /** A small value kept with the queue (e.g. the remote filters the bridge last subscribed to). */
+  getMeta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value)
+  }
+
   // ---- re-checking what is queued when the rules change ----
 
   /**
@@ -185,8 +194,7 @@ export class ForwardQueue {
    * `droppedNoRule`). Returns how many were dropped and re-mapped, or undefined when nothing changed.
    */
   recheck(fingerprint: string, decide: (m: QueuedMessage) => Recheck): { dropped: number; remapped: number } | undefined {
-    const stored = this.db.prepare("SELECT value FROM meta WHERE key = 'rules'").get() as { value: string } | undefined
-    if (stored?.value === fingerprint) return undefined
+    if (this.getMeta('rules') === fingerprint) return undefined
     const drop: number[] = []
     const remap: [string, number][] = []
     // Collected first (a statement may not write while another iterates), applied in one transaction.
@@ -201,7 +209,7 @@ export class ForwardQueue {
     this.db.transaction(() => {
       for (const seq of drop) dropped += this.deleteStmt.run(seq).changes
       for (const [topic, seq] of remap) update.run(topic, seq)
-      this.db.prepare("INSERT INTO meta (key, value) VALUES ('rules', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(fingerprint)
+      this.setMeta('rules', fingerprint)
     })()
     this.count -= dropped
     this.droppedNoRule += dropped

@@ -7,6 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
+import { connectedClient, liveSubscriptions } from '../../src/broker/aedes-internals.js'
 import { startHub } from '../../src/emulator/index.js'
 import { captureLog } from '../helpers/log-capture.js'
 import { startFakeParent } from '../helpers/fake-parent.js'
@@ -125,4 +126,38 @@ test('a SUBACK with fewer return codes than filters: logged once, that filter is
   assert.equal(fake.subscribes.filter((s) => s.includes('broken/#')).length, 1, 'the broken filter was not subscribed again')
   assert.equal(child.broker.bridge.status().state, 'connected')
   assert.deepEqual(child.broker.bridge.status().refusedFilters, ['broken/#'])
+})
+
+test('filters of earlier rules left in the parent\'s persistent session are unsubscribed on connect', async (t) => {
+  const log = captureLog()
+  const { parent, child } = await hubPair(t, {
+    parentPolicy: 'allow-all',
+    settings: [{ direction: 'in', topic: 'x/#', inPrefix: 'b', outPrefix: 'r' }],
+    parentDevices: ['watcher'],
+    childDevices: ['local'],
+    childLogger: log.logger,
+  })
+  await log.waitFor(/bridge subscribed on \$upstream/)
+  // The bridge goes away (no upstream) with r/x/# in its session on the parent; the rules change meanwhile.
+  const upstream = child.context.hub.upstream
+  await child.context.store.updateHub(({ upstream: _, ...h }) => h)
+  await waitFor('the bridge disabled', () => child.broker.bridge.status().state === 'disabled')
+  await child.setEdgeHub({ mqttBroker: { bridges: [{ endpoint: '$upstream', settings: [{ direction: 'in', topic: '#', inPrefix: 'a', outPrefix: 'r' }, { direction: 'in', topic: 'x/#', inPrefix: 'b', outPrefix: 'r' }] }] } })
+  const mark = log.mark()
+  await child.context.store.updateHub((h) => ({ ...h, upstream }))
+  await log.waitFor(/bridge unsubscribed on \$upstream from filters of earlier rules/, { since: mark })
+  await log.waitFor(/bridge subscribed on \$upstream/, { since: mark })
+  const held = () => Object.keys(liveSubscriptions(connectedClient(parent.broker.aedes, 'child-edge')!)).filter((f) => !f.startsWith('$')).sort()
+  await waitFor(`the parent holds only r/# for the child (holds ${held().join(', ')})`, () => held().join() === 'r/#')
+
+  const watcher = await deviceOf(t, parent, 'watcher')
+  const local = await deviceOf(t, child, 'local')
+  await subscribeOk(local, ['a/#', 'b/#'], 1)
+  const got: string[] = []
+  local.on('message', (topic) => got.push(topic))
+  const marker = collect(local, 1, { filter: (m) => m.topic === 'a/end', timeoutMs: 10_000 })
+  await watcher.publishAsync('r/x/1', 'one', { qos: 1 })
+  await watcher.publishAsync('r/end', 'end', { qos: 1 })
+  await marker
+  assert.deepEqual(got.sort(), ['a/end', 'a/x/1', 'b/x/1'], 'each rule once')
 })
