@@ -48,3 +48,31 @@ export function compileBridgeSettings(settings: readonly BridgeSetting[]): { out
   }
   return { out, in: inbound }
 }
+
+/**
+ * True when every topic filter `b` matches is matched by `a` too (so subscribing to `b` next to
+ * `a` only makes the parent send some messages twice). `#` at the first level does not cover
+ * `$…` topics (MQTT 3.1.1 §4.7.2), and `a/#` covers `a` itself.
+ */
+export function filterCovers(a: string, b: string): boolean {
+  const fa = a.split('/')
+  const fb = b.split('/')
+  if (b.startsWith('$') && (fa[0] === '#' || fa[0] === '+')) return false
+  for (let i = 0; i < fb.length; i++) {
+    if (i >= fa.length) return false
+    if (fa[i] === '#') return true
+    if (fb[i] === '#') return false // b reaches any depth here, a does not
+    if (fa[i] === '+') continue // covers a level name or `+`
+    if (fb[i] === '+' || fa[i] !== fb[i]) return false
+  }
+  return fa.length === fb.length || (fa.length === fb.length + 1 && fa[fb.length] === '#')
+}
+
+/**
+ * The remote filters `in` rules need: each once, and none another one covers (the parent would
+ * send a message matching both twice). Order: as the rules first name them.
+ */
+export function remoteFilters(rules: readonly BridgeRule[]): string[] {
+  const unique = [...new Set(rules.map((r) => r.filter))]
+  return unique.filter((f, i) => !unique.some((g, j) => j !== i && filterCovers(g, f) && (!filterCovers(f, g) || j < i)))
+}

@@ -15,6 +15,7 @@ import mqemitter, { type MQEmitter } from 'mqemitter'
 import type { Logger } from 'pino'
 
 import { UpstreamBridge, type LocalPublisher } from '../bridge/bridge.js'
+import type { DeadLetterOps } from '../bridge/dead-letters.js'
 import { ForwardQueue } from '../bridge/queue.js'
 import { ClusterNode } from '../cluster/node.js'
 import { attachClusterStore, openHub, readStorePointer, type HubContext } from '../config/home.js'
@@ -288,6 +289,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
 
   get writesRuntimeFile(): boolean {
     return this.opts.writeRuntimeFile ?? !this.opts.inMemory
+  }
+
+  /** The bridge's dead-letter store (control API). */
+  get deadLetters(): DeadLetterOps {
+    return this.bridge.deadLetters
   }
 
   /** `$upstream` for the IoT Hub primitives: the bridge when a parent is set. */

@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 
+import { DEAD_LETTERS_PATH, parseIds } from '../bridge/dead-letters.js'
 import { EdgeMqError, InvalidDocumentError, toWireError, TooLargeError, UnauthorizedError, UsageError } from '../errors.js'
 import type { TwinKey } from '../registry/types.js'
 import { parseSasToken, verifySasToken } from '../sas/index.js'
@@ -196,6 +197,23 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
         send(res, 204)
       },
     ],
+    // The bridge's dead-letter store (`edgemq bridge dead-letters …` while the broker runs).
+    [
+      'GET',
+      new RegExp(`^${DEAD_LETTERS_PATH}$`),
+      'ServiceConnect',
+      async (_q, res, _m, url) => {
+        const num = (k: string) => {
+          const v = url.searchParams.get(k)
+          if (v === null) return undefined
+          if (!/^\d+$/.test(v)) throw new UsageError(`${k} must be a positive integer, got "${v}"`)
+          return Number(v)
+        }
+        send(res, 200, await broker.deadLetters.list({ limit: num('limit'), afterId: num('afterId') }))
+      },
+    ],
+    ['POST', new RegExp(`^${DEAD_LETTERS_PATH}/retry$`), 'ServiceConnect', async (req, res) => send(res, 200, await broker.deadLetters.retry(parseIds((await readJson(req)).ids)))],
+    ['POST', new RegExp(`^${DEAD_LETTERS_PATH}/purge$`), 'ServiceConnect', async (req, res) => send(res, 200, await broker.deadLetters.purge(parseIds((await readJson(req)).ids)))],
     ...registryRoutes(broker, { readJson, send }),
   ]
 

@@ -8,6 +8,7 @@ import type { EventEmitter } from 'node:events'
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 
+import type { DeadLetterOps } from '../bridge/dead-letters.js'
 import type { HubContext } from '../config/home.js'
 import type { SystemProperties } from '../iothub/index.js'
 import type { BrokerSettings, TwinKey, TwinRecord } from '../registry/types.js'
@@ -93,5 +94,7 @@ export interface ServiceHost {
   readonly iothub: ServiceIotHub
   readonly settings: Pick<BrokerSettings, 'maxEventStreamBytes'>
   readonly refusals: RefusalLog
+  /** The bridge's dead-letter store (messages the parent refused). */
+  readonly deadLetters: DeadLetterOps
   status(): unknown
 }

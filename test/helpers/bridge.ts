@@ -46,6 +46,10 @@ export interface BridgeStatusJson {
   expired: number
   forwarded: number
   received: number
+  /** In the dead-letter store (refused by the parent). */
+  deadLettered: number
+  droppedNoRule: number
+  lastDeadLetter?: { topic: string; at: string; attempts: number; reason: string }
   lastError?: string
 }
 

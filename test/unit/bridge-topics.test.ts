@@ -8,7 +8,7 @@ import { describe, it } from 'node:test'
 
 import { backoffMs } from '../../src/bridge/bridge.js'
 import { ForwardQueue } from '../../src/bridge/queue.js'
-import { compileBridgeSettings, prefixedFilter, remapTopic } from '../../src/bridge/topics.js'
+import { compileBridgeSettings, filterCovers, prefixedFilter, remapTopic, remoteFilters } from '../../src/bridge/topics.js'
 import type { BridgeSetting } from '../../src/edgehub/config.js'
 import { topicMatches } from '../../src/policy/topic.js'
 import { tempHome } from '../helpers/cli.js'
@@ -210,5 +210,27 @@ describe('bridge reconnect backoff (capped exponential, full jitter in the upper
     const draws = Array.from({ length: 200 }, () => backoffMs(4))
     assert.ok(draws.every((d) => d >= 4000 && d <= 8000))
     assert.ok(new Set(draws).size > 50)
+  })
+})
+
+describe('remote filters of `in` rules (issue 21 item 3)', () => {
+  it('filterCovers: wildcards, depth, `a/#` covers `a`, `#` does not cover `$` topics', () => {
+    const yes: [string, string][] = [['#', 'a/b'], ['a/#', 'a'], ['a/#', 'a/+/c'], ['a/+', 'a/b'], ['a/+', 'a/+'], ['+/+', 'a/b'], ['a/b', 'a/b'], ['#', '#'], ['a/#', 'a/#'], ['$x/#', '$x/y']]
+    const no: [string, string][] = [['a/+', 'a/#'], ['a/+', 'a'], ['a/b', 'a/+'], ['a', 'a/b'], ['a/+/c', 'a/b'], ['#', '$iothub/#'], ['+/x', '$a/x'], ['a/b', 'a/c'], ['a/#', 'b']]
+    for (const [a, b] of yes) assert.ok(filterCovers(a, b), `${a} covers ${b}`)
+    for (const [a, b] of no) assert.ok(!filterCovers(a, b), `${a} does not cover ${b}`)
+  })
+
+  it('each filter once, none another covers, in the order the rules first name them', () => {
+    const { in: rules } = compileBridgeSettings([
+      { direction: 'both', topic: '#', inPrefix: 'l/', outPrefix: 'r/' },
+      { direction: 'in', topic: '#', inPrefix: 'l/l/', outPrefix: 'r/' },
+      { direction: 'in', topic: 'x/+', inPrefix: 'c', outPrefix: 'r' },
+      { direction: 'in', topic: 'alerts/#', inPrefix: '', outPrefix: '' },
+      { direction: 'in', topic: 'alerts/+/hot', inPrefix: '', outPrefix: '' },
+      { direction: 'in', topic: '$x/#', inPrefix: '', outPrefix: '' },
+    ])
+    assert.deepEqual(remoteFilters(rules), ['r/#', 'alerts/#', '$x/#'])
+    assert.deepEqual(remoteFilters([]), [])
   })
 })
