@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline'
 
 import { connect as mqttConnect, type MqttClient } from 'mqtt'
 
-import { initHub, openHub } from '../src/config/home.js'
+import { initHub } from '../src/config/home.js'
 import type { JsonObject } from '../src/policy/index.js'
 import { setEdgeHubDesired } from '../src/service/edgehub.js'
 import { BIN } from '../test/helpers/paths.js'

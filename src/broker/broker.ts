@@ -199,6 +199,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     }
     // aedes.listen() (persistence setup, first heartbeat) is async; the hooks need the broker, so
     // the broker is made first with a factory for the aedes instance, and aedes listens after.
+    // eslint-disable-next-line prefer-const -- assigned after the factory that reads it is made
     let self: EdgeBroker | undefined
     const make = () =>
       new Aedes({

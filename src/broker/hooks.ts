@@ -78,7 +78,7 @@ export class Hooks {
       this.refusedConnect.set(client, { reason: 'empty-client-id', code: CONNACK.BAD_CLIENT_ID })
     }
     const willTopic = packet.will?.topic
-    if (willTopic !== undefined && (willTopic === '' || /[+#\u0000]/.test(willTopic))) {
+    if (willTopic !== undefined && (willTopic === '' || /[+#]/.test(willTopic) || willTopic.includes('\u0000'))) {
       // MQTT 3.1.1 §3.1.3.3: a will topic is a topic name; wildcards are a protocol violation (close).
       note('bad-will-topic', 'CONNECT refused: the will topic is empty or holds a wildcard')
       return new Error('invalid will topic')

@@ -162,7 +162,7 @@ function validateBridges(bridges: unknown, bp: string, error: (p: string, m: str
         const v = s[k]
         if (v === undefined) continue
         if (typeof v !== 'string') error(pathKey(q, k), `${k} must be a string (literal topic text), got ${describe(v)}`)
-        else if (/[+#\u0000]/.test(v)) error(pathKey(q, k), `${k} "${v}" is literal topic text: it must not contain + or # (put wildcards in "topic")`)
+        else if (/[+#]/.test(v) || v.includes('\u0000')) error(pathKey(q, k), `${k} "${v}" is literal topic text: it must not contain + or # (put wildcards in "topic")`)
       }
     })
   })

@@ -21,7 +21,7 @@ import type { CreateDeviceInput, CreateModuleInput } from '../registry/registry.
 import type { BrokerSettings, DeviceRecord, ModuleRecord, TwinKey } from '../registry/types.js'
 import { parseEdgeHubDocument } from '../edgehub/index.js'
 import { setEdgeHubDesired, type SetEdgeHubResult } from '../service/edgehub.js'
-import { serviceTwinJson, type ServiceTwinJson, type Twin } from '../twin/index.js'
+import type { ServiceTwinJson } from '../twin/index.js'
 
 /**
  * `'allow-all'`: every registered identity may connect, publish and subscribe to any non-`$` topic
@@ -58,8 +58,8 @@ export interface StartHubOptions {
 
 export type DeviceTarget = string | TwinKey
 
-export interface CreateDeviceOptions extends Omit<CreateDeviceInput, 'deviceId'> {}
-export interface CreateModuleOptions extends Omit<CreateModuleInput, 'deviceId' | 'moduleId'> {}
+export type CreateDeviceOptions = Omit<CreateDeviceInput, 'deviceId'>
+export type CreateModuleOptions = Omit<CreateModuleInput, 'deviceId' | 'moduleId'>
 
 export interface ConnectionStringOptions {
   module?: string

@@ -36,7 +36,7 @@ type Tok =
 
 const IDENT_START = /[A-Za-z_$]/
 // Names may carry `-` and `.` (GrammarLexer's ID allows them; `$body.a.b` is a path).
-const IDENT_PART = /[A-Za-z0-9_$.\-]/
+const IDENT_PART = /[A-Za-z0-9_$.-]/
 
 class Lexer {
   private pos: number

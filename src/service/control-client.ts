@@ -6,7 +6,7 @@
 import { request } from 'node:http'
 
 import { homePaths } from '../config/home.js'
-import { BrokerUnreachableError, EdgeMqError, fromWireError } from '../errors.js'
+import { BrokerUnreachableError, fromWireError } from '../errors.js'
 import { readRuntime, type BrokerRuntime } from '../broker/runtime.js'
 import type { HubRecord } from '../registry/types.js'
 import { buildSasToken } from '../sas/index.js'

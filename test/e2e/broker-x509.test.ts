@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
 import { startTestHub, type TestHub } from '../helpers/hub.js'
-import { cliOk, jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
+import { cliOk, jsonOf, REPO_ROOT, tempHome } from '../helpers/cli.js'
 import { connackCode, iothubUsername, runProc } from '../helpers/mqtt.js'
 
 const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
