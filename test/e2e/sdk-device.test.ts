@@ -8,42 +8,11 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, test } from 'node:test'
-import { createRequire } from 'node:module'
 
 import { startBroker, type BrokerProc } from '../helpers/broker.js'
 import { cliOk, runCli, tempHome } from '../helpers/cli.js'
+import { Client, Message, ModuleClient, Mqtt, type SdkClient, type SdkMessage } from '../helpers/device-sdk.js'
 
-const require = createRequire(import.meta.url)
-// The SDKs are CommonJS with loose typings; describe only what this test touches.
-interface SdkMessage {
-  data: Buffer
-  properties: { add(k: string, v: string): void; getValue(k: string): string | undefined }
-}
-interface SdkTwin {
-  properties: { desired: Record<string, unknown>; reported: { update(patch: unknown, cb: (err?: Error) => void): void } }
-  on(ev: 'properties.desired', cb: (patch: Record<string, unknown>) => void): void
-}
-interface SdkMethodResponse {
-  send(status: number, payload: unknown): Promise<void>
-}
-interface SdkClient {
-  setOptions(o: { ca: string }): Promise<unknown>
-  open(): Promise<unknown>
-  close(): Promise<unknown>
-  sendEvent(m: SdkMessage): Promise<unknown>
-  sendOutputEvent?(output: string, m: SdkMessage): Promise<unknown>
-  getTwin(): Promise<SdkTwin>
-  onDeviceMethod?(name: string, cb: (req: { payload: unknown }, res: SdkMethodResponse) => void): void
-  onMethod?(name: string, cb: (req: { payload: unknown }, res: SdkMethodResponse) => void): void
-  on(ev: 'message', cb: (m: SdkMessage) => void): void
-  complete(m: SdkMessage): Promise<unknown>
-}
-const { Client, ModuleClient, Message } = require('azure-iot-device') as {
-  Client: { fromConnectionString(cs: string, transport: unknown): SdkClient }
-  ModuleClient: { fromConnectionString(cs: string, transport: unknown): SdkClient }
-  Message: new (data: string) => SdkMessage
-}
-const { Mqtt } = require('azure-iot-device-mqtt') as { Mqtt: unknown }
 
 const home = tempHome()
 let broker: BrokerProc

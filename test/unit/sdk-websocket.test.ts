@@ -6,38 +6,13 @@
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { createRequire } from 'node:module'
 import { after, before, test } from 'node:test'
 
 import type { Client as AedesClient, Subscription } from 'aedes'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
+import { Client, Message, MqttWs, type SdkMessage } from '../helpers/device-sdk.js'
 
-const require = createRequire(import.meta.url)
-// The SDKs are CommonJS with loose typings; describe only what this test touches.
-interface SdkMessage {
-  data: Buffer
-  properties: { add(k: string, v: string): void; getValue(k: string): string | undefined }
-}
-interface SdkTwin {
-  properties: { desired: Record<string, unknown>; reported: { update(patch: unknown, cb: (err?: Error) => void): void } }
-  on(ev: 'properties.desired', cb: (patch: Record<string, unknown>) => void): void
-}
-interface SdkClient {
-  setOptions(o: { ca: string }): Promise<unknown>
-  open(): Promise<unknown>
-  close(): Promise<unknown>
-  sendEvent(m: SdkMessage): Promise<unknown>
-  getTwin(): Promise<SdkTwin>
-  onDeviceMethod(name: string, cb: (req: { payload: unknown }, res: { send(status: number, payload: unknown): Promise<void> }) => void): void
-  on(ev: 'message', cb: (m: SdkMessage) => void): void
-  complete(m: SdkMessage): Promise<unknown>
-}
-const { Client, Message } = require('azure-iot-device') as {
-  Client: { fromConnectionString(cs: string, transport: unknown): SdkClient }
-  Message: new (data: string) => SdkMessage
-}
-const { MqttWs } = require('azure-iot-device-mqtt') as { MqttWs: unknown }
 
 let hub: Hub
 
@@ -94,7 +69,7 @@ test('azure-iot-device with MqttWs: telemetry, twin, desired patch, direct metho
     assert.equal((await desired).interval, 7)
 
     const methods = subscribed('wsdev', '$iothub/methods/POST/')
-    client.onDeviceMethod('reboot', (req, res) => void res.send(200, { rebooted: true, got: req.payload }))
+    client.onDeviceMethod!('reboot', (req, res) => void res.send(200, { rebooted: true, got: req.payload }))
     await methods
     assert.deepEqual(await hub.invokeMethod('wsdev', 'reboot', { delay: 3 }, 10), { status: 200, payload: { rebooted: true, got: { delay: 3 } } })
 
