@@ -14,8 +14,10 @@ import { join, resolve } from 'node:path'
 
 import { EdgeMqError, NotFoundError } from '../errors.js'
 import { generateKey, Registry } from '../registry/registry.js'
-import { RedisStore } from '../registry/redis-store.js'
 import { SqliteStore } from '../registry/sqlite-store.js'
+
+/** ioredis costs ~130 ms to load: only homes on Redis (clusters) pay for it, not every CLI command. */
+const redisStore = async () => (await import('../registry/redis-store.js')).RedisStore
 import { DEFAULT_BROKER_SETTINGS, type HubRecord, type Store } from '../registry/types.js'
 import { DEFAULT_POLICY_RIGHTS } from '../registry/rights.js'
 import { validateDeviceId } from '../registry/validate.js'
@@ -189,7 +191,7 @@ export async function attachClusterStore(home: string, url: string): Promise<Sto
     })
   }
   // Reach Redis before the home is repointed: a bad URL or password leaves the home as it was.
-  await (await RedisStore.open(url, DEFAULT_HUB_NAME)).close()
+  await (await (await redisStore()).open(url, DEFAULT_HUB_NAME)).close()
   const pointer = { url, hub: DEFAULT_HUB_NAME }
   writeStorePointer(home, pointer)
   return pointer
@@ -199,7 +201,7 @@ export async function attachClusterStore(home: string, url: string): Promise<Sto
 export async function openStore(home: string, inMemory?: boolean): Promise<Store> {
   if (inMemory) return new SqliteStore(':memory:')
   const pointer = readStorePointer(home)
-  if (pointer) return RedisStore.open(pointer.url, pointer.hub)
+  if (pointer) return (await redisStore()).open(pointer.url, pointer.hub)
   return new SqliteStore(homePaths(home).registry)
 }
 
@@ -247,7 +249,7 @@ async function initRedisHub(home: string, url: string, opts: NewHubOptions & { f
     const local = await embeddedHub(home)
     if (local) throw new EdgeMqError(`${home} already holds the embedded hub "${local.name}"`, { hint: 'use another --home for the Redis hub, or pass --force to point this home at Redis' })
   }
-  const store = await RedisStore.open(url, record.name)
+  const store = await (await redisStore()).open(url, record.name)
   let joined = false
   try {
     const created = await store.initHub(record, { force: opts.force })
