@@ -213,6 +213,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
         concurrency: 1000,
         heartbeatInterval: opts.heartbeatIntervalMs ?? 60_000,
         connectTimeout: brokerSettings(ctx.hub.broker, opts.settings).connectTimeoutSecs * 1000,
+        drainTimeout: brokerSettings(ctx.hub.broker, opts.settings).drainTimeoutSecs * 1000,
         authenticate: (client, username, password, done) => {
           hooksOf().authenticate(client, username, password).then(
             () => done(null, true),

@@ -79,6 +79,12 @@ export interface BrokerSettings {
   maxQueuedBytes: number
   /** An event-stream reader (`edgemq monitor`) with more than this many bytes unsent is disconnected. */
   maxEventStreamBytes: number
+  /**
+   * A client whose socket stays full this long while a QoS 1/2 delivery waits is disconnected
+   * (aedes' drainTimeout, 60 s there): deliveries to everyone else wait on it at most this long,
+   * and a persistent session keeps what follows in its bounded queue.
+   */
+  drainTimeoutSecs: number
 }
 
 export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
@@ -95,6 +101,7 @@ export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
   maxSubscriptionsPerClient: 256,
   maxQueuedBytes: 1024 * 1024,
   maxEventStreamBytes: 4 * 1024 * 1024,
+  drainTimeoutSecs: 5,
 }
 
 export interface UpstreamSettings {

@@ -15,10 +15,10 @@ import { connackOf, connectPacket, rawSocket } from '../helpers/raw-socket.js'
 
 const KiB = 1024
 
-/** A raw subscriber: CONNECT, SUBSCRIBE at QoS 0, wait for the SUBACK, then never read again. */
-async function stalledSubscriber(port: number, clientId: string, password: string, filter: string): Promise<Socket> {
+/** A raw subscriber: CONNECT, SUBSCRIBE (QoS 0 by default), wait for the SUBACK, then never read again. */
+async function stalledSubscriber(port: number, clientId: string, password: string, filter: string, opts: { qos?: 0 | 1; clean?: boolean } = {}): Promise<Socket> {
   const s = await rawSocket(port)
-  s.write(connectPacket(clientId, password))
+  s.write(connectPacket(clientId, password, { clean: opts.clean ?? true }))
   assert.equal(await connackOf(s), 0)
   const suback = new Promise<void>((resolve) => {
     const onData = (d: Buffer) => {
@@ -29,7 +29,7 @@ async function stalledSubscriber(port: number, clientId: string, password: strin
     }
     s.on('data', onData)
   })
-  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 0 }] }))
+  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: opts.qos ?? 0 }] }))
   await suback
   s.pause() // stops reading: the kernel buffers fill, then the broker's
   return s
@@ -67,6 +67,37 @@ test('item 3: a QoS 0 subscriber that stops reading does not stall another subsc
   const conn = connectedClient(hub.broker.aedes, 'slow')?.conn as Socket | undefined
   assert.ok(conn, 'the stalled subscriber is still connected (QoS 0 drops, no disconnect)')
   assert.ok(conn.writableLength <= maxQueuedBytes + 64 * KiB, `unsent bytes held: ${conn.writableLength}`)
+})
+
+test('item 3, QoS 1: a persistent subscriber that stops reading is dropped after drainTimeoutSecs; the others and the publisher go on, its queue stays bounded', async (t) => {
+  const hub = await startHub({ ports: { mqtts: null, rest: null }, settings: { drainTimeoutSecs: 1, maxQueued: 100 } })
+  t.after(() => hub.close())
+  for (const id of ['pub', 'slow', 'fast']) await hub.createDevice(id)
+  const port = hub.ports.mqtt as number
+  const slow = await stalledSubscriber(port, 'slow', await hub.sas('slow'), 'load/#', { qos: 1, clean: false })
+  t.after(() => slow.destroy())
+  const slowGone = new Promise<void>((resolve) => hub.broker.aedes.on('clientDisconnect', (c) => c.id === 'slow' && resolve()))
+  const fast = await connect({ port, clientId: 'fast', password: await hub.sas('fast') })
+  t.after(() => fast.endAsync())
+  await fast.subscribeAsync('load/#', { qos: 1 })
+  const pub = await connect({ port, clientId: 'pub', password: await hub.sas('pub') })
+  t.after(() => pub.endAsync())
+
+  // 2,000 × 4 KiB QoS 1: far more than the stalled socket's kernel buffers hold.
+  const N = 2000
+  const payload = Buffer.alloc(4 * KiB, 7)
+  const start = Date.now()
+  const got = collect(fast, N, { timeoutMs: 30_000 })
+  for (let i = 0; i < N; i += 50) await Promise.all(Array.from({ length: 50 }, () => pub.publishAsync('load/x', payload, { qos: 1 })))
+  const messages = await got
+  const ms = Date.now() - start
+  await slowGone
+  assert.equal(messages.length, N)
+  // aedes' own default (60 s) would hold every delivery that long; here the stall costs about 1 s.
+  assert.ok(ms < 20_000, `the other subscriber got ${N} QoS 1 messages in ${ms} ms`)
+  // Offline now, the stalled session keeps at most maxQueued (the rest dropped and counted).
+  const status = hub.broker.status() as { sessions: { droppedByClient: Record<string, number> } }
+  assert.ok((status.sessions.droppedByClient.slow ?? 0) > 0, 'the persistent queue of the stalled client hit its bound')
 })
 
 test('item 2: an event-stream reader that never reads is disconnected at its bound; broker memory stays bounded', async (t) => {
