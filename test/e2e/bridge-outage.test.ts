@@ -12,10 +12,9 @@ import { after, before, describe, it } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { bridgeStatus, deviceClient, makePair, type Pair, publishAck } from '../helpers/bridge.js'
+import { bridgeStatus, deviceClient, startLinkedPair, type Pair, publishAck } from '../helpers/bridge.js'
 import { type BrokerProc, startBroker } from '../helpers/broker.js'
 import { collect, subscribeOk } from '../helpers/mqtt.js'
-import { freePort } from '../helpers/ports.js'
 
 const N = 5000
 
@@ -27,12 +26,7 @@ describe('bridge: store and forward across a parent outage and a child crash', (
   const clients: MqttClient[] = []
 
   before(async () => {
-    pair = await makePair()
-    tlsPort = await freePort()
-    parent = await startBroker(pair.parent.home, ['--tls-port', String(tlsPort)])
-    await pair.linkChild(parent)
-    child = await startBroker(pair.child.home)
-    await child.waitForLog(/bridge connected to \$upstream/)
+    ;({ pair, tlsPort, parent, child } = await startLinkedPair())
   })
 
   after(async () => {

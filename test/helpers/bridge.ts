@@ -14,10 +14,11 @@ import { join } from 'node:path'
 
 import type { MqttClient } from 'mqtt'
 
-import type { BrokerProc } from './broker.js'
+import { startBroker, type BrokerProc } from './broker.js'
 import { cliOk as cli, jsonOf, runCli, tempHome } from './cli.js'
 import { connect, iothubUsername } from './mqtt.js'
 import { SEED_FIXTURES } from './paths.js'
+import { freePort } from './ports.js'
 
 /** The seed's bridge sample, used in place (never a copy). */
 export const SEED_BRIDGE = join(SEED_FIXTURES, 'seed-bridge.json')
@@ -134,4 +135,18 @@ export async function reportedBridges(home: string, ok: (b: BridgeStatusJson[]) 
     if (Date.now() > deadline) assert.fail(`$edgeHub reported bridges never matched within ${timeoutMs} ms: ${JSON.stringify(last)}`)
     await new Promise((r) => setTimeout(r, 250))
   }
+}
+
+/**
+ * A parent broker on a fixed TLS port (so it can be killed and restarted where the child looks for
+ * it) and a child bridged to it, both running, the bridge connected: the setup of the outage tests.
+ */
+export async function startLinkedPair(opts: { ttlSecs?: number } = {}): Promise<{ pair: Pair; tlsPort: number; parent: BrokerProc; child: BrokerProc }> {
+  const pair = await makePair(opts)
+  const tlsPort = await freePort()
+  const parent = await startBroker(pair.parent.home, ['--tls-port', String(tlsPort)])
+  await pair.linkChild(parent)
+  const child = await startBroker(pair.child.home)
+  await child.waitForLog(/bridge connected to \$upstream/)
+  return { pair, tlsPort, parent, child }
 }
