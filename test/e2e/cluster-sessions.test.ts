@@ -85,6 +85,16 @@ describe('cluster: persistent session queues in Redis', { skip: redisAvailable()
   }
   const statusOf = async (i: number) =>
     jsonOf<{ sessions: { maxQueued: number; whenFull: string; dropped: number; droppedByClient: Record<string, number> } }>(await runCli(['broker', 'status'], { home: cl.homes[i] }))
+  /** Waits until the two nodes' drop counters add up to `n` (aedes acknowledges a publish before it queues it). */
+  const droppedTotal = async (n: number) => {
+    const deadline = Date.now() + 20_000
+    let total = -1
+    while (Date.now() < deadline) {
+      total = (await statusOf(0)).sessions.dropped + (await statusOf(1)).sessions.dropped
+      if (total === n) return
+    }
+    assert.equal(total, n, 'drops counted across both nodes')
+  }
   const range = (from: number, to: number, prefix: string) => Array.from({ length: to - from }, (_, i) => `${prefix}/${from + i}`)
 
   before(async () => {
@@ -140,6 +150,8 @@ describe('cluster: persistent session queues in Redis', { skip: redisAvailable()
       await offlineSubscriber(b, 'bounded', `${whenFull}/#`)
       const pubA = await cl.dev(a, 'pub-a')
       await publishAll(pubA, range(0, 150, whenFull))
+      // All of A's are queued (and 50 trimmed) before B publishes: "A then B" is then the queue's order too.
+      await droppedTotal(50)
       const pubB = await cl.dev(b, 'pub-b')
       await publishAll(pubB, range(150, 300, whenFull))
       await queued('bounded', 100)
