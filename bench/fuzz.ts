@@ -8,8 +8,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 import { startHub } from '../src/emulator/index.js'
-import { buildSasToken } from '../src/sas/index.js'
-import { fuzz, serving, type FuzzStats, type FuzzTarget } from './lib/fuzz.js'
+import { fuzz, fuzzTargetOf, serving, type FuzzStats, type FuzzTarget } from './lib/fuzz.js'
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`)
@@ -22,18 +21,7 @@ function arg(name: string, dflt: number): number {
 /** Child mode: an in-memory hub on free ports, one device, allow-all; prints the target, then RSS lines. */
 async function serve(): Promise<void> {
   const hub = await startHub({ policy: 'allow-all', logLevel: 'silent' })
-  await hub.createDevice('fuzz')
-  const service = hub.context.hub.policies.find((p) => p.name === 'service')!
-  const target: FuzzTarget = {
-    host: '127.0.0.1',
-    mqtt: hub.ports.mqtt as number,
-    mqtts: hub.ports.mqtts as number,
-    rest: hub.ports.rest as number,
-    deviceId: 'fuzz',
-    deviceSas: await hub.sas('fuzz', undefined, { durationSecs: 24 * 3600 }),
-    serviceSas: buildSasToken({ resource: hub.hostName, key: service.primaryKey, policyName: 'service', durationSecs: 24 * 3600 }),
-    hostName: hub.hostName,
-  }
+  const target = await fuzzTargetOf(hub, 24 * 3600)
   process.stdout.write(JSON.stringify({ target }) + '\n')
   process.stdin.on('data', () => process.stdout.write(JSON.stringify({ rss: process.memoryUsage().rss }) + '\n'))
   process.stdin.on('end', () => void hub.close().then(() => process.exit(0)))

@@ -11,7 +11,10 @@ import { connect as tlsConnect } from 'node:tls'
 
 import mqttPacket from 'mqtt-packet'
 
+import type { Hub } from '../../src/emulator/index.js'
+import { buildSasToken } from '../../src/sas/index.js'
 import { mulberry32 } from '../../test/helpers/prng.js'
+import { remainingLength } from '../../test/helpers/raw-socket.js'
 
 export interface FuzzTarget {
   host: string
@@ -23,6 +26,22 @@ export interface FuzzTarget {
   deviceSas: string
   serviceSas: string
   hostName: string
+}
+
+/** The target a hub offers the fuzzer: its three ports, a `fuzz` device (created here) and a service token. */
+export async function fuzzTargetOf(hub: Hub, tokenSecs: number): Promise<FuzzTarget> {
+  await hub.createDevice('fuzz')
+  const service = hub.context.hub.policies.find((p) => p.name === 'service')!
+  return {
+    host: '127.0.0.1',
+    mqtt: hub.ports.mqtt as number,
+    mqtts: hub.ports.mqtts as number,
+    rest: hub.ports.rest as number,
+    deviceId: 'fuzz',
+    deviceSas: await hub.sas('fuzz', undefined, { durationSecs: tokenSecs }),
+    serviceSas: buildSasToken({ resource: hub.hostName, key: service.primaryKey, policyName: 'service', durationSecs: tokenSecs }),
+    hostName: hub.hostName,
+  }
 }
 
 export interface FuzzStats {
@@ -38,17 +57,6 @@ type Rng = () => number
 const int = (r: Rng, n: number) => Math.floor(r() * n)
 const pick = <T>(r: Rng, xs: readonly T[]): T => xs[int(r, xs.length)]
 
-/** A remaining-length varint. */
-function varint(n: number): Buffer {
-  const out: number[] = []
-  do {
-    let b = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) b |= 0x80
-    out.push(b)
-  } while (n > 0)
-  return Buffer.from(out)
-}
 
 const TOPICS = [
   'devices/{id}/messages/events/',
@@ -135,7 +143,7 @@ function mutate(r: Rng, b: Buffer, other: Buffer): Buffer {
       let lenBytes = 1
       while (lenBytes < 4 && (out[lenBytes] & 0x80) !== 0) lenBytes++
       const lie = pick(r, [0, 1, 2, out.length + 1 + int(r, 100), int(r, 1 << 14), 268_435_455, int(r, 268_435_456)])
-      return Buffer.concat([out.subarray(0, 1), varint(lie), out.subarray(1 + lenBytes)])
+      return Buffer.concat([out.subarray(0, 1), remainingLength(lie), out.subarray(1 + lenBytes)])
     }
     case 5: {
       const at = int(r, out.length + 1)

@@ -16,24 +16,13 @@ import { startBroker, type BrokerProc } from '../helpers/broker.js'
 import { jsonOf, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { closed, collect, connect, iothubUsername } from '../helpers/mqtt.js'
 import { mulberry32 } from '../helpers/prng.js'
+import { remainingLength } from '../helpers/raw-socket.js'
 
 const POLICY = resolve(REPO_ROOT, '../shared/fixtures/seed-policy-pubsub.json')
 const SEED = Number(process.env.EDGEMQ_FUZZ_SEED ?? 0x5eed4)
 const CASES = 1000
 const PARALLEL = 16
 const MAX_MESSAGE = 256 * 1024
-
-
-function remainingLength(n: number): Buffer {
-  const out: number[] = []
-  do {
-    let byte = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) byte |= 0x80
-    out.push(byte)
-  } while (n > 0)
-  return Buffer.from(out)
-}
 
 function str(s: string | Buffer): Buffer {
   const b = Buffer.isBuffer(s) ? s : Buffer.from(s, 'utf8')

@@ -78,14 +78,19 @@ export async function blast(s: Socket, header: Buffer, maxBytes: number): Promis
   return { written, closed: closed || s.destroyed, ms: Date.now() - start }
 }
 
+/** MQTT's remaining-length varint (7 bits a byte, high bit = more follow). */
+export function remainingLength(n: number): Buffer {
+  const out: number[] = []
+  do {
+    let b = n % 128
+    n = Math.floor(n / 128)
+    if (n > 0) b |= 0x80
+    out.push(b)
+  } while (n > 0)
+  return Buffer.from(out)
+}
+
 /** A fixed header (type/flags byte + remaining length) claiming `length` bytes follow. */
 export function fixedHeader(firstByte: number, length: number): Buffer {
-  const bytes = [firstByte]
-  do {
-    let b = length % 128
-    length = Math.floor(length / 128)
-    if (length > 0) b |= 0x80
-    bytes.push(b)
-  } while (length > 0)
-  return Buffer.from(bytes)
+  return Buffer.concat([Buffer.from([firstByte]), remainingLength(length)])
 }

@@ -5,24 +5,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { startHub } from '../../src/emulator/index.js'
-import { buildSasToken } from '../../src/sas/index.js'
-import { fuzz, serving, type FuzzTarget } from '../../bench/lib/fuzz.js'
+import { fuzz, fuzzTargetOf, serving } from '../../bench/lib/fuzz.js'
 
 test('fuzz slice: 1,500 seeded cases over plain, TLS and REST; the broker still serves', async (t) => {
   const hub = await startHub({ policy: 'allow-all' })
   t.after(() => hub.close())
-  await hub.createDevice('fuzz')
-  const service = hub.context.hub.policies.find((p) => p.name === 'service')!
-  const target: FuzzTarget = {
-    host: '127.0.0.1',
-    mqtt: hub.ports.mqtt as number,
-    mqtts: hub.ports.mqtts as number,
-    rest: hub.ports.rest as number,
-    deviceId: 'fuzz',
-    deviceSas: await hub.sas('fuzz'),
-    serviceSas: buildSasToken({ resource: hub.hostName, key: service.primaryKey, policyName: 'service', durationSecs: 600 }),
-    hostName: hub.hostName,
-  }
+  const target = await fuzzTargetOf(hub, 600)
   const stats = await fuzz(target, { seed: 15, cases: 1500, workers: 8 })
   assert.ok(stats.cases >= 1500)
   assert.ok(stats.byPort.mqtts > 0 && stats.byPort.rest > 0, `all three ports were hit: ${JSON.stringify(stats.byPort)}`)
