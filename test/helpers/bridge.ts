@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
+import { after, before } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
@@ -149,4 +150,29 @@ export async function startLinkedPair(opts: { ttlSecs?: number } = {}): Promise<
   const child = await startBroker(pair.child.home)
   await child.waitForLog(/bridge connected to \$upstream/)
   return { pair, tlsPort, parent, child }
+}
+
+export interface LinkedPairFixture {
+  pair: Pair
+  tlsPort: number
+  parent: BrokerProc
+  child: BrokerProc
+  /** MQTT clients the tests open; ended (forcibly) before the brokers stop. */
+  clients: MqttClient[]
+}
+
+/**
+ * `startLinkedPair()` for a describe block: started in before(), its clients and both brokers
+ * stopped in after(). The fields are filled once before() ran, so read them inside the tests.
+ */
+export function useLinkedPair(opts: { ttlSecs?: number } = {}): LinkedPairFixture {
+  const f = { clients: [] as MqttClient[] } as LinkedPairFixture
+  before(async () => {
+    Object.assign(f, await startLinkedPair(opts))
+  })
+  after(async () => {
+    await Promise.all(f.clients.map((c) => c.endAsync(true)))
+    await Promise.all([f.child?.stop(), f.parent?.stop()])
+  })
+  return f
 }
