@@ -14,10 +14,10 @@ import type { AddressInfo } from 'node:net'
 import { DEAD_LETTERS_PATH, parseIds } from '../bridge/dead-letters.js'
 import { EdgeMqError, InvalidDocumentError, toWireError, TooLargeError, UnauthorizedError, UsageError } from '../errors.js'
 import type { TwinKey } from '../registry/types.js'
-import { parseSasToken, verifySasToken } from '../sas/index.js'
 import type { HubEvent, ServiceHost } from './host.js'
 import { registryRoutes, type RestRoute } from './registry-rest.js'
 import { grants } from '../registry/rights.js'
+import { verifyServiceToken } from './service-auth.js'
 import { listenWithHints } from '../util/listen.js'
 import { serveMqttOverWebSocket, type MqttWebSocketOptions } from '../transports/websocket.js'
 
@@ -87,19 +87,9 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 function authenticateRequest(broker: ServiceHost, req: IncomingMessage): readonly string[] {
   const header = req.headers.authorization
   if (!header) throw new UnauthorizedError('no Authorization header (a service SAS token is required)')
-  let fields
-  try {
-    fields = parseSasToken(header)
-  } catch (err) {
-    throw new UnauthorizedError((err as Error).message)
-  }
-  const policy = broker.ctx.hub.policies.find((p) => p.name === fields.skn)
-  if (!policy) throw new UnauthorizedError(`unknown shared access policy "${fields.skn ?? ''}"`)
   const host = (req.headers.host ?? '').replace(/:\d+$/, '')
   const accepted = [broker.ctx.hub.hostName, host, `${host}:${req.socket.localPort}`].filter(Boolean)
-  const r = verifySasToken(fields, [policy.primaryKey, policy.secondaryKey], { acceptedResources: accepted })
-  if (!r.ok) throw new UnauthorizedError(r.reason)
-  return policy.rights
+  return verifyServiceToken(broker.ctx.hub.policies, header, accepted).rights
 }
 
 function twinKey(deviceId: string, moduleId?: string): TwinKey {
