@@ -27,7 +27,7 @@ import { brokerPersistence, connectedClient, fastMqQueues, wrapQoS0Delivery } fr
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
-import { installIotHubPacketRewrites, IotHub } from './iothub.js'
+import { installC2dAckTracking, installIotHubPacketRewrites, IotHub } from './iothub.js'
 import { brokerSettings, ConnectionGate, loggableId, PACKET_HEADROOM, RefusalLog } from './limits.js'
 import { installPacketGuard } from './packet-guard.js'
 import { LiveConfig } from './live.js'
@@ -35,6 +35,7 @@ import { createLogger, type LogLevel } from './logger.js'
 import { createPersistence } from './persistence.js'
 import { startControlServer, type ControlServer } from './control.js'
 import { verifyAmqpToken } from './service-auth.js'
+import { serveIotHubOverAmqp } from './amqp-service.js'
 import { SessionStore } from './session-store.js'
 import { SessionTable, type Session } from './session.js'
 import { startWorkloadServer, type WorkloadServer } from '../workload/server.js'
@@ -175,8 +176,9 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       id: ctx.hub.hostName,
       log,
       maxMessageSize: this.maxMessageSize,
-      verifyToken: (token, audience, hostname) => verifyAmqpToken(ctx.hub.policies, token, [ctx.hub.hostName, hostname ?? ''], this.clockSkewSecs),
+      verifyToken: (token, _audience, hostname) => verifyAmqpToken(ctx.hub.policies, token, [ctx.hub.hostName, hostname ?? ''], this.clockSkewSecs),
     })
+    serveIotHubOverAmqp(this.amqp, this.iothub)
     const queue = new ForwardQueue(opts.inMemory ? ':memory:' : ctx.paths.forward)
     const onStatus = () => this.live.onBridgeStatus()
     const inbound = this.bridgeInbound()
@@ -485,6 +487,10 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     // dropped once its unsent bytes pass the bound, and delivery never waits for its socket to drain.
     // `scheduled`: bytes handed to aedes and not yet written out (aedes writes a tick later, and
     // calls back after the drain when the socket was full), so the bound holds for a burst too.
+    installC2dAckTracking(client, (topic) => {
+      const s = this.sessions.of(client)
+      if (s) this.iothub.acked(s, topic)
+    })
     let scheduled = 0
     wrapQoS0Delivery(client, (deliver) => (packet, cb) => {
       const p = packet as { topic?: string; payload?: Buffer | string }
@@ -534,6 +540,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     a.on('clientDisconnect', (client) => {
       this.sessions.end(client)
       this.log.info({ client: client.id }, 'client disconnected')
+    })
+    // A device's PUBACK of a C2D message completes it (delivery feedback).
+    a.on('ack', (packet, client) => {
+      const s = client ? this.sessions.of(client) : undefined
+      if (s && packet && 'topic' in packet) this.iothub.acked(s, packet.topic)
     })
     a.on('clientError', (client, err) => this.log.info({ client: loggableId(client.id), reason: err.message }, 'client dropped'))
     // aedes reports persistence and will-sweep failures here; unhandled, an 'error' event would end the process.
