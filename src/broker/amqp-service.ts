@@ -101,8 +101,14 @@ export function serveIotHubOverAmqp(amqp: AmqpListener, hub: ServiceIotHub): () 
 
 function receiveC2d(hub: ServiceIotHub, link: Receiver, ctx: AmqpLinkContext): void {
   ctx.grantCredit(link)
+  // Credit bounds what is in flight; a peer that sends past it loses the link, not our memory.
+  let pending = 0
   link.on('message', (m: EventContext) => {
     const delivery = m.delivery as Delivery
+    if (++pending > ctx.creditWindow) {
+      link.close({ condition: 'amqp:link:transfer-limit-exceeded', description: `more than ${ctx.creditWindow} unsettled messages (sent without credit)` })
+      return
+    }
     const send = async () => {
       if (!ctx.has('ServiceConnect')) throw new UnauthorizedError('the token that granted ServiceConnect on this connection has expired')
       const c = c2dFromAmqp(m.message as Message)
@@ -115,6 +121,7 @@ function receiveC2d(hub: ServiceIotHub, link: Receiver, ctx: AmqpLinkContext): v
         delivery.reject(toAmqpError(err))
       },
     ).finally(() => {
+      pending--
       if (link.is_open()) link.add_credit(1)
     })
   })

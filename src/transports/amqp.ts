@@ -23,8 +23,8 @@
  * - The first route (in registration order) whose `matches` accepts the address serves the link; a
  *   link no route serves (or whose side the route lacks) is detached with `amqp:not-found`, and one
  *   whose connection holds no valid token with the route's right with `amqp:unauthorized-access`.
- * - An accepted link's source and target echo the peer's (filters included), so a route that applies
- *   a filter need not set them; it may still call `link.set_source()` inside the handler.
+ * - An accepted link's source and target echo the peer's (filters included); the attach is written
+ *   before the handler runs (so it may send at once), hence a handler cannot change them.
  * - Receivers (peer → hub) start with NO credit and never auto-accept: the route grants credit
  *   (`link.add_credit(n)`, `ctx.grantCredit(link)` gives the usual window) and settles each delivery
  *   itself (`delivery.accept()` / `delivery.reject({ condition, description })`), typically adding one
@@ -62,6 +62,8 @@ export interface AmqpLinkContext {
   has(right: ServiceRight): boolean
   /** Adds credit up to the listener's window (receivers start with none). */
   grantCredit(link: Receiver): void
+  /** That window: the most a route needs to hold unsettled per link. */
+  readonly creditWindow: number
   /** Detaches `link` with amqp:unauthorized-access. */
   unauthorized(link: Sender | Receiver, description?: string): void
   readonly log: Logger
@@ -236,6 +238,7 @@ export class AmqpListener {
       connection: conn,
       rights: () => this.rightsOf(conn),
       has: (right) => grants(this.rightsOf(conn), right),
+      creditWindow: this.creditWindow,
       grantCredit: (link) => link.add_credit(Math.max(0, this.creditWindow - (link as unknown as { credit: number }).credit)),
       unauthorized: (link, description) => link.close({ condition: 'amqp:unauthorized-access', description: description ?? 'the connection holds no valid token with the right this address needs' }),
       log: this.log,
@@ -269,9 +272,13 @@ export class AmqpListener {
   private onLink(conn: Connection, link: Sender | Receiver, role: 'sender' | 'receiver'): void {
     const terminus = role === 'sender' ? link.source : link.target
     const address = terminus?.address ?? ''
-    // Echo the peer's termini (a refused link is detached right after, which is how AMQP refuses).
+    // The attach echoes the peer's termini (a refused link is detached right after, which is how
+    // AMQP refuses) and is encoded now, before any handler runs: rhea writes a session's transfers
+    // before its links' attach frames in one processing round, so a message sent at once would
+    // reach the peer on a handle it does not know yet.
     if (link.source) link.set_source(link.source)
     if (link.target) link.set_target(link.target)
+    ;(link.session as unknown as { _process(): void })._process()
     if (address === CBS_ADDRESS) return this.cbsLink(conn, link, role)
     const route = this.routes.find((r) => safeMatch(r, address))
     const handler = role === 'sender' ? route?.onSender : route?.onReceiver
