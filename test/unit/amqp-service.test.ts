@@ -10,12 +10,12 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, before, test } from 'node:test'
 
-import rhea, { type Connection, type ConnectionOptions, type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea'
+import rhea, { type Connection, type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea'
 import WebSocket from 'ws'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { parsePropertyBag } from '../../src/iothub/index.js'
-import { buildSasToken } from '../../src/sas/index.js'
+import { openAmqp, putToken, serviceToken, type WsDetails } from '../helpers/amqp.js'
 import { connect, nextMessage, subscribeOk } from '../helpers/mqtt.js'
 
 let hub: Hub
@@ -26,31 +26,10 @@ before(async () => {
 })
 after(() => hub?.close())
 
-function token(policyName: string): string {
-  const policy = hub.context.hub.policies.find((p) => p.name === policyName)
-  assert.ok(policy)
-  return buildSasToken({ resource: hub.hostName, key: policy.primaryKey, policyName, durationSecs: 600 })
-}
-
-function quiet(conn: Connection): Connection {
-  conn.on('error', () => undefined)
-  conn.on('disconnected', () => undefined)
-  return conn
-}
-
-/** Opens a connection (plain TCP, or the given WebSocket details) and puts `policy`'s token on $cbs. */
-async function authed(policy: string, details?: ReturnType<ReturnType<typeof rhea.websocket_connect>>): Promise<Connection> {
-  const c = rhea.create_container()
-  const options = { host: '127.0.0.1', port: hub.ports.amqp, hostname: hub.hostName, reconnect: false, ...(details ? { connection_details: details } : {}) }
-  const conn = quiet(c.connect(options as ConnectionOptions))
-  await once(conn, 'connection_open')
-  const receiver = conn.open_receiver({ source: { address: '$cbs' } })
-  const sender = conn.open_sender({ target: { address: '$cbs' } })
-  await once(sender, 'sendable')
-  const reply = once(receiver, 'message') as Promise<[EventContext]>
-  sender.send({ message_id: 'p1', reply_to: 'cbs', body: token(policy), application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: hub.hostName } })
-  const [ctx] = await reply
-  assert.equal((ctx.message as Message).application_properties?.['status-code'], 200)
+/** A connection (plain TCP, or the given WebSocket) holding `policy`'s token. */
+async function authed(policy: string, details?: WsDetails): Promise<Connection> {
+  const conn = await openAmqp(hub, details)
+  assert.equal((await putToken(conn, hub, serviceToken(hub, policy)))['status-code'], 200)
   return conn
 }
 

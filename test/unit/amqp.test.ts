@@ -10,10 +10,10 @@ import { once } from 'node:events'
 import { connect as netConnect } from 'node:net'
 import { after, before, test } from 'node:test'
 
-import rhea, { type Connection, type EventContext, type Message } from 'rhea'
+import type { Connection, EventContext } from 'rhea'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
-import { buildSasToken } from '../../src/sas/index.js'
+import { openAmqp, putToken as cbsPutToken, serviceToken as tokenOf } from '../helpers/amqp.js'
 
 let hub: Hub
 let port: number
@@ -33,34 +33,9 @@ before(async () => {
 })
 after(() => hub?.close())
 
-function serviceToken(policyName: string, opts: { key?: string; resource?: string } = {}): string {
-  const policy = hub.context.hub.policies.find((p) => p.name === policyName)
-  assert.ok(policy)
-  return buildSasToken({ resource: opts.resource ?? hub.hostName, key: opts.key ?? policy.primaryKey, policyName, durationSecs: 600 })
-}
-
-async function open(): Promise<Connection> {
-  const conn = rhea.create_container().connect({ host: '127.0.0.1', port, hostname: hub.hostName, reconnect: false })
-  conn.on('error', () => undefined)
-  conn.on('disconnected', () => undefined)
-  await once(conn, 'connection_open')
-  return conn
-}
-
-/** One CBS request/response on a fresh pair of $cbs links. */
-async function putToken(conn: Connection, token: string, props: Record<string, string> = {}): Promise<Record<string, unknown>> {
-  const receiver = conn.open_receiver({ source: { address: '$cbs' }, target: { address: 'cbs-reply' } })
-  await once(receiver, 'receiver_open')
-  const sender = conn.open_sender({ target: { address: '$cbs' } })
-  await once(sender, 'sendable')
-  const id = `put-${Math.random()}`
-  const reply = new Promise<Message>((resolve) => receiver.on('message', (ctx: EventContext) => ctx.message?.correlation_id === id && resolve(ctx.message)))
-  sender.send({ message_id: id, reply_to: 'cbs-reply', body: token, application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: hub.hostName, ...props } })
-  const m = await reply
-  receiver.close()
-  sender.close()
-  return m.application_properties as Record<string, unknown>
-}
+const serviceToken = (policyName: string, opts: { key?: string; resource?: string } = {}) => tokenOf(hub, policyName, opts)
+const open = () => openAmqp(hub)
+const putToken = (conn: Connection, token: string, props: Record<string, string> = {}) => cbsPutToken(conn, hub, token, props)
 
 /** Attaches a receiver on `address`; resolves with the detach error condition, or 'open' once attached for good. */
 async function attachOutcome(conn: Connection, address: string): Promise<string> {
