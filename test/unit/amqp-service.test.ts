@@ -144,3 +144,42 @@ test('AMQP over WebSockets at /$servicebus/websocket on the REST port (AMQPWSB10
     conn.close()
   }
 })
+
+test('feedback Success: on send to a QoS 0 subscriber, on the PUBACK of a persistent session (queued while offline)', async () => {
+  await hub.createDevice('q0')
+  await hub.createDevice('persist')
+  const fb = hub.broker.iothub.feedback
+  const taken = (id: string) => {
+    const b = fb.take((r) => r.originalMessageId === id)
+    if (b) fb.settle(b.lockToken, 'accept')
+    return b?.records.map((r) => r.statusCode)
+  }
+  const q0 = await connect({ port: hub.ports.mqtt as number, clientId: 'q0', password: await hub.sas('q0') })
+  try {
+    await subscribeOk(q0, 'devices/q0/messages/devicebound/#', 0)
+    const got = nextMessage(q0)
+    await hub.broker.iothub.sendC2d('q0', Buffer.from('a'), {}, { messageId: 'q0-1' }, { ack: 'positive' })
+    assert.equal((await got).qos, 0)
+    assert.deepEqual(taken('q0-1'), ['Success'])
+  } finally {
+    await q0.endAsync()
+  }
+
+  // A persistent session subscribed at QoS 1, then offline: aedes keeps the message; its PUBACK on reconnect completes it.
+  const opts = { port: hub.ports.mqtt as number, clientId: 'persist', password: await hub.sas('persist'), clean: false }
+  const first = await connect(opts)
+  await subscribeOk(first, 'devices/persist/messages/devicebound/#', 1)
+  await first.endAsync()
+  const r = await hub.broker.iothub.sendC2d('persist', Buffer.from('b'), {}, { messageId: 'p-1' }, { ack: 'full' })
+  assert.equal(r.queued, false)
+  assert.equal(taken('p-1'), undefined)
+  // The device's PUBACK (MQTT.js sends it on receipt) is what adds the record.
+  const recorded = once(fb.events, 'available')
+  const back = await connect(opts)
+  try {
+    await recorded
+    assert.deepEqual(taken('p-1'), ['Success'])
+  } finally {
+    await back.endAsync()
+  }
+})
