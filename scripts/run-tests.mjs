@@ -10,7 +10,7 @@
 // Node 20's run() has no execArgv/import option: a test file's process gets this process's
 // execArgv. So the runner re-executes itself under `--import tsx` once, and every test file
 // inherits it (with --test-timeout, which applies to each test inside a file).
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { run } from 'node:test'
@@ -35,6 +35,11 @@ function find(dir) {
 }
 
 const args = process.argv.slice(2)
+// --checks: also run the typecheck and the linter, as two more jobs of the pool (they are
+// single-threaded, so beside the tests they cost little wall time); a failure fails the run.
+const checksAt = args.indexOf('--checks')
+const withChecks = checksAt >= 0
+if (withChecks) args.splice(checksAt, 1)
 let root = 'test'
 const dirAt = args.indexOf('--dir')
 if (dirAt >= 0) root = args.splice(dirAt, 2)[1]
@@ -85,6 +90,28 @@ const firstLine = (err) => {
   return lines[0]?.endsWith(':') && lines[1] ? `${lines[0]} ${lines[1].trim()}` : (lines[0] ?? text)
 }
 
+const CHECKS = [
+  { name: 'typecheck (tsc -p tsconfig.test.json)', cmd: ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json'] },
+  { name: 'lint (eslint src test bench scripts)', cmd: ['node_modules/eslint/bin/eslint.js', 'src', 'test', 'bench', 'scripts'] },
+]
+
+/** Runs one check to the end; its output is printed whole, and a failure is listed like a failed test. */
+function runCheck(check) {
+  return new Promise((resolve) => {
+    const t0 = Date.now()
+    const child = spawn(process.execPath, check.cmd, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    child.on('close', (code) => {
+      fileTimes.set(check.name, Date.now() - t0)
+      process.stdout.write(`${code === 0 ? '✔' : '✖'} ${check.name}\n${out}`)
+      if (code !== 0) failures.push({ file: check.name, name: '(check)', error: out.trim().split('\n').slice(0, 3).join(' | ') || `exit ${code}` })
+      resolve()
+    })
+  })
+}
+
 /** Runs one file in its own process; its report is printed whole when it ends, so files never interleave. */
 function runFile(file) {
   return new Promise((resolve) => {
@@ -125,6 +152,7 @@ function runFile(file) {
 }
 
 const started = Date.now()
+const checksDone = withChecks ? Promise.all(CHECKS.map(runCheck)) : Promise.resolve()
 await new Promise((done) => {
   const running = { sdk: 0, e2e: 0, unit: 0 }
   let active = 0
@@ -146,6 +174,7 @@ await new Promise((done) => {
   }
   next()
 })
+await checksDone
 
 try {
   mkdirSync(dirname(TIMES_FILE), { recursive: true })
