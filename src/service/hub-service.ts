@@ -6,9 +6,10 @@
  */
 import { statSync } from 'node:fs'
 
-import { serviceTwinView } from './twin-view.js'
+import { serviceTwinView, twinQuerySource } from './twin-view.js'
+import { collectPages, queryAll, type QueryDocument, type QueryPage } from '../query/index.js'
 import type { HubContext } from '../config/home.js'
-import { BrokerUnreachableError, NotFoundError, UsageError } from '../errors.js'
+import { BrokerUnreachableError, fromWireError, NotFoundError, UsageError } from '../errors.js'
 import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
@@ -88,6 +89,21 @@ export class HubService {
     await this.ctx.registry.identity(key.deviceId, key.moduleId)
     await this.ctx.store.updateTwin(key, (t) => updateTwin(t as Twin, update, { ifMatch: opts.etag, replace: opts.replace }) as typeof t, update.desired !== undefined ? 'desired' : 'tags')
     return this.showTwin(key)
+  }
+
+  /**
+   * An IoT Hub query (az `hub query`): through the running broker (connectionState is live), else
+   * over the store. QueryParseError (exit 2) on bad SQL.
+   */
+  async query(sql: string, opts: { top?: number } = {}): Promise<QueryDocument[]> {
+    const control = this.control
+    if (!control) return queryAll(twinQuerySource(this.ctx), sql, opts)
+    return collectPages(async (token): Promise<QueryPage> => {
+      const r = await control.request('POST', '/devices/query', { query: sql }, { 'x-ms-max-item-count': '1000', ...(token ? { 'x-ms-continuation': token } : {}) })
+      if (r.status !== 200) throw fromWireError(r.status, r.body)
+      const next = r.headers['x-ms-continuation']
+      return { items: r.body as QueryDocument[], itemType: r.headers['x-ms-item-type'] === 'Twin' ? 'Twin' : 'Raw', ...(typeof next === 'string' ? { continuationToken: next } : {}) }
+    }, opts)
   }
 
   async invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<{ status: number; payload: unknown }> {
