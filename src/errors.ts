@@ -62,7 +62,7 @@ export class QueryParseError extends InvalidDocumentError {
   /** 1-based character position of the offending token. */
   readonly position: number
   constructor(message: string, position: number) {
-    super(`query parse error: ${message}`, [{ path: `position ${position}`, message }], 'see the IoT Hub query language: SELECT * FROM devices WHERE tags.site = \'a\'')
+    super(`query parse error: ${message}`, [], 'see the IoT Hub query language: SELECT * FROM devices WHERE tags.site = \'a\'')
     this.position = position
     this.wireCode = 'BadRequest'
   }

@@ -15,6 +15,8 @@ import type { HubContext } from '../config/home.js'
 import { deviceView, moduleView } from './views.js'
 import type { AuthType, IdentityStatus, TwinRecord } from './types.js'
 import { etagFor } from '../twin/twin.js'
+import { metadataFor } from '../twin/metadata.js'
+import type { TwinObject } from '../twin/types.js'
 import { writeFileAtomicSync } from '../util/fs.js'
 
 export const EXPORT_VERSION = 1
@@ -96,10 +98,12 @@ const AUTH: Record<string, AuthType> = { sas: 'sas', selfSigned: 'selfSigned', c
 
 function authOf(d: Json, path: string) {
   const a = isObj(d.authentication) ? d.authentication : {}
-  const type = a.type === undefined || a.type === null ? 'sas' : AUTH[String(a.type)]
-  if (!type) throw bad(`unknown authentication.type "${String(a.type)}"`, `${path}.authentication.type`)
+  // A twin (what `az iot hub device-identity list` prints) has authenticationType and x509Thumbprint at the top.
+  const rawType = a.type ?? d.authenticationType
+  const type = rawType === undefined || rawType === null ? 'sas' : AUTH[String(rawType)]
+  if (!type) throw bad(`unknown authentication.type "${String(rawType)}"`, `${path}.authentication.type`)
   const sk = isObj(a.symmetricKey) ? a.symmetricKey : {}
-  const tp = isObj(a.x509Thumbprint) ? a.x509Thumbprint : {}
+  const tp = isObj(a.x509Thumbprint) ? a.x509Thumbprint : isObj(d.x509Thumbprint) ? d.x509Thumbprint : {}
   return {
     auth: type,
     ...(type === 'sas' ? { primaryKey: optStr(sk.primaryKey), secondaryKey: optStr(sk.secondaryKey) } : {}),
@@ -210,6 +214,7 @@ function isEdge(d: DeviceJson): boolean {
 
 function bumpTwin(t: TwinRecord, set: { tags?: Json; desired?: Json; reported?: Json }, desiredChanged: boolean): TwinRecord {
   const version = t.version + 1
+  const now = new Date().toISOString()
   return {
     ...t,
     ...(set.tags ? { tags: set.tags } : {}),
@@ -217,6 +222,8 @@ function bumpTwin(t: TwinRecord, set: { tags?: Json; desired?: Json; reported?: 
     ...(set.reported ? { reported: set.reported } : {}),
     desiredVersion: desiredChanged ? t.desiredVersion + 1 : t.desiredVersion,
     reportedVersion: set.reported ? t.reportedVersion + 1 : t.reportedVersion,
+    ...(set.desired ? { desiredMetadata: metadataFor(set.desired as TwinObject, { $lastUpdated: now, $lastUpdatedVersion: desiredChanged ? t.desiredVersion + 1 : t.desiredVersion }) } : {}),
+    ...(set.reported ? { reportedMetadata: metadataFor(set.reported as TwinObject, { $lastUpdated: now }) } : {}),
     version,
     etag: etagFor(version),
   }
