@@ -49,6 +49,8 @@ export interface ImportResult {
   modules: number
   twins: number
   edgeHub: boolean
+  /** E.g. SAS devices that came without keys (az's device-identity list prints twins, which have none) and got new ones. */
+  warnings: string[]
 }
 
 function strip(o: Json): Json {
@@ -149,7 +151,7 @@ export async function importHub(ctx: HubContext, doc: unknown): Promise<ImportRe
     if (!isObj(d) || typeof d.deviceId !== 'string') throw bad('each device needs a string deviceId', `devices[${i}]`)
   })
 
-  const result: ImportResult = { format, devices: { created: 0, updated: 0, skipped: 0 }, modules: 0, twins: 0, edgeHub: false }
+  const result: ImportResult = { format, devices: { created: 0, updated: 0, skipped: 0 }, modules: 0, twins: 0, edgeHub: false, warnings: [] }
   // Edge devices first, so children can name them as parents; scopes are resolved by generation-free id.
   const ordered = [...devices].sort((a, b) => Number(isEdge(b)) - Number(isEdge(a)))
   const scopeOwner = new Map<string, string>()
@@ -172,6 +174,7 @@ export async function importHub(ctx: HubContext, doc: unknown): Promise<ImportRe
     if (!existing) {
       await registry.createDevice({ deviceId: d.deviceId, ...creds, status, statusReason: optStr(d.statusReason), edge: isEdge(d), parentId })
       result.devices.created++
+      if (creds.auth === 'sas' && !creds.primaryKey) result.warnings.push(`device "${d.deviceId}": the input has no keys, so it got new ones (az device-identity list prints twins, without keys)`)
     } else if (existing.authType !== creds.auth) {
       result.devices.skipped++
       continue

@@ -51,6 +51,15 @@ describe('no broker', () => {
     assert.deepEqual(q1.tags, { site: 'a' })
     const desired = (q1.properties as { desired: Json }).desired
     assert.deepEqual(Object.keys(desired), ['$metadata', '$version'])
+    // The list replays into another home: tags and desired come along; SAS devices get new keys, with a warning.
+    const file = join(home, 'list.json')
+    writeFileSync(file, JSON.stringify(list))
+    const other = tempHome()
+    const imported = await runCli(['hub', 'import', file], { home: other })
+    assert.equal(imported.code, 0, imported.stderr)
+    assert.match(imported.stderr, /warning: device "q-1": the input has no keys, so it got new ones/)
+    assert.equal((JSON.parse(imported.stdout) as { warnings: string[] }).warnings.length, 3) // q-1, q-2, leaf (edge-gateway exists there: updated, keys kept)
+    assert.deepEqual((await cliJson<Json>(other, ['twin', 'show', '-d', 'q-1'])).tags, { site: 'a' })
     const edge = await cliJson<Json[]>(home, ['hub', 'device-identity', 'list', '--ee'])
     assert.deepEqual(
       edge.map((d) => d.deviceId),
