@@ -28,31 +28,45 @@ async function deviceJson(ctx: Ctx, d: DeviceRecord) {
   return deviceView(d, await ctx.registry.parentOf(d))
 }
 
+/** One renew-key run over devices or modules: `*` = every SAS one, swap on one only (as az). */
+async function renew<T extends DeviceRecord | ModuleRecord>(
+  ids: string[],
+  type: RenewKeyType,
+  kind: 'device' | 'module',
+  io: { all(): Promise<T[]>; get(id: string): Promise<T>; update(rec: T, keys: { primaryKey?: string; secondaryKey?: string }): Promise<T>; idOf(rec: T): string },
+): Promise<{ one?: T; renewed: string[] }> {
+  if (ids.length === 0) throw new UsageError(`renew-key needs ${kind === 'device' ? '-d <device id>' : '-m <module id>'} (several, or * for all)`)
+  const all = ids.length === 1 && ids[0] === '*'
+  if (type === 'swap' && (all || ids.length > 1)) throw new UsageError(`bulk key swap is not supported (as az): name one ${kind}`)
+  const targets = all ? (await io.all()).filter((r) => r.authType === 'sas') : await Promise.all(ids.map((id) => io.get(id)))
+  const done: T[] = []
+  for (const rec of targets) done.push(await io.update(rec, keysFor(rec, type, `${kind} "${io.idOf(rec)}"`)))
+  return { ...(!all && done.length === 1 ? { one: done[0] } : {}), renewed: done.map(io.idOf) }
+}
+
 /**
  * az `device-identity renew-key -d <ids…|*> --kt`: one device → its identity; several (or `*`, the
  * sas devices) → `{ renewed: [ids] }`. Swap works on one device only (as az).
  */
 export async function renewDeviceKeys(ctx: Ctx, deviceIds: string[], type: RenewKeyType, opts: { etag?: string } = {}) {
-  if (deviceIds.length === 0) throw new UsageError('renew-key needs -d <device id> (several, or * for all)')
-  const all = deviceIds.length === 1 && deviceIds[0] === '*'
-  if (type === 'swap' && (all || deviceIds.length > 1)) throw new UsageError('bulk key swap is not supported (as az): name one device')
-  const targets = all ? (await ctx.registry.listDevices()).filter((d) => d.authType === 'sas') : await Promise.all(deviceIds.map((id) => ctx.registry.getDevice(id)))
-  const renewed: DeviceRecord[] = []
-  for (const d of targets) renewed.push(await ctx.registry.updateDevice(d.deviceId, { ...keysFor(d, type, `device "${d.deviceId}"`), etag: opts.etag }))
-  if (!all && renewed.length === 1) return deviceJson(ctx, renewed[0])
-  return { renewed: renewed.map((d) => d.deviceId) }
+  const r = await renew<DeviceRecord>(deviceIds, type, 'device', {
+    all: () => ctx.registry.listDevices(),
+    get: (id) => ctx.registry.getDevice(id),
+    update: (d, keys) => ctx.registry.updateDevice(d.deviceId, { ...keys, etag: opts.etag }),
+    idOf: (d) => d.deviceId,
+  })
+  return r.one ? deviceJson(ctx, r.one) : { renewed: r.renewed }
 }
 
 /** az `module-identity renew-key -d <device> -m <ids…|*> --kt`. */
 export async function renewModuleKeys(ctx: Ctx, deviceId: string, moduleIds: string[], type: RenewKeyType, opts: { etag?: string } = {}) {
-  if (moduleIds.length === 0) throw new UsageError('renew-key needs -m <module id> (several, or * for all)')
-  const all = moduleIds.length === 1 && moduleIds[0] === '*'
-  if (type === 'swap' && (all || moduleIds.length > 1)) throw new UsageError('bulk key swap is not supported (as az): name one module')
-  const targets = all ? await ctx.registry.listModules(deviceId) : await Promise.all(moduleIds.map((id) => ctx.registry.getModule(deviceId, id)))
-  const renewed: ModuleRecord[] = []
-  for (const m of targets) renewed.push(await ctx.registry.updateModule(deviceId, m.moduleId, { ...keysFor(m, type, `module "${deviceId}/${m.moduleId}"`), etag: opts.etag }))
-  if (!all && renewed.length === 1) return moduleView(renewed[0])
-  return { renewed: renewed.map((m) => m.moduleId) }
+  const r = await renew<ModuleRecord>(moduleIds, type, 'module', {
+    all: () => ctx.registry.listModules(deviceId),
+    get: (id) => ctx.registry.getModule(deviceId, id),
+    update: (m, keys) => ctx.registry.updateModule(deviceId, m.moduleId, { ...keys, etag: opts.etag }),
+    idOf: (m) => m.moduleId,
+  })
+  return r.one ? moduleView(r.one) : { renewed: r.renewed }
 }
 
 async function edgeDevice(ctx: Ctx, deviceId: string): Promise<DeviceRecord> {
