@@ -3,7 +3,8 @@
  * binary, one home): `hub query`, `device-identity list` as twins, `create --am x509_thumbprint
  * --ptp --stp` / `--vd --od` / `--am x509_ca` / `--ee true`, `update --set`, `delete --etag`,
  * `children add/list/remove`, `parent show/set`, `renew-key`, `module-identity update/renew-key`,
- * `device-twin replace` / `module-twin replace`, and `monitor-events -p … -t … --cg -y`.
+ * `device-twin replace` / `module-twin replace`, and `monitor-events -p … -t … --cg -y`; `hub query`
+ * also through a running broker (live connectionState).
  * The logic behind each is tested through the library in test/unit/az-identity-ops.test.ts and query.test.ts.
  */
 import assert from 'node:assert/strict'
@@ -169,6 +170,11 @@ describe('monitor-events', () => {
     } finally {
       await monitor.stop()
     }
+  })
+
+  test('hub query through the running broker sees live connectionState', async () => {
+    const rows = await cliJson<Json[]>(home, ['hub', 'query', '-q', "SELECT deviceId, connectionState FROM devices WHERE connectionState = 'Connected'"])
+    assert.deepEqual(rows, [{ deviceId: 'q-1', connectionState: 'Connected' }])
   })
 
   test('-t is an idle timeout: no events → exits 0 after it; with --mc not reached → exit 4', async () => {
