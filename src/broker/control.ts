@@ -165,7 +165,6 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
     ['GET', /^\/edgemq\/status$/, 'ServiceConnect', async (_q, res) => send(res, 200, broker.status())],
     ['GET', /^\/edgemq\/events$/, 'ServiceConnect', async (req, res, _m, url) => streamEvents(broker, req, res, url)],
     ['GET', /^\/edgemq\/feedback$/, 'ServiceConnect', async (req, res, _m, url) => streamFeedback(broker, req, res, url)],
-    ['GET', /^\/edgemq\/feedback$/, 'ServiceConnect', async (req, res, _m, url) => streamFeedback(broker, req, res, url)],
     ['GET', /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await twinJson(broker, twinKey(m[0], m[1])))],
     [
       'PATCH|PUT',
@@ -193,6 +192,7 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
         send(res, 200, r)
       },
     ],
+    ['DELETE', /^\/devices\/([^/]+)\/commands$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await broker.iothub.purgeC2d(m[0]))],
     [
       'POST',
       /^\/devices\/([^/]+)\/messages\/deviceBound$/,

@@ -84,6 +84,7 @@ export interface ServiceIotHub {
   isConnected(key: TwinKey): boolean
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult>
   sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties, opts?: { ack?: FeedbackAck }): Promise<C2dSendResult>
+  purgeC2d(deviceId: string): Promise<{ deviceId: string; totalMessagesPurged: number }>
   /** C2D delivery feedback waiting for the service to read it. */
   readonly feedback: FeedbackQueue
   sendModuleInput(deviceId: string, moduleId: string, inputName: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<void>

@@ -292,6 +292,17 @@ export class IotHub {
    * its `$.exp`) and goes out on the device's next SUBSCRIBE to its devicebound topic, as IoT Hub
    * keeps C2D messages whatever the MQTT session.
    */
+  /**
+   * `az iot device c2d-message purge` (IoT Hub: DELETE /devices/{id}/commands): drops the device's
+   * queued cloud-to-device messages, without feedback, as IoT Hub does. An unknown device is 404.
+   */
+  async purgeC2d(deviceId: string): Promise<{ deviceId: string; totalMessagesPurged: number }> {
+    await this.host.ctx.registry.getDevice(deviceId)
+    const n = this.c2d.purge(deviceId)
+    if (n > 0) this.host.log.info({ device: deviceId, purged: n }, 'C2D queue purged')
+    return { deviceId, totalMessagesPurged: n }
+  }
+
   async sendC2d(deviceId: string, data: Buffer, properties: Record<string, string> = {}, sys: SystemProperties = {}, opts: { ack?: FeedbackAck } = {}): Promise<C2dSendResult> {
     this.checkSize(data)
     const device = await this.host.ctx.registry.getDevice(deviceId)

@@ -129,6 +129,13 @@ export class HubService {
     return this.live().call('POST', path(key, '/methods'), { methodName, payload, responseTimeoutInSeconds: timeoutSecs })
   }
 
+  /** Drops the device's queued C2D messages. The queue lives in the running broker: without one nothing is queued. */
+  async purgeC2d(deviceId: string): Promise<{ deviceId: string; totalMessagesPurged: number }> {
+    await this.ctx.registry.getDevice(deviceId)
+    if (!this.control) return { deviceId, totalMessagesPurged: 0 }
+    return this.control.call('DELETE', `/devices/${encodeURIComponent(deviceId)}/commands`)
+  }
+
   /** `queued`: the device was not subscribed; IoT Hub's C2D queue keeps it for its next subscribe. */
   async sendC2d(deviceId: string, data: string | Buffer, props?: string, opts: { ack?: FeedbackAck } = {}): Promise<{ messageId: string; queued: boolean }> {
     await this.ctx.registry.getDevice(deviceId)

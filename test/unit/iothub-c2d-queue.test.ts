@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { QueueFullError } from '../../src/errors.js'
+import { serviceToken } from '../helpers/amqp.js'
 import { collect, connect, iothubUsername } from '../helpers/mqtt.js'
 
 let hub: Hub
@@ -119,5 +120,29 @@ test('an offline persistent session that holds the subscription keeps the messag
     assert.equal((await got)?.[0].payload.toString(), 'kept by the session')
   } finally {
     await again.endAsync()
+  }
+})
+
+test('purge (az iot device c2d-message purge, DELETE /devices/{id}/commands): the queue is emptied, nothing is delivered later; rights and unknown devices refused', async () => {
+  await hub.createDevice('purged')
+  for (const s of ['a', 'b', 'c']) await hub.broker.iothub.sendC2d('purged', Buffer.from(s))
+  const del = (id: string, policy: string) =>
+    fetch(`http://127.0.0.1:${hub.ports.control}/devices/${id}/commands`, { method: 'DELETE', headers: { authorization: serviceToken(hub, policy) } })
+  assert.equal((await del('purged', 'registryRead')).status, 401, 'RegistryRead has no ServiceConnect')
+  assert.equal(hub.broker.iothub.c2d.depth('purged'), 3)
+  const r = await del('purged', 'service')
+  assert.equal(r.status, 200)
+  assert.deepEqual(await r.json(), { deviceId: 'purged', totalMessagesPurged: 3 })
+  assert.equal(hub.broker.iothub.c2d.depth('purged'), 0)
+  assert.equal((await del('ghost', 'service')).status, 404)
+
+  const d = await device('purged')
+  try {
+    const got = collect(d, 1, { timeoutMs: 5000 })
+    await d.subscribeAsync(C2D('purged'), { qos: 1 })
+    await hub.broker.iothub.sendC2d('purged', Buffer.from('after'))
+    assert.deepEqual((await got).map((m) => m.payload.toString()), ['after'], 'only what was sent after the purge')
+  } finally {
+    await d.endAsync()
   }
 })
