@@ -33,9 +33,10 @@
  *   long may detach with `ctx.unauthorized(link)`).
  * - Handlers run synchronously inside rhea's frame processing: do async work after returning.
  *
- * Limits: frames larger than `maxFrameSize` and messages larger than `maxMessageSize` close the
- * connection (`amqp:frame-size-too-small` / `amqp:link:message-size-exceeded`); garbage on the
- * socket closes it; nothing a peer sends throws out of here.
+ * Limits: frames larger than `maxFrameSize`, messages larger than `maxMessageSize` and more than
+ * 256 links + sessions close the connection (`amqp:frame-size-too-small`,
+ * `amqp:link:message-size-exceeded`, `amqp:resource-limit-exceeded`); garbage on the socket closes
+ * it; nothing a peer sends throws out of here.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -102,6 +103,8 @@ export const AMQP_WS_SUBPROTOCOL = 'AMQPWSB10'
 export const AMQP_WS_PATHS: readonly string[] = ['/$servicebus/websocket', '/$iothub/websocket']
 
 const CBS_ADDRESS = '$cbs'
+/** Sessions + links one connection may hold (the SDKs use a handful). */
+const MAX_LINKS = 256
 const CBS_TOKEN_TYPES = new Set(['servicebus.windows.net:sastoken', 'azure-devices.net:sastoken'])
 
 /** rhea's connection fields this file reads that its typings leave out. */
@@ -224,6 +227,13 @@ export class AmqpListener {
     return undefined
   }
 
+  /** Links (and so sessions) a peer holds open on one connection: each costs memory here. */
+  private linkCount(conn: Connection): number {
+    let n = 0
+    for (const session of Object.values((conn as unknown as RheaConnectionInternals).local_channel_map ?? {})) n += 1 + Object.keys(session.links ?? {}).length
+    return n
+  }
+
   private rightsOf(conn: Connection): readonly string[] {
     const s = this.state.get(conn)
     if (!s) return []
@@ -249,11 +259,12 @@ export class AmqpListener {
     const c = this.container
     // rhea reports bad input as 'protocol_error' and 'error' (an unhandled 'error' would throw) and
     // logs to the console when nobody listens: every connection-level event is handled here.
-    c.on('protocol_error', (ctx: EventContext & { error?: Error }) => {
+    // Both pass an Error (rhea's ProtocolError, or what a connection's read or write threw).
+    c.on('protocol_error', (err: Error) => {
       this.refused++
-      this.log.info({ reason: (ctx as unknown as Error).message ?? ctx.error?.message }, 'AMQP connection closed: protocol error')
+      this.log.info({ reason: err?.message }, 'AMQP connection closed: protocol error')
     })
-    c.on('error', (ctx: EventContext & { error?: Error }) => this.log.info({ reason: ctx.error?.message ?? String(ctx) }, 'AMQP connection error'))
+    c.on('error', (err: Error) => this.log.info({ reason: err?.message ?? String(err) }, 'AMQP connection error'))
     c.on('disconnected', (ctx: EventContext) => this.log.debug({ container: ctx.connection?.container_id }, 'AMQP connection ended'))
     c.on('connection_open', (ctx: EventContext) => this.log.info({ container: ctx.connection.container_id, hostname: ctx.connection.hostname }, 'AMQP connection opened'))
     c.on('connection_error', () => undefined)
@@ -270,6 +281,13 @@ export class AmqpListener {
   }
 
   private onLink(conn: Connection, link: Sender | Receiver, role: 'sender' | 'receiver'): void {
+    const open = this.linkCount(conn)
+    if (open > MAX_LINKS) {
+      this.refused++
+      this.log.info({ links: open }, 'AMQP connection closed: too many links')
+      conn.close({ condition: 'amqp:resource-limit-exceeded', description: `more than ${MAX_LINKS} links on one connection` })
+      return
+    }
     const terminus = role === 'sender' ? link.source : link.target
     const address = terminus?.address ?? ''
     // The attach echoes the peer's termini (a refused link is detached right after, which is how

@@ -104,3 +104,12 @@ test('garbage, a wrong protocol header and an oversize frame close the connectio
   }
   assert.ok(hub.broker.amqp.refused >= 2, `refused ${hub.broker.amqp.refused}`)
 })
+
+test('a connection holding more than 256 links is closed (amqp:resource-limit-exceeded)', async () => {
+  const conn = await open()
+  const closed = new Promise<string>((resolve) => conn.on('connection_error', (ctx: EventContext) => resolve(String((ctx.connection.error as { condition?: string } | undefined)?.condition))))
+  for (let i = 0; i < 300; i++) conn.open_sender({ target: { address: '$cbs' } })
+  assert.equal(await closed, 'amqp:resource-limit-exceeded')
+  const again = await open()
+  again.close()
+})
