@@ -60,6 +60,9 @@ test('put-token: a valid service token is answered 200, a wrong key 401, a wrong
     // An Event Hubs style audience (sb://<host>/<entity>) signs a resource under the hub's host.
     assert.equal((await putToken(conn, serviceToken('service', { resource: `sb://${hub.hostName}/edgemq` })))['status-code'], 200)
     assert.equal((await putToken(conn, serviceToken('service', { resource: 'elsewhere.example.com' })))['status-code'], 401)
+    // Event Hubs clients sign with the key's text (not its base64 bytes), and may name the port.
+    const textKey = Buffer.from(hub.context.hub.policies.find((p) => p.name === 'service')?.primaryKey ?? '', 'utf8').toString('base64')
+    assert.equal((await putToken(conn, serviceToken('service', { resource: `sb://${hub.hostName}:5671/edgemq/$management`, key: textKey })))['status-code'], 200)
   } finally {
     conn.close()
   }
