@@ -6,12 +6,14 @@
  *
  * Authentication is IoT Hub's claims-based security: SASL ANONYMOUS (or MSSBCBS, or no SASL layer),
  * then a `put-token` request to the `$cbs` node carrying a service SAS token. `verifyToken` (given by
- * the hub) checks it; the rights of the policy that signed it are kept on the connection until the
- * token expires, and every later link is checked against them.
+ * the hub: broker/service-auth.ts verifyAmqpToken) checks it — `sr` on the hub's host name or the one
+ * the peer opened with (any scheme, port and path: `sb://host:5671/<entity>`), key as IoT Hub's SDKs
+ * or Event Hubs clients use it; the rights of the policy that signed it are kept on the connection
+ * until the token expires, and every later link is checked against them.
  *
  * ROUTING API (other features serve their addresses on this same listener):
  *
- *   const amqp = broker.amqp                        // AmqpListener | undefined (no AMQP port asked for)
+ *   const amqp = broker.amqp                        // always there; it listens on the ports asked for
  *   const off = amqp.route({
  *     name: 'c2d',                                  // for logs
  *     matches: (address) => address === '/messages/devicebound',
