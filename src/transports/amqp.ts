@@ -35,7 +35,7 @@
  *   long may detach with `ctx.unauthorized(link)`).
  * - Handlers run synchronously inside rhea's frame processing: do async work after returning.
  *
- * Limits: frames larger than `maxFrameSize`, messages larger than `maxMessageSize` and more than
+ * Limits: connections past `maxConnections` are closed on accept; frames larger than `maxFrameSize`, messages larger than `maxMessageSize` and more than
  * 256 links + sessions close the connection (`amqp:frame-size-too-small`,
  * `amqp:link:message-size-exceeded`, `amqp:resource-limit-exceeded`); garbage on the socket closes
  * it; nothing a peer sends throws out of here.
@@ -95,6 +95,8 @@ export interface AmqpListenerOptions {
   maxMessageSize: number
   /** Credit given to a receiver at a time (grantCredit). Default 50. */
   creditWindow?: number
+  /** Connections at once (TCP, TLS and WebSocket together); more are closed on accept. Default 1000. */
+  maxConnections?: number
   /** Close connections idle for longer (ms; AMQP idle-time-out, heartbeats keep them). Default 240 s as IoT Hub. */
   idleTimeoutMs?: number
 }
@@ -173,12 +175,19 @@ export class AmqpListener {
 
   /** Hands an accepted TCP or TLS socket (or any byte stream) to AMQP. */
   accept(socket: Duplex): void {
-    if (this.closed) {
+    if (this.closed || this.sockets.size >= (this.opts.maxConnections ?? 1000)) {
+      if (!this.closed) {
+        this.refused++
+        this.log.info({ connections: this.sockets.size }, 'AMQP connection refused: too many connections')
+      }
       socket.destroy()
       return
     }
     this.sockets.add(socket)
-    socket.on('close', () => this.sockets.delete(socket))
+    socket.on('close', () => {
+      this.sockets.delete(socket)
+      this.log.debug({ connections: this.sockets.size }, 'AMQP socket closed')
+    })
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'AMQP socket error'))
     // rhea only ends its side (after a close, or on a protocol error); a peer that never ends
     // its own would hold the socket open: once everything is written, it goes.

@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test'
 import type { Connection, EventContext } from 'rhea'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
+import { startTestHub } from '../helpers/hub.js'
 import { openAmqp, putToken as cbsPutToken, serviceToken as tokenOf } from '../helpers/amqp.js'
 
 let hub: Hub
@@ -115,4 +116,24 @@ test('a connection holding more than 256 links is closed (amqp:resource-limit-ex
   assert.equal(await closed, 'amqp:resource-limit-exceeded')
   const again = await open()
   again.close()
+})
+
+test('AMQP connections past maxConnections are closed on accept; once one goes, the next is let in', async () => {
+  const small = await startTestHub({ ports: { mqtt: null, mqtts: null, rest: null, amqp: 0 }, settings: { maxConnections: 2 }, logLevel: 'debug' })
+  try {
+    const a = await openAmqp(small.hub)
+    const b = await openAmqp(small.hub)
+    const s = netConnect(small.hub.ports.amqp as number, '127.0.0.1')
+    s.on('error', () => undefined)
+    s.resume()
+    await once(s, 'close')
+    assert.equal(small.hub.broker.amqp.refused, 1)
+    const mark = small.mark()
+    a.close()
+    await small.waitForLog(/"connections":1,.*"msg":"AMQP socket closed"/, { since: mark })
+    const c = await openAmqp(small.hub)
+    for (const conn of [b, c]) conn.close()
+  } finally {
+    await small.stop()
+  }
 })
