@@ -57,6 +57,17 @@ export class InvalidDocumentError extends EdgeMqError {
   }
 }
 
+/** A query (IoT Hub query language) that does not parse (exit 2; HTTP 400 as IoT Hub answers it). */
+export class QueryParseError extends InvalidDocumentError {
+  /** 1-based character position of the offending token. */
+  readonly position: number
+  constructor(message: string, position: number) {
+    super(`query parse error: ${message}`, [], 'see the IoT Hub query language: SELECT * FROM devices WHERE tags.site = \'a\'')
+    this.position = position
+    this.wireCode = 'BadRequest'
+  }
+}
+
 /** No broker answered on the home's recorded control port (exit 3). */
 export class BrokerUnreachableError extends EdgeMqError {
   constructor(message = 'broker not reachable', hint = 'start it with `edgemq broker start` (or `--daemon`)') {

@@ -19,6 +19,7 @@ export {
   EdgeMqError,
   InvalidDocumentError,
   NotFoundError,
+  QueryParseError,
   TimeoutError,
   UsageError,
   type DocumentIssue,
@@ -64,6 +65,9 @@ export { createInMemoryHubPki, ensureHubPki, issueDeviceCert, selfSignedDeviceCe
 
 // Twins.
 export type { ServiceTwinJson } from './twin/index.js'
+
+// The IoT Hub query language over device and module twins.
+export { parseQuery, runQuery, queryAll, type ParsedQuery, type QueryDocument, type QueryOptions, type QueryPage, type QuerySource } from './query/index.js'
 
 // IoT Edge modules (issue 11): deployment manifests, module environments, the workload API.
 export { applyDeployment, parseDeploymentManifest, type DeploymentManifest, type DeploymentResult, type ManifestIssue } from './deployment/index.js'

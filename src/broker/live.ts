@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import type { UpstreamBridge } from '../bridge/bridge.js'
 import type { HubContext } from '../config/home.js'
 import type { Change, TwinKey, TwinRecord } from '../registry/types.js'
+import { mergeMetadata, type TwinObject } from '../twin/index.js'
 import { brokerPersistence, liveSubscriptions } from './aedes-internals.js'
 import { compileEdgeHubDesired, emptyEdgeHubState, type DesiredStatus, type EdgeHubState } from './edgehub-state.js'
 import type { IotHub } from './iothub.js'
@@ -184,6 +185,7 @@ export class LiveConfig {
           ...t,
           ...(lastGood ? { lastGood } : {}),
           reported: { ...t.reported, lastDesiredStatus: status, lastDesiredVersion: this.edgeHub.desiredVersion },
+          reportedMetadata: mergeMetadata(t.reportedMetadata as TwinObject | undefined, { lastDesiredStatus: {}, lastDesiredVersion: 0 }, { $lastUpdated: new Date().toISOString() }),
           reportedVersion: t.reportedVersion + 1,
           version: t.version + 1,
         }),

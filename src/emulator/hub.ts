@@ -6,7 +6,8 @@
  * to disk. Every hub owns its store, aedes instance, message bus, PKI and servers, so several hubs in
  * one process (parallel test files) never see each other. Ports are free ones unless given.
  */
-import { serviceTwinView } from '../service/twin-view.js'
+import { serviceTwinView, twinQuerySource } from '../service/twin-view.js'
+import { queryAll, runQuery, type QueryDocument, type QueryOptions, type QueryPage } from '../query/index.js'
 import { on } from 'node:events'
 
 import type { Logger } from 'pino'
@@ -102,6 +103,13 @@ export interface Hub {
   /** Service twin update: desired reaches a connected device at once. `etag` = If-Match. */
   updateTwin(target: DeviceTarget, patch: TwinUpdate, opts?: { etag?: string }): Promise<ServiceTwinJson>
   getTwin(target: DeviceTarget): Promise<ServiceTwinJson>
+  /**
+   * An IoT Hub query over device or module twins (`SELECT * FROM devices WHERE tags.site = 'a'`):
+   * every result, at most `top`. QueryParseError (with the position) on bad SQL.
+   */
+  query(sql: string, opts?: { top?: number }): Promise<QueryDocument[]>
+  /** One page of a query, as POST /devices/query answers it (pageSize, continuationToken). */
+  queryPage(sql: string, opts?: QueryOptions): Promise<QueryPage>
   /**
    * C2D message to a device (QoS 1). A device that is not subscribed (and has no persistent session
    * keeping its subscription) gets it from its C2D queue (max 50, TTL 1 h or `$.exp`) on its next
@@ -278,6 +286,18 @@ class RunningHub implements Hub {
     return serviceTwinView(this.context, key, this.broker.iothub.isConnected(key))
   }
 
+
+  query(sql: string, opts: { top?: number } = {}): Promise<QueryDocument[]> {
+    return queryAll(this.querySource(), sql, opts)
+  }
+
+  queryPage(sql: string, opts: QueryOptions = {}): Promise<QueryPage> {
+    return runQuery(this.querySource(), sql, opts)
+  }
+
+  private querySource() {
+    return twinQuerySource(this.context, (key) => this.broker.iothub.isConnected(key))
+  }
 
   sendC2d(deviceId: string, data: string | Buffer, properties: Record<string, string> = {}): Promise<string> {
     return this.broker.iothub.sendC2d(deviceId, Buffer.isBuffer(data) ? data : Buffer.from(data), properties).then((r) => r.messageId)

@@ -47,6 +47,9 @@ export interface TwinRecord {
   /** Twin version: increments on every change. */
   version: number
   etag: string
+  /** `$metadata` trees of desired / reported (src/twin/metadata.ts). */
+  desiredMetadata?: Record<string, unknown>
+  reportedMetadata?: Record<string, unknown>
 }
 
 export interface ServicePolicy {

@@ -6,9 +6,10 @@
  */
 import { statSync } from 'node:fs'
 
-import { serviceTwinView } from './twin-view.js'
+import { serviceTwinView, twinQuerySource } from './twin-view.js'
+import { collectPages, queryAll, type QueryDocument, type QueryPage } from '../query/index.js'
 import type { HubContext } from '../config/home.js'
-import { BrokerUnreachableError, NotFoundError, UsageError } from '../errors.js'
+import { BrokerUnreachableError, fromWireError, NotFoundError, UsageError } from '../errors.js'
 import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
@@ -35,6 +36,24 @@ export function parseJsonArg(value: string, what: string): unknown {
     if (looksLikeFile(value)) throw new NotFoundError(`${what}: file "${value}" not found (and the value is not JSON)`, 'check the path, or pass the JSON itself')
     throw err
   }
+}
+
+/**
+ * A twin document (`--json` of az `device-twin replace`) → the sections a replace sets: `tags` and
+ * `properties.desired`, without `$metadata`/`$version` (what `twin show` prints back).
+ */
+export function twinReplacement(doc: unknown): { tags?: unknown; desired?: unknown } {
+  if (!isJsonObject(doc)) throw new UsageError('--json must be a twin object: {"tags": {…}, "properties": {"desired": {…}}}')
+  const props = doc.properties
+  if (props !== undefined && !isJsonObject(props)) throw new UsageError('--json: properties must be an object')
+  const desired = isJsonObject(props) ? props.desired : undefined
+  if (desired === undefined && doc.tags === undefined) throw new UsageError('--json has neither tags nor properties.desired: nothing to replace')
+  const clean = (v: unknown) => {
+    if (!isJsonObject(v)) return v
+    const { $metadata: _m, $version: _v, ...rest } = v
+    return rest
+  }
+  return { ...(doc.tags !== undefined ? { tags: doc.tags ?? {} } : {}), ...(desired !== undefined ? { desired: clean(desired) } : {}) }
 }
 
 function isFile(path: string): boolean {
@@ -88,6 +107,21 @@ export class HubService {
     await this.ctx.registry.identity(key.deviceId, key.moduleId)
     await this.ctx.store.updateTwin(key, (t) => updateTwin(t as Twin, update, { ifMatch: opts.etag, replace: opts.replace }) as typeof t, update.desired !== undefined ? 'desired' : 'tags')
     return this.showTwin(key)
+  }
+
+  /**
+   * An IoT Hub query (az `hub query`): through the running broker (connectionState is live), else
+   * over the store. QueryParseError (exit 2) on bad SQL.
+   */
+  async query(sql: string, opts: { top?: number } = {}): Promise<QueryDocument[]> {
+    const control = this.control
+    if (!control) return queryAll(twinQuerySource(this.ctx), sql, opts)
+    return collectPages(async (token): Promise<QueryPage> => {
+      const r = await control.request('POST', '/devices/query', { query: sql }, { 'x-ms-max-item-count': '1000', ...(token ? { 'x-ms-continuation': token } : {}) })
+      if (r.status !== 200) throw fromWireError(r.status, r.body)
+      const next = r.headers['x-ms-continuation']
+      return { items: r.body as QueryDocument[], itemType: r.headers['x-ms-item-type'] === 'Twin' ? 'Twin' : 'Raw', ...(typeof next === 'string' ? { continuationToken: next } : {}) }
+    }, opts)
   }
 
   async invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<{ status: number; payload: unknown }> {
@@ -153,23 +187,76 @@ export function eventFilter(opts: { device?: string; module?: string; outputName
     (!deviceRe || deviceRe.test(ev.deviceId)) && (opts.module === undefined || ev.moduleId === opts.module) && (opts.outputName === undefined || ev.outputName === opts.outputName)
 }
 
-/** az monitor-events' JSON shape for one event. */
-export function monitorView(ev: WireEvent, opts: { props?: boolean }) {
+/** az monitor-events `--props`: sys, app, anno, all (case-insensitive). */
+export type MonitorPropKind = 'sys' | 'app' | 'anno' | 'all'
+
+export function parseMonitorProps(values: string[]): Set<MonitorPropKind> {
+  const out = new Set<MonitorPropKind>()
+  for (const v of values.flatMap((x) => x.split(/[\s,]+/)).filter(Boolean)) {
+    const k = v.toLowerCase()
+    if (k !== 'sys' && k !== 'app' && k !== 'anno' && k !== 'all') throw new UsageError(`--props "${v}" is not one of sys, app, anno, all`)
+    out.add(k)
+  }
+  return out
+}
+
+/** az's AMQP system property names for the MQTT ones edgemq carries. */
+const AZ_SYSTEM_NAMES: Record<string, string> = {
+  messageId: 'message_id',
+  correlationId: 'correlation_id',
+  userId: 'user_id',
+  to: 'to',
+  contentType: 'content_type',
+  contentEncoding: 'content_encoding',
+  expiryTimeUtc: 'absolute_expiry_time',
+}
+
+/**
+ * az monitor-events' JSON shape for one event (azext_iot/monitor/parsers/common_parser.py): `properties`
+ * with `system`/`application` and `annotations` as `--props` asks. The payload is parsed as JSON when the
+ * content type (`--ct`, else the message's) is application/json, as az does, or — with neither — when it
+ * parses (edgemq's leniency for devices that send JSON without a content type).
+ */
+export function monitorView(ev: WireEvent, opts: { props?: Set<MonitorPropKind>; contentType?: string } = {}) {
   const raw = Buffer.from(ev.payload, 'base64')
   const text = raw.toString('utf8')
+  const contentType = (opts.contentType ?? ev.systemProperties.contentType ?? '').toLowerCase()
   let payload: unknown = text
-  try {
-    payload = JSON.parse(text)
-  } catch {
-    /* not JSON: keep the text, like az */
+  if (contentType === '' || contentType.includes('application/json')) {
+    try {
+      payload = JSON.parse(text)
+    } catch {
+      /* not JSON: keep the text, like az */
+    }
   }
+  const props = opts.props ?? new Set<MonitorPropKind>()
+  const all = props.has('all')
+  const enqueuedMs = Date.parse(ev.enqueuedTime)
+  const annotations = {
+    'iothub-connection-device-id': ev.deviceId,
+    ...(ev.moduleId ? { 'iothub-connection-module-id': ev.moduleId } : {}),
+    'iothub-enqueuedtime': enqueuedMs,
+    'iothub-message-source': 'Telemetry',
+    'x-opt-enqueued-time': enqueuedMs,
+  }
+  const system: Record<string, string> = {}
+  for (const [k, v] of Object.entries(ev.systemProperties)) if (v !== undefined && k !== 'outputName') system[AZ_SYSTEM_NAMES[k] ?? k] = v
+  system['iothub-enqueuedtime'] = ev.enqueuedTime
   return {
     event: {
       origin: ev.deviceId,
       module: ev.moduleId ?? '',
       interface: '',
       component: '',
-      ...(opts.props ? { properties: { system: { ...ev.systemProperties, 'iothub-enqueuedtime': ev.enqueuedTime }, application: ev.properties } } : {}),
+      ...(props.size > 0
+        ? {
+            properties: {
+              ...(all || props.has('sys') ? { system } : {}),
+              ...(all || props.has('app') ? { application: ev.properties } : {}),
+            },
+          }
+        : {}),
+      ...(all || props.has('anno') ? { annotations } : {}),
       ...(ev.outputName ? { output: ev.outputName } : {}),
       payload,
     },
