@@ -55,6 +55,9 @@ export {
 // The broker, for callers assembling their own.
 export { EdgeBroker, startEdgeBroker, type EdgeBrokerOptions } from './broker/broker.js'
 export type { HubEvent, MethodResult } from './broker/iothub.js'
+// The AMQP endpoint (C2D and feedback for azure-iothub's Client; `broker.amqp.route()` for more addresses).
+export type { AmqpLinkContext, AmqpListener, AmqpRoute } from './transports/amqp.js'
+export type { FeedbackAck, FeedbackRecord, FeedbackStatus } from './iothub/index.js'
 export { setEdgeHubDesired, type SetEdgeHubResult } from './service/edgehub.js'
 
 // PKI.

@@ -176,6 +176,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       id: ctx.hub.hostName,
       log,
       maxMessageSize: this.maxMessageSize,
+      maxConnections: this.settings.maxConnections,
       verifyToken: (token, _audience, hostname) => verifyAmqpToken(ctx.hub.policies, token, [ctx.hub.hostName, hostname ?? ''], this.clockSkewSecs),
     })
     serveIotHubOverAmqp(this.amqp, this.iothub)

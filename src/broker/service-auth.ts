@@ -31,9 +31,9 @@ export function verifyServiceToken(policies: readonly ServicePolicy[], token: st
 }
 
 /**
- * A CBS token for an AMQP audience: its `sr` may carry a scheme and a path (`sb://<host>/<entity>`,
- * as Event Hubs clients sign, or `<host>/…`); what must match is the host, one of `hosts` (the hub's
- * host name, or the one the peer opened the connection to).
+ * A CBS token for an AMQP audience: its `sr` may carry a scheme, a port and a path
+ * (`sb://<host>[:port]/<entity>`, as Event Hubs clients sign, or `<host>/…`); what must match is the
+ * host, one of `hosts` (the hub's host name, or the one the peer opened the connection to).
  */
 export function verifyAmqpToken(policies: readonly ServicePolicy[], token: string, hosts: string[], skewSecs?: number): ServiceGrant {
   let resource = ''
@@ -42,7 +42,22 @@ export function verifyAmqpToken(policies: readonly ServicePolicy[], token: strin
   } catch {
     /* verifyServiceToken says what is wrong with it */
   }
-  const host = resource.replace(/^[a-z][a-z0-9+.-]*:\/\//, '').split('/')[0]
+  // The host may carry the port the client dialled (`sb://localhost:5672/…`, emulator connection strings).
+  const host = resource.replace(/^[a-z][a-z0-9+.-]*:\/\//, '').split('/')[0].replace(/:\d+$/, '')
   const known = hosts.filter(Boolean).map((h) => h.toLowerCase())
-  return verifyServiceToken(policies, token, known.includes(host) ? [resource] : known, { skewSecs })
+  const accepted = known.includes(host) ? [resource] : known
+  try {
+    return verifyServiceToken(policies, token, accepted, { skewSecs })
+  } catch (err) {
+    if (!(err instanceof UnauthorizedError) || !/signature/.test(err.message)) throw err
+    // Event Hubs / Service Bus clients sign with the key's text as the HMAC key, where IoT Hub's SDKs
+    // base64-decode it first: the same policy key, taken that way.
+    const asText = policies.map((p) => ({ ...p, primaryKey: utf8Key(p.primaryKey), secondaryKey: utf8Key(p.secondaryKey) }))
+    return verifyServiceToken(asText, token, accepted, { skewSecs })
+  }
+}
+
+/** The base64 form of a key whose text itself is the HMAC key. */
+function utf8Key(key: string): string {
+  return key === '' ? '' : Buffer.from(key, 'utf8').toString('base64')
 }

@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test'
 import type { Connection, EventContext } from 'rhea'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
+import { startTestHub } from '../helpers/hub.js'
 import { openAmqp, putToken as cbsPutToken, serviceToken as tokenOf } from '../helpers/amqp.js'
 
 let hub: Hub
@@ -60,6 +61,9 @@ test('put-token: a valid service token is answered 200, a wrong key 401, a wrong
     // An Event Hubs style audience (sb://<host>/<entity>) signs a resource under the hub's host.
     assert.equal((await putToken(conn, serviceToken('service', { resource: `sb://${hub.hostName}/edgemq` })))['status-code'], 200)
     assert.equal((await putToken(conn, serviceToken('service', { resource: 'elsewhere.example.com' })))['status-code'], 401)
+    // Event Hubs clients sign with the key's text (not its base64 bytes), and may name the port.
+    const textKey = Buffer.from(hub.context.hub.policies.find((p) => p.name === 'service')?.primaryKey ?? '', 'utf8').toString('base64')
+    assert.equal((await putToken(conn, serviceToken('service', { resource: `sb://${hub.hostName}:5671/edgemq/$management`, key: textKey })))['status-code'], 200)
   } finally {
     conn.close()
   }
@@ -103,4 +107,33 @@ test('garbage, a wrong protocol header and an oversize frame close the connectio
     conn.close()
   }
   assert.ok(hub.broker.amqp.refused >= 2, `refused ${hub.broker.amqp.refused}`)
+})
+
+test('a connection holding more than 256 links is closed (amqp:resource-limit-exceeded)', async () => {
+  const conn = await open()
+  const closed = new Promise<string>((resolve) => conn.on('connection_error', (ctx: EventContext) => resolve(String((ctx.connection.error as { condition?: string } | undefined)?.condition))))
+  for (let i = 0; i < 300; i++) conn.open_sender({ target: { address: '$cbs' } })
+  assert.equal(await closed, 'amqp:resource-limit-exceeded')
+  const again = await open()
+  again.close()
+})
+
+test('AMQP connections past maxConnections are closed on accept; once one goes, the next is let in', async () => {
+  const small = await startTestHub({ ports: { mqtt: null, mqtts: null, rest: null, amqp: 0 }, settings: { maxConnections: 2 }, logLevel: 'debug' })
+  try {
+    const a = await openAmqp(small.hub)
+    const b = await openAmqp(small.hub)
+    const s = netConnect(small.hub.ports.amqp as number, '127.0.0.1')
+    s.on('error', () => undefined)
+    s.resume()
+    await once(s, 'close')
+    assert.equal(small.hub.broker.amqp.refused, 1)
+    const mark = small.mark()
+    a.close()
+    await small.waitForLog(/"connections":1,.*"msg":"AMQP socket closed"/, { since: mark })
+    const c = await openAmqp(small.hub)
+    for (const conn of [b, c]) conn.close()
+  } finally {
+    await small.stop()
+  }
 })
