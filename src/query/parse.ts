@@ -149,8 +149,12 @@ function describe(t: Token): string {
   return `'${t.value}'`
 }
 
+/** Nesting beyond this (parentheses, lists, NOT, unary minus) is refused rather than risking the stack. */
+export const MAX_QUERY_DEPTH = 64
+
 class Parser {
   private i = 0
+  private depth = 0
   private readonly tokens: Token[]
   constructor(private readonly sql: string) {
     this.tokens = tokenize(sql)
@@ -263,7 +267,16 @@ class Parser {
 
   /** `inSelect`: aggregates are allowed at the top of a select item. */
   expr(inSelect: boolean): Expr {
-    return this.or(inSelect)
+    return this.nested(() => this.or(inSelect))
+  }
+
+  private nested<T>(f: () => T): T {
+    if (++this.depth > MAX_QUERY_DEPTH) throw new QueryParseError(`the query nests deeper than ${MAX_QUERY_DEPTH} levels at position ${this.peek.pos}`, this.peek.pos)
+    try {
+      return f()
+    } finally {
+      this.depth--
+    }
   }
 
   private or(inSelect: boolean): Expr {
@@ -287,7 +300,7 @@ class Parser {
   private not(inSelect: boolean): Expr {
     if (this.isKeyword('NOT')) {
       this.i++
-      return { kind: 'not', arg: this.not(inSelect) }
+      return { kind: 'not', arg: this.nested(() => this.not(inSelect)) }
     }
     return this.comparison(inSelect)
   }
@@ -334,7 +347,7 @@ class Parser {
   private unary(inSelect: boolean): Expr {
     if (this.isOp('-')) {
       this.i++
-      const arg = this.unary(inSelect)
+      const arg = this.nested(() => this.unary(inSelect))
       return arg.kind === 'literal' && typeof arg.value === 'number' ? { kind: 'literal', value: -arg.value } : { kind: 'negate', arg }
     }
     return this.primary(inSelect)

@@ -101,6 +101,11 @@ for (const [sql, want] of WHERE_VECTORS) {
   test(`WHERE: ${sql}`, () => assert.deepEqual(ids(sql), want))
 }
 
+test('nesting up to the limit parses: 60 parentheses, NOT NOT … true', () => {
+  assert.deepEqual(ids(`SELECT * FROM devices WHERE ${'('.repeat(60)}capabilities.iotEdge = true${')'.repeat(60)}`), ['edge-1'])
+  assert.deepEqual(ids(`SELECT * FROM devices WHERE ${'NOT '.repeat(10)}capabilities.iotEdge`), ['edge-1'])
+})
+
 test('SELECT * returns whole twins, in order; TOP limits', () => {
   const all = executeQuery(parseQuery('SELECT * FROM devices'), DEVICES)
   assert.deepEqual(all, DEVICES)
@@ -169,6 +174,8 @@ const BAD: [string, RegExp, number][] = [
   ['SELECT * FROM devices GROUP BY status', /SELECT \* cannot be used with GROUP BY/, 1],
   ['SELECT * FROM devices WHERE STARTSWITH(deviceId)', /STARTSWITH\(\) at position 29 takes 2 argument/, 29],
   ['   ', /the query is empty/, 1],
+  [`SELECT * FROM devices WHERE ${'('.repeat(100)}true${')'.repeat(100)}`, /nests deeper than 64 levels at position 93/, 93],
+  [`SELECT * FROM devices WHERE ${'NOT '.repeat(100)}true`, /nests deeper than 64 levels at position 285/, 285],
 ]
 
 for (const [sql, message, position] of BAD) {
