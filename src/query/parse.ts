@@ -83,6 +83,10 @@ interface Token {
 
 const OPERATORS = ['<=', '>=', '!=', '<>', '=', '<', '>', '(', ')', '[', ']', ',', '.', '*', '+', '-', '/', '%']
 
+// Sticky: matched at lastIndex, without copying the rest of the query for every token.
+const NUMBER = /\d+(\.\d+)?([eE][+-]?\d+)?|\.\d+/y
+const IDENT = /[A-Za-z_$][A-Za-z0-9_$]*/y
+
 export function tokenize(sql: string): Token[] {
   const out: Token[] = []
   let i = 0
@@ -121,13 +125,15 @@ export function tokenize(sql: string): Token[] {
       i = j + 1
       continue
     }
-    const num = /^(\d+(\.\d+)?([eE][+-]?\d+)?|\.\d+)/.exec(sql.slice(i))
+    NUMBER.lastIndex = i
+    const num = NUMBER.exec(sql)
     if (num) {
       out.push({ kind: 'number', value: num[0], pos })
       i += num[0].length
       continue
     }
-    const ident = /^[A-Za-z_$][A-Za-z0-9_$]*/.exec(sql.slice(i))
+    IDENT.lastIndex = i
+    const ident = IDENT.exec(sql)
     if (ident) {
       const upper = ident[0].toUpperCase()
       out.push(KEYWORDS.has(upper) ? { kind: 'keyword', value: upper, pos } : { kind: 'ident', value: ident[0], pos })
