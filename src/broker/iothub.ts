@@ -242,6 +242,10 @@ export class IotHub {
     return this.host.sessions.has(clientIdOf(key))
   }
 
+  c2dDepth(deviceId: string): number {
+    return this.c2d.depth(deviceId)
+  }
+
   /** A direct method round trip (PROTOCOL.md §4). 404 when not connected, 504 on timeout. */
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number, opts: { local?: boolean } = {}): Promise<MethodResult> {
     const clientId = clientIdOf(key)

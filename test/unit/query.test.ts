@@ -268,6 +268,14 @@ function describeHub() {
     assert.deepEqual(await hub.query('SELECT deviceId FROM devices', { top: 2 }), everyDevice.slice(0, 2))
   })
 
+  test("cloudToDeviceMessageCount is the device's C2D queue depth, in twins and in queries", async () => {
+    assert.equal((await hub.getTwin('q-5')).cloudToDeviceMessageCount, 0)
+    await hub.sendC2d('q-5', 'one')
+    await hub.sendC2d('q-5', 'two')
+    assert.equal((await hub.getTwin('q-5')).cloudToDeviceMessageCount, 2)
+    assert.deepEqual(await hub.query('SELECT deviceId, cloudToDeviceMessageCount FROM devices WHERE cloudToDeviceMessageCount > 0'), [{ deviceId: 'q-5', cloudToDeviceMessageCount: 2 }])
+  })
+
   test('a continuation token of another query, or garbage, is refused', async () => {
     const first = await hub.queryPage('SELECT * FROM devices', { pageSize: 1 })
     assert.ok(first.continuationToken)
