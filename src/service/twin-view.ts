@@ -10,6 +10,7 @@ import { serviceTwinJson, type ServiceTwinJson, type Twin } from '../twin/index.
 export interface LiveTwinState {
   isConnected(key: TwinKey): boolean
   c2dDepth(deviceId: string): number
+  lastActivityTime(key: TwinKey): string | undefined
 }
 
 function twinOf(twin: TwinRecord, device: DeviceRecord, module: ModuleRecord | undefined, parent: DeviceRecord | undefined, live?: LiveTwinState): ServiceTwinJson {
@@ -24,7 +25,9 @@ function twinOf(twin: TwinRecord, device: DeviceRecord, module: ModuleRecord | u
     statusUpdateTime: device.statusUpdatedAt,
     authenticationType: rec.authType,
     x509Thumbprint: thumbprintsOf(rec),
-    ...(live ? { connectionState: live.isConnected(key) ? 'Connected' : 'Disconnected', cloudToDeviceMessageCount: module ? 0 : live.c2dDepth(device.deviceId) } : {}),
+    ...(live
+      ? { connectionState: live.isConnected(key) ? 'Connected' : 'Disconnected', cloudToDeviceMessageCount: module ? 0 : live.c2dDepth(device.deviceId), lastActivityTime: live.lastActivityTime(key) }
+      : {}),
     iotEdge: device.edge,
     ...scopesOf(device, parent),
   })
