@@ -116,6 +116,31 @@ export interface UpstreamSettings {
   caFile?: string
 }
 
+/** A deployment as az prints it (IoT Hub's Configuration object). */
+export interface EdgeDeployment {
+  id: string
+  schemaVersion: '1.0'
+  labels: Record<string, string> | null
+  content: { modulesContent: Record<string, unknown> }
+  contentType: 'assignment'
+  targetCondition: string
+  priority: number
+  createdTimeUtc: string
+  lastUpdatedTimeUtc: string
+  etag: string
+  metrics: { queries: Record<string, string>; results: Record<string, number> }
+  systemMetrics: {
+    queries: Record<string, string>
+    results: { targetedCount: number; appliedCount: number; reportedSuccessfulCount: number; reportedFailedCount: number }
+  }
+}
+
+/** Kept in the hub record: the deployments, and which one each edge device last got. */
+export interface EdgeDeploymentState {
+  deployments: Record<string, EdgeDeployment>
+  applied: Record<string, { id: string; etag: string }>
+}
+
 export interface HubRecord {
   name: string
   /** `<name>.azure-devices.net`: what usernames and SAS resources carry. */
@@ -125,6 +150,8 @@ export interface HubRecord {
   policies: ServicePolicy[]
   broker: BrokerSettings
   upstream?: UpstreamSettings
+  /** IoT Edge automatic deployments (src/deployment/edge-deployments.ts). */
+  edgeDeployments?: EdgeDeploymentState
 }
 
 export type ChangeKind = 'hub' | 'device' | 'module' | 'twin'

@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test'
 import type { MqttClient } from 'mqtt'
 
 import { type BrokerProc, startBroker } from '../helpers/broker.js'
-import { cliJson, runCli, tempHome } from '../helpers/cli.js'
+import { cliJson, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { rawDevice, rawProbe, setupHub, startMonitor } from '../helpers/raw-mqtt.js'
 
 type Json = Record<string, unknown>
@@ -195,5 +195,29 @@ describe('monitor-events', () => {
     assert.match(short.stderr, /got 0 of 1 events; none came for 1 s/)
     const badProps = await runCli(['hub', 'monitor-events', '-p', 'everything', '-t', '1'], { home })
     assert.notEqual(badProps.code, 0)
+  })
+})
+
+describe('az iot edge deployment', () => {
+  test('create (with a target condition and priority) / list / show / delete, az JSON shapes and exit codes', async () => {
+    const manifest = join(REPO_ROOT, 'examples', 'deployment.json')
+    const created = await cliJson<{ id: string; priority: number; etag: string; systemMetrics: { results: { targetedCount: number; appliedCount: number } } }>(home, [
+      'edge', 'deployment', 'create', '-d', 'lab', '-k', manifest, '-t', 'capabilities.iotEdge = true', '--pri', '3', '-o', 'json',
+    ])
+    assert.equal(created.id, 'lab')
+    assert.equal(created.priority, 3)
+    const { targetedCount, appliedCount } = created.systemMetrics.results
+    assert.ok(targetedCount >= 1 && appliedCount === targetedCount, JSON.stringify(created.systemMetrics))
+    const list = await cliJson<{ id: string }[]>(home, ['edge', 'deployment', 'list', '-o', 'json'])
+    assert.deepEqual(list.map((d) => d.id), ['lab'])
+    const bad = await runCli(['edge', 'deployment', 'create', '-d', 'x', '-k', manifest, '-t', 'tags.a = = 1'], { home })
+    assert.equal(bad.code, 2, bad.stderr)
+    const stale = await runCli(['edge', 'deployment', 'delete', '-d', 'lab', '--etag', 'nope'], { home })
+    assert.equal(stale.code, 1)
+    assert.match(stale.stderr, /etag/)
+    assert.equal((await runCli(['edge', 'deployment', 'delete', '-d', 'lab', '-e', created.etag], { home })).code, 0)
+    const gone = await runCli(['edge', 'deployment', 'show', '-d', 'lab'], { home })
+    assert.equal(gone.code, 1)
+    assert.match(gone.stderr, /not found/)
   })
 })
