@@ -98,7 +98,7 @@ function twinKey(deviceId: string, moduleId?: string): TwinKey {
 }
 
 function twinJson(broker: ServiceHost, key: TwinKey) {
-  return serviceTwinView(broker.ctx, key, broker.iothub.isConnected(key))
+  return serviceTwinView(broker.ctx, key, broker.iothub)
 }
 
 function propsFromHeaders(req: IncomingMessage): Record<string, string> {

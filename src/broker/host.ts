@@ -82,6 +82,10 @@ export interface ServiceIotHub {
   readonly events: EventEmitter
   updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts?: { ifMatch?: string; replace?: boolean }): Promise<TwinRecord>
   isConnected(key: TwinKey): boolean
+  /** Messages in the device's C2D queue (the twin's cloudToDeviceMessageCount). */
+  c2dDepth(deviceId: string): number
+  /** The client's last message or subscribe on this broker (the twin's lastActivityTime). */
+  lastActivityTime(key: TwinKey): string | undefined
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult>
   sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties, opts?: { ack?: FeedbackAck }): Promise<C2dSendResult>
   purgeC2d(deviceId: string): Promise<{ deviceId: string; totalMessagesPurged: number }>

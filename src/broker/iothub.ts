@@ -128,6 +128,8 @@ export class IotHub {
   /** C2D messages sent with ack ≠ none, by `<deviceId>\n<messageId>`. */
   private readonly awaiting = new Map<string, AwaitingOutcome>()
   private sweepTimer?: NodeJS.Timeout
+  /** Last time each client sent the hub something or subscribed (the twin's lastActivityTime; this node's view). */
+  private readonly activity = new Map<string, number>()
 
   constructor(private readonly host: IotHubHost) {
     this.events.setMaxListeners(0)
@@ -149,6 +151,7 @@ export class IotHub {
 
   /** Answers a request the pipeline decided is the hub's (`answered`): twin, method response, nested telemetry. */
   answer(actor: Actor, request: HubRequest, payload: Buffer): void {
+    this.touch(this.key(actor))
     switch (request.kind) {
       case 'telemetry':
         return this.routeOwnTelemetry(request, payload)
@@ -165,6 +168,7 @@ export class IotHub {
 
   /** Telemetry as the device or module it names (the pipeline checked who may send it). */
   routeOwnTelemetry(t: TelemetryTopic, body: Buffer): void {
+    this.touch(t.moduleId ? { deviceId: t.deviceId, moduleId: t.moduleId } : { deviceId: t.deviceId })
     this.routeTelemetry({ deviceId: t.deviceId, moduleId: t.moduleId, outputName: t.systemProperties.outputName, properties: t.properties, systemProperties: t.systemProperties, body })
   }
 
@@ -240,6 +244,20 @@ export class IotHub {
 
   isConnected(key: TwinKey): boolean {
     return this.host.sessions.has(clientIdOf(key))
+  }
+
+  c2dDepth(deviceId: string): number {
+    return this.c2d.depth(deviceId)
+  }
+
+  private touch(key: TwinKey): void {
+    this.activity.set(clientIdOf(key), Date.now())
+  }
+
+  /** ISO time of the client's last message or subscribe on this broker, if any since it started. */
+  lastActivityTime(key: TwinKey): string | undefined {
+    const t = this.activity.get(clientIdOf(key))
+    return t === undefined ? undefined : new Date(t).toISOString()
   }
 
   /** A direct method round trip (PROTOCOL.md §4). 404 when not connected, 504 on timeout. */
@@ -377,6 +395,7 @@ export class IotHub {
 
   /** A client subscribed (aedes 'subscribe'): a device subscribing to its devicebound topic gets its queued C2D messages, oldest first. */
   subscribed(actor: Actor, filters: string[]): void {
+    this.touch(this.key(actor))
     const { deviceId, moduleId } = actor.identity
     if (moduleId || this.c2d.depth(deviceId) === 0) return
     const probe = formatC2dTopic(deviceId)

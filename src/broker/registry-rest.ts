@@ -159,7 +159,7 @@ export function registryRoutes(broker: ServiceHost, io: RestIo): RestRoute[] {
     const body = await io.readJson(req)
     if (typeof body.query !== 'string') throw badRequest('the body must be {"query": "SELECT … FROM devices …"}')
     const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined)
-    const page = await runQuery(twinQuerySource(broker.ctx, (key) => broker.iothub.isConnected(key)), body.query, {
+    const page = await runQuery(twinQuerySource(broker.ctx, broker.iothub), body.query, {
       pageSize: header('x-ms-max-item-count'),
       continuationToken: header('x-ms-continuation'),
     })

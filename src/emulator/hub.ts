@@ -283,7 +283,7 @@ class RunningHub implements Hub {
 
   async getTwin(target: DeviceTarget): Promise<ServiceTwinJson> {
     const key = twinKey(target)
-    return serviceTwinView(this.context, key, this.broker.iothub.isConnected(key))
+    return serviceTwinView(this.context, key, this.broker.iothub)
   }
 
 
@@ -296,7 +296,7 @@ class RunningHub implements Hub {
   }
 
   private querySource() {
-    return twinQuerySource(this.context, (key) => this.broker.iothub.isConnected(key))
+    return twinQuerySource(this.context, this.broker.iothub)
   }
 
   sendC2d(deviceId: string, data: string | Buffer, properties: Record<string, string> = {}): Promise<string> {

@@ -83,6 +83,10 @@ interface Token {
 
 const OPERATORS = ['<=', '>=', '!=', '<>', '=', '<', '>', '(', ')', '[', ']', ',', '.', '*', '+', '-', '/', '%']
 
+// Sticky: matched at lastIndex, without copying the rest of the query for every token.
+const NUMBER = /\d+(\.\d+)?([eE][+-]?\d+)?|\.\d+/y
+const IDENT = /[A-Za-z_$][A-Za-z0-9_$]*/y
+
 export function tokenize(sql: string): Token[] {
   const out: Token[] = []
   let i = 0
@@ -121,13 +125,15 @@ export function tokenize(sql: string): Token[] {
       i = j + 1
       continue
     }
-    const num = /^(\d+(\.\d+)?([eE][+-]?\d+)?|\.\d+)/.exec(sql.slice(i))
+    NUMBER.lastIndex = i
+    const num = NUMBER.exec(sql)
     if (num) {
       out.push({ kind: 'number', value: num[0], pos })
       i += num[0].length
       continue
     }
-    const ident = /^[A-Za-z_$][A-Za-z0-9_$]*/.exec(sql.slice(i))
+    IDENT.lastIndex = i
+    const ident = IDENT.exec(sql)
     if (ident) {
       const upper = ident[0].toUpperCase()
       out.push(KEYWORDS.has(upper) ? { kind: 'keyword', value: upper, pos } : { kind: 'ident', value: ident[0], pos })
@@ -149,8 +155,12 @@ function describe(t: Token): string {
   return `'${t.value}'`
 }
 
+/** Nesting beyond this (parentheses, lists, NOT, unary minus) is refused rather than risking the stack. */
+export const MAX_QUERY_DEPTH = 64
+
 class Parser {
   private i = 0
+  private depth = 0
   private readonly tokens: Token[]
   constructor(private readonly sql: string) {
     this.tokens = tokenize(sql)
@@ -263,7 +273,16 @@ class Parser {
 
   /** `inSelect`: aggregates are allowed at the top of a select item. */
   expr(inSelect: boolean): Expr {
-    return this.or(inSelect)
+    return this.nested(() => this.or(inSelect))
+  }
+
+  private nested<T>(f: () => T): T {
+    if (++this.depth > MAX_QUERY_DEPTH) throw new QueryParseError(`the query nests deeper than ${MAX_QUERY_DEPTH} levels at position ${this.peek.pos}`, this.peek.pos)
+    try {
+      return f()
+    } finally {
+      this.depth--
+    }
   }
 
   private or(inSelect: boolean): Expr {
@@ -287,7 +306,7 @@ class Parser {
   private not(inSelect: boolean): Expr {
     if (this.isKeyword('NOT')) {
       this.i++
-      return { kind: 'not', arg: this.not(inSelect) }
+      return { kind: 'not', arg: this.nested(() => this.not(inSelect)) }
     }
     return this.comparison(inSelect)
   }
@@ -334,7 +353,7 @@ class Parser {
   private unary(inSelect: boolean): Expr {
     if (this.isOp('-')) {
       this.i++
-      const arg = this.unary(inSelect)
+      const arg = this.nested(() => this.unary(inSelect))
       return arg.kind === 'literal' && typeof arg.value === 'number' ? { kind: 'literal', value: -arg.value } : { kind: 'negate', arg }
     }
     return this.primary(inSelect)

@@ -115,13 +115,18 @@ export class HubService {
    */
   async query(sql: string, opts: { top?: number } = {}): Promise<QueryDocument[]> {
     const control = this.control
-    if (!control) return queryAll(twinQuerySource(this.ctx), sql, opts)
+    const offline = () => queryAll(twinQuerySource(this.ctx), sql, opts)
+    if (!control) return offline()
+    // A read: when the broker does not answer, the store still does (connectionState then unknown: Disconnected).
     return collectPages(async (token): Promise<QueryPage> => {
       const r = await control.request('POST', '/devices/query', { query: sql }, { 'x-ms-max-item-count': '1000', ...(token ? { 'x-ms-continuation': token } : {}) })
       if (r.status !== 200) throw fromWireError(r.status, r.body)
       const next = r.headers['x-ms-continuation']
       return { items: r.body as QueryDocument[], itemType: r.headers['x-ms-item-type'] === 'Twin' ? 'Twin' : 'Raw', ...(typeof next === 'string' ? { continuationToken: next } : {}) }
-    }, opts)
+    }, opts).catch((err: unknown) => {
+      if (err instanceof BrokerUnreachableError) return offline()
+      throw err
+    })
   }
 
   async invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<{ status: number; payload: unknown }> {

@@ -6,11 +6,16 @@ import type { DeviceRecord, ModuleRecord, TwinKey, TwinRecord } from '../registr
 import { scopesOf, thumbprintsOf } from '../registry/views.js'
 import { serviceTwinJson, type ServiceTwinJson, type Twin } from '../twin/index.js'
 
-/** Whether a device or module is connected now (a running broker knows; the store alone does not). */
-export type ConnectedProbe = (key: TwinKey) => boolean
+/** What only a running broker knows: who is connected, how deep each device's C2D queue is. */
+export interface LiveTwinState {
+  isConnected(key: TwinKey): boolean
+  c2dDepth(deviceId: string): number
+  lastActivityTime(key: TwinKey): string | undefined
+}
 
-function twinOf(twin: TwinRecord, device: DeviceRecord, module: ModuleRecord | undefined, parent: DeviceRecord | undefined, connected?: boolean): ServiceTwinJson {
+function twinOf(twin: TwinRecord, device: DeviceRecord, module: ModuleRecord | undefined, parent: DeviceRecord | undefined, live?: LiveTwinState): ServiceTwinJson {
   const rec = module ?? device
+  const key = module ? { deviceId: device.deviceId, moduleId: module.moduleId } : { deviceId: device.deviceId }
   return serviceTwinJson(twin as Twin, {
     deviceId: device.deviceId,
     moduleId: module?.moduleId,
@@ -20,22 +25,23 @@ function twinOf(twin: TwinRecord, device: DeviceRecord, module: ModuleRecord | u
     statusUpdateTime: device.statusUpdatedAt,
     authenticationType: rec.authType,
     x509Thumbprint: thumbprintsOf(rec),
-    ...(connected === undefined ? {} : { connectionState: connected ? 'Connected' : 'Disconnected' }),
+    ...(live
+      ? { connectionState: live.isConnected(key) ? 'Connected' : 'Disconnected', cloudToDeviceMessageCount: module ? 0 : live.c2dDepth(device.deviceId), lastActivityTime: live.lastActivityTime(key) }
+      : {}),
     iotEdge: device.edge,
     ...scopesOf(device, parent),
   })
 }
 
-export async function serviceTwinView(ctx: Pick<HubContext, 'registry' | 'store'>, key: TwinKey, connected?: boolean): Promise<ServiceTwinJson> {
+export async function serviceTwinView(ctx: Pick<HubContext, 'registry' | 'store'>, key: TwinKey, live?: LiveTwinState): Promise<ServiceTwinJson> {
   const { device, module } = await ctx.registry.identity(key.deviceId, key.moduleId)
   const twin = await ctx.store.getTwin(key)
   if (!twin) throw new NotFoundError(`twin of "${key.moduleId ?? key.deviceId}" not found`)
-  return twinOf(twin, device, module, module ? undefined : await ctx.registry.parentOf(device), connected)
+  return twinOf(twin, device, module, module ? undefined : await ctx.registry.parentOf(device), live)
 }
 
 /** Every device twin (by device id), or every module twin (by device, then module id), for queries. */
-export function twinQuerySource(ctx: Pick<HubContext, 'store'>, connected?: ConnectedProbe): QuerySource {
-  const probe = (key: TwinKey) => (connected ? connected(key) : undefined)
+export function twinQuerySource(ctx: Pick<HubContext, 'store'>, live?: LiveTwinState): QuerySource {
   return {
     async twins(from) {
       const devices = (await ctx.store.listDevices()).sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
@@ -44,14 +50,13 @@ export function twinQuerySource(ctx: Pick<HubContext, 'store'>, connected?: Conn
       for (const device of devices) {
         if (from === 'devices') {
           const twin = await ctx.store.getTwin({ deviceId: device.deviceId })
-          if (twin) out.push(twinOf(twin, device, undefined, device.parentId ? byId.get(device.parentId) : undefined, probe({ deviceId: device.deviceId })) as unknown as QueryDocument)
+          if (twin) out.push(twinOf(twin, device, undefined, device.parentId ? byId.get(device.parentId) : undefined, live) as unknown as QueryDocument)
           continue
         }
         const modules = (await ctx.store.listModules(device.deviceId)).sort((a, b) => (a.moduleId < b.moduleId ? -1 : a.moduleId > b.moduleId ? 1 : 0))
         for (const module of modules) {
-          const key = { deviceId: device.deviceId, moduleId: module.moduleId }
-          const twin = await ctx.store.getTwin(key)
-          if (twin) out.push(twinOf(twin, device, module, undefined, probe(key)) as unknown as QueryDocument)
+          const twin = await ctx.store.getTwin({ deviceId: device.deviceId, moduleId: module.moduleId })
+          if (twin) out.push(twinOf(twin, device, module, undefined, live) as unknown as QueryDocument)
         }
       }
       return out

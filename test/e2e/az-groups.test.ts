@@ -172,9 +172,17 @@ describe('monitor-events', () => {
     }
   })
 
-  test('hub query through the running broker sees live connectionState', async () => {
-    const rows = await cliJson<Json[]>(home, ['hub', 'query', '-q', "SELECT deviceId, connectionState FROM devices WHERE connectionState = 'Connected'"])
-    assert.deepEqual(rows, [{ deviceId: 'q-1', connectionState: 'Connected' }])
+  test('hub query through the running broker sees live connectionState and lastActivityTime', async () => {
+    const rows = await cliJson<Json[]>(home, ['hub', 'query', '-q', "SELECT deviceId, connectionState, lastActivityTime FROM devices WHERE connectionState = 'Connected'"])
+    assert.deepEqual(
+      rows.map(({ deviceId, connectionState }) => ({ deviceId, connectionState })),
+      [{ deviceId: 'q-1', connectionState: 'Connected' }],
+    )
+    // q-1 subscribed and sent telemetry in the test above: a real time, not IoT Hub's "never".
+    const at = Date.parse(String(rows[0].lastActivityTime))
+    assert.ok(at > Date.now() - 10 * 60_000 && at <= Date.now(), String(rows[0].lastActivityTime))
+    const idle = await cliJson<Json>(home, ['hub', 'device-twin', 'show', '-d', 'q-2'])
+    assert.equal(idle.lastActivityTime, '0001-01-01T00:00:00Z')
   })
 
   test('-t is an idle timeout: no events → exits 0 after it; with --mc not reached → exit 4', async () => {

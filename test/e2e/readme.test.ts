@@ -89,7 +89,8 @@ describe('marked README blocks', { concurrency: true }, () => {
       let stderr = ''
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+      // Generous: a block is ~10 CLI start-ups, each seconds long on a loaded machine; below the runner's 120 s per test.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 110_000)
       const [code] = (await once(child, 'exit')) as [number | null]
       clearTimeout(timer)
       const report = `README line ${block.line}:\n--- stdout\n${stdout}\n--- stderr\n${stderr}`

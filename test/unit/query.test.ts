@@ -101,6 +101,11 @@ for (const [sql, want] of WHERE_VECTORS) {
   test(`WHERE: ${sql}`, () => assert.deepEqual(ids(sql), want))
 }
 
+test('nesting up to the limit parses: 60 parentheses, NOT NOT … true', () => {
+  assert.deepEqual(ids(`SELECT * FROM devices WHERE ${'('.repeat(60)}capabilities.iotEdge = true${')'.repeat(60)}`), ['edge-1'])
+  assert.deepEqual(ids(`SELECT * FROM devices WHERE ${'NOT '.repeat(10)}capabilities.iotEdge`), ['edge-1'])
+})
+
 test('SELECT * returns whole twins, in order; TOP limits', () => {
   const all = executeQuery(parseQuery('SELECT * FROM devices'), DEVICES)
   assert.deepEqual(all, DEVICES)
@@ -169,6 +174,8 @@ const BAD: [string, RegExp, number][] = [
   ['SELECT * FROM devices GROUP BY status', /SELECT \* cannot be used with GROUP BY/, 1],
   ['SELECT * FROM devices WHERE STARTSWITH(deviceId)', /STARTSWITH\(\) at position 29 takes 2 argument/, 29],
   ['   ', /the query is empty/, 1],
+  [`SELECT * FROM devices WHERE ${'('.repeat(100)}true${')'.repeat(100)}`, /nests deeper than 64 levels at position 93/, 93],
+  [`SELECT * FROM devices WHERE ${'NOT '.repeat(100)}true`, /nests deeper than 64 levels at position 285/, 285],
 ]
 
 for (const [sql, message, position] of BAD) {
@@ -259,6 +266,14 @@ function describeHub() {
     const everyDevice = await hub.query('SELECT deviceId FROM devices')
     assert.equal(everyDevice.length, 9)
     assert.deepEqual(await hub.query('SELECT deviceId FROM devices', { top: 2 }), everyDevice.slice(0, 2))
+  })
+
+  test("cloudToDeviceMessageCount is the device's C2D queue depth, in twins and in queries", async () => {
+    assert.equal((await hub.getTwin('q-5')).cloudToDeviceMessageCount, 0)
+    await hub.sendC2d('q-5', 'one')
+    await hub.sendC2d('q-5', 'two')
+    assert.equal((await hub.getTwin('q-5')).cloudToDeviceMessageCount, 2)
+    assert.deepEqual(await hub.query('SELECT deviceId, cloudToDeviceMessageCount FROM devices WHERE cloudToDeviceMessageCount > 0'), [{ deviceId: 'q-5', cloudToDeviceMessageCount: 2 }])
   })
 
   test('a continuation token of another query, or garbage, is refused', async () => {
