@@ -26,6 +26,7 @@ import { brokerPersistence, connectedClient, fastMqQueues, wrapQoS0Delivery } fr
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
+import { DpsEndpoint } from './dps.js'
 import { installIotHubPacketRewrites, IotHub } from './iothub.js'
 import { brokerSettings, ConnectionGate, loggableId, PACKET_HEADROOM, RefusalLog } from './limits.js'
 import { installPacketGuard } from './packet-guard.js'
@@ -95,6 +96,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   readonly ctx: HubContext
   readonly sessions = new SessionTable()
   readonly iothub: IotHub
+  /** The Device Provisioning Service's MQTT endpoint (registration connections on the TLS port). */
+  readonly dps: DpsEndpoint
   readonly bridge: UpstreamBridge
   readonly hooks: Hooks
   readonly live: LiveConfig
@@ -148,11 +151,19 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.persistenceClose = persistenceClose
     this.cluster = cluster
     this.iothub = new IotHub(this)
+    this.dps = new DpsEndpoint({
+      ctx,
+      log,
+      publish: (p) => this.publish(p),
+      writeTwin: (key, update, replace) => this.iothub.updateTwin(key, update, { replace }),
+      caPem: () => this.pki?.caPem,
+    })
     this.hooks = new Hooks({
       ctx,
       log,
       sessions: this.sessions,
       iothub: this.iothub,
+      dps: this.dps,
       policy: () => this.live.edgeHub.policy,
       caPem: () => this.pki?.caPem,
       clockSkewSecs: this.clockSkewSecs,
@@ -592,6 +603,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       clearInterval(this.pollTimer)
       this.sessions.clearTimers()
       this.iothub.close()
+      this.dps.close()
       this.live.close()
       await this.bridge.close()
       await this.control?.close()

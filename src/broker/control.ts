@@ -16,6 +16,7 @@ import { EdgeMqError, InvalidDocumentError, toWireError, TooLargeError, Unauthor
 import type { TwinKey } from '../registry/types.js'
 import { parseSasToken, verifySasToken } from '../sas/index.js'
 import type { HubEvent, ServiceHost } from './host.js'
+import { isDpsRestPath, serveDpsRest } from './dps-rest.js'
 import { registryRoutes, type RestRoute } from './registry-rest.js'
 import { grants } from '../registry/rights.js'
 import { listenWithHints } from '../util/listen.js'
@@ -218,6 +219,8 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
 
   const onRequest: RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
+    // The DPS service API: its own policies and error shape (dps-rest.ts).
+    if (isDpsRestPath(url.pathname)) return void serveDpsRest(broker.dps.service(), req, res, url, { readJson, send }, broker.ctx.hub.hostName)
     const handle = async () => {
       const rights = authenticateRequest(broker, req)
       let pathKnown = false

@@ -113,6 +113,16 @@ export interface UpstreamSettings {
   caFile?: string
 }
 
+/** The hub's Device Provisioning Service (src/dps/): its id scope, the host it assigns, its service policy. */
+export interface DpsSettings {
+  /** `0ne` + 8 hex digits, as DPS id scopes look. */
+  idScope: string
+  /** `assignedHub` in registration results: a host name devices can reach (default `localhost`). */
+  assignedHub: string
+  /** `provisioningserviceowner` (DPS's default policy) for the service REST API and `dps connection-string show`. */
+  policies: ServicePolicy[]
+}
+
 export interface HubRecord {
   name: string
   /** `<name>.azure-devices.net`: what usernames and SAS resources carry. */
@@ -122,6 +132,8 @@ export interface HubRecord {
   policies: ServicePolicy[]
   broker: BrokerSettings
   upstream?: UpstreamSettings
+  /** Absent in homes made before DPS; openHub adds it. */
+  dps?: DpsSettings
 }
 
 export type ChangeKind = 'hub' | 'device' | 'module' | 'twin'
@@ -135,6 +147,9 @@ export interface Change {
   /** 'create' | 'update' | 'delete' | 'desired' | 'reported' | 'tags' */
   op: string
 }
+
+/** What the Device Provisioning Service keeps (src/dps/): REST-shaped JSON documents by id. */
+export type DpsDocKind = 'enrollment' | 'enrollmentGroup' | 'registration'
 
 export interface TwinKey {
   deviceId: string
@@ -167,6 +182,12 @@ export interface Store {
   getTwin(key: TwinKey): Promise<TwinRecord | undefined>
   /** Atomic read-modify-write of one twin; `mutate` may throw to abort. */
   updateTwin(key: TwinKey, mutate: (twin: TwinRecord) => TwinRecord, op: string): Promise<TwinRecord>
+
+  /** DPS documents (enrollments, enrollment groups, registration states), JSON by kind and id. */
+  getDpsDoc(kind: DpsDocKind, id: string): Promise<unknown>
+  listDpsDocs(kind: DpsDocKind): Promise<unknown[]>
+  putDpsDoc(kind: DpsDocKind, id: string, doc: unknown): Promise<void>
+  deleteDpsDoc(kind: DpsDocKind, id: string): Promise<boolean>
 
   /** Change feed: entries after `seq`, oldest first. */
   changesSince(seq: number): Promise<Change[]>
