@@ -154,7 +154,9 @@ function certificates(v: unknown, old: X509Certificates | null | undefined, path
   const o = objectField(v, path)
   const one = (slot: 'primary' | 'secondary'): X509CertificateWithInfo | undefined => {
     const c = o[slot]
-    if (c === undefined || c === null) return undefined
+    // A slot the body leaves out keeps its certificate (`enrollment update --scp` alone).
+    if (c === undefined) return old?.[slot] ?? undefined
+    if (c === null) return undefined
     const cert = objectField(c, `${path}.${slot}`)
     if (typeof cert.certificate === 'string' && cert.certificate !== '') return certificateWithInfo(cert.certificate, `${path}.${slot}.certificate`)
     // A GET → PUT round trip sends `info` back without the certificate: keep the stored one.
@@ -175,7 +177,8 @@ function attestation(v: unknown, kind: EnrollmentKind, old: AttestationMechanism
     throw new UsageError('attestation is required (type symmetricKey or x509)')
   }
   const a = objectField(v, 'attestation')
-  const type = a.type
+  // An update that changes only keys or certificates keeps the attestation type.
+  const type = a.type ?? old?.type
   if (type === 'tpm') throw new UsageError('TPM attestation is not supported by edgemq (it has no TPM endorsement key store)', 'use --attestation-type symmetrickey or x509')
   if (type === 'symmetricKey') {
     const k = objectField(a.symmetricKey, 'attestation.symmetricKey')

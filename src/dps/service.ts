@@ -201,6 +201,12 @@ export class Dps {
 
   // ---- keys and connection strings ----
 
+  /** compute-device-key with the group key given: no hub needed. */
+  static async deviceKey(groupKey: string, registrationId: string): Promise<string> {
+    validateRegistrationId(registrationId)
+    return deriveDeviceKey(groupKey, registrationId)
+  }
+
   /** `enrollment-group compute-device-key`: from a group's stored key, or from a key given offline. */
   async computeDeviceKey(registrationId: string, from: { groupId?: string; key?: string }): Promise<string> {
     validateRegistrationId(registrationId)
