@@ -56,6 +56,15 @@ export { EdgeBroker, startEdgeBroker, type EdgeBrokerOptions } from './broker/br
 export type { HubEvent, MethodResult } from './broker/iothub.js'
 export { setEdgeHubDesired, type SetEdgeHubResult } from './service/edgehub.js'
 
+// The Device Provisioning Service (hub.dps on a running hub).
+export {
+  Dps,
+  deriveDeviceKey,
+  type DeviceRegistrationState,
+  type EnrollmentGroup,
+  type IndividualEnrollment,
+} from './dps/index.js'
+
 // PKI.
 export { createInMemoryHubPki, ensureHubPki, issueDeviceCert, selfSignedDeviceCert, type HubPki, type IssuedCert } from './pki/index.js'
 

@@ -26,6 +26,7 @@ import { brokerPersistence, connectedClient, fastMqQueues, wrapQoS0Delivery } fr
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
+import { setDpsAssignedHub } from '../dps/settings.js'
 import { DpsEndpoint } from './dps.js'
 import { installIotHubPacketRewrites, IotHub } from './iothub.js'
 import { brokerSettings, ConnectionGate, loggableId, PACKET_HEADROOM, RefusalLog } from './limits.js'
@@ -87,6 +88,8 @@ export interface EdgeBrokerOptions {
   heartbeatIntervalMs?: number
   /** Overrides of the hub's broker settings for this run (limits; see README "Limits"). */
   settings?: Partial<BrokerSettings>
+  /** The host DPS assigns devices to, accepted in their usernames and SAS tokens (persisted; default localhost). */
+  dpsAssignedHub?: string
 }
 
 
@@ -192,6 +195,12 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   static async start(opts: EdgeBrokerOptions): Promise<EdgeBroker> {
     if (opts.cluster && !opts.context && !opts.inMemory) await attachClusterStore(opts.home, opts.cluster)
     const ctx = opts.context ?? (await openHub({ home: opts.home, inMemory: opts.inMemory, createDefault: true }))
+    try {
+      if (opts.dpsAssignedHub) await setDpsAssignedHub(ctx, opts.dpsAssignedHub)
+    } catch (err) {
+      if (!opts.context) await ctx.close()
+      throw err
+    }
     const log = opts.logger ?? createLogger({ level: opts.logLevel })
     // Cluster node: Redis for the bus and MQTT state too (the registry already is, via the home's pointer).
     const clusterUrl = opts.context || opts.inMemory ? opts.cluster : (readStorePointer(opts.home)?.url ?? opts.cluster)

@@ -255,3 +255,26 @@ describe('DPS on a running hub', () => {
     assert.equal(found.body.registrationId, 'rp-1')
   })
 })
+
+describe('the assigned hub host', () => {
+  test('a configured host is what registrations name, and devices may use it in their username and SAS resource', async () => {
+    const hub = await startHub({ ports: { mqtt: 0, mqtts: null, rest: null }, dpsAssignedHub: 'edge-box.lan' })
+    try {
+      assert.equal(hub.dps.settings.assignedHub, 'edge-box.lan')
+      const d = await hub.createDevice('alias-1')
+      const token = (host: string) => buildSasToken({ resource: `${host}/devices/alias-1`, key: d.primaryKey as string })
+      const viaAlias = await connect({ port: hub.ports.mqtt as number, clientId: 'alias-1', username: 'edge-box.lan/alias-1/?api-version=2021-04-12', password: token('edge-box.lan') })
+      await viaAlias.endAsync()
+      // Any other host is still refused (bad user name or password).
+      await assert.rejects(connect({ port: hub.ports.mqtt as number, clientId: 'alias-1', username: 'other.lan/alias-1/?api-version=2021-04-12', password: token('other.lan') }), (err: { code: number }) => err.code === 4)
+      // A token for the alias does not pass with the hub's own host name in the username, nor the reverse.
+      await assert.rejects(connect({ port: hub.ports.mqtt as number, clientId: 'alias-1', username: `${hub.hostName}/alias-1/?api-version=2021-04-12`, password: token('other.lan') }), (err: { code: number }) => err.code === 4)
+    } finally {
+      await hub.close()
+    }
+  })
+
+  test('a host that is not a host name is refused before the broker starts', async () => {
+    await assert.rejects(startHub({ ports: { mqtt: 0, mqtts: null, rest: null }, dpsAssignedHub: 'not a host/' }), /is not a host name/)
+  })
+})
