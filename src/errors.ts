@@ -233,7 +233,7 @@ export function toDpsWireError(err: unknown, trackingId: string): { status: numb
   const map = DPS_WIRE[e?.code ?? ''] ?? { status: 500, errorCode: 500000 }
   const code = e?.wireCode && /^\d{6}$/.test(e.wireCode) ? Number(e.wireCode) : map.errorCode
   return {
-    status: Math.floor(code / 1000) === map.status ? map.status : Math.floor(code / 1000),
+    status: Math.floor(code / 1000),
     body: { errorCode: code, trackingId, message: err instanceof Error ? err.message : String(err), timestampUtc: new Date().toISOString() },
   }
 }

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 
-import { ConflictError, NotFoundError, PreconditionFailedError, UnauthorizedError, UsageError, withWireCode } from '../errors.js'
+import { ConflictError, NotFoundError, PreconditionFailedError, toDpsWireError, UnauthorizedError, UsageError, withWireCode } from '../errors.js'
 import { certMatchesThumbprint, verifyClientCertAgainstCa } from '../pki/index.js'
 import type { Registry } from '../registry/registry.js'
 import { newEtag } from '../registry/twin-record.js'
@@ -155,6 +155,32 @@ export class Dps {
     delete (doc as IndividualEnrollment).registrationState // derived on read, never stored
     await this.ctx.store.putDpsDoc(kind, key(idOf(kind, doc)), doc)
     return kind === 'enrollment' ? this.showEnrollment(id) : enrollmentView(doc)
+  }
+
+  /**
+   * The bulk operation (`POST /enrollments`, the SDK's runBulkEnrollmentOperation): each enrollment
+   * on its own, failures listed with DPS's error code instead of failing the whole request.
+   */
+  async bulkEnrollments(body: unknown): Promise<{ isSuccessful: boolean; errors: { registrationId: string; errorCode: number; errorStatus: string }[] }> {
+    const b = (body ?? {}) as { mode?: unknown; enrollments?: unknown }
+    const modes: Record<string, WriteMode | 'delete' | 'ifMatch'> = { create: 'create', update: 'upsert', updateIfMatchETag: 'ifMatch', delete: 'delete' }
+    const mode = typeof b.mode === 'string' ? modes[b.mode] : undefined
+    if (!mode) throw new UsageError(`bulk operation mode "${String(b.mode)}" is not create, update, updateIfMatchETag or delete`)
+    if (!Array.isArray(b.enrollments) || b.enrollments.length === 0) throw new UsageError('a bulk operation needs a non-empty enrollments array')
+    if (b.enrollments.length > 10) throw new UsageError('a bulk operation takes at most 10 enrollments (as DPS)')
+    const errors: { registrationId: string; errorCode: number; errorStatus: string }[] = []
+    for (const e of b.enrollments as { registrationId?: unknown; etag?: string }[]) {
+      const id = String(e?.registrationId ?? '')
+      try {
+        if (mode === 'delete') await this.deleteEnrollment(id, e.etag)
+        else if (mode === 'ifMatch') await this.putEnrollment(e, { mode: 'update', ifMatch: e.etag ?? '' })
+        else await this.putEnrollment(e, { mode })
+      } catch (err) {
+        const w = toDpsWireError(err, '')
+        errors.push({ registrationId: id, errorCode: w.body.errorCode, errorStatus: w.body.message })
+      }
+    }
+    return { isSuccessful: errors.length === 0, errors }
   }
 
   async deleteEnrollment(id: string, ifMatch?: string): Promise<void> {

@@ -58,6 +58,8 @@ interface ServiceClient {
   getIndividualEnrollment(id: string): Promise<HttpResult<Enrollment>>
   getDeviceRegistrationState(id: string): Promise<HttpResult<RegistrationResult>>
   createIndividualEnrollmentQuery(spec: { query: string }): { next(): Promise<HttpResult<Enrollment[]>> }
+  runBulkEnrollmentOperation(op: { mode: string; enrollments: unknown[] }): Promise<HttpResult<{ isSuccessful: boolean; errors: { registrationId: string; errorCode: number; errorStatus: string }[] }>>
+  deleteIndividualEnrollment(id: string): Promise<unknown>
 }
 const { ProvisioningServiceClient } = require('azure-iot-provisioning-service') as { ProvisioningServiceClient: { fromConnectionString(cs: string): ServiceClient } }
 
@@ -129,6 +131,20 @@ async function main(): Promise<void> {
     listed.responseBody.map((e) => e.registrationId),
     ['sdk-dev-1', 'sdk-off', 'sdk-x509-1'],
   )
+  // A bulk create: each enrollment on its own, an existing one reported as 409 without failing the rest.
+  const { responseBody: bulk } = await service.runBulkEnrollmentOperation({
+    mode: 'create',
+    enrollments: [
+      { registrationId: 'sdk-bulk-1', attestation: { type: 'symmetricKey' } },
+      { registrationId: 'sdk-dev-1', attestation: { type: 'symmetricKey' } },
+    ],
+  })
+  assert.equal(bulk.isSuccessful, false)
+  assert.deepEqual(
+    bulk.errors.map((e) => [e.registrationId, e.errorCode]),
+    [['sdk-dev-1', 409201]],
+  )
+  await service.deleteIndividualEnrollment('sdk-bulk-1')
 
   // Individual symmetric key enrollment: register, connect to the assigned hub, send telemetry, see the initial twin.
   const one = await registerAndSend(new SymmetricKeySecurityClient('sdk-dev-1', key), (r) => `HostName=${r.assignedHub};DeviceId=${r.deviceId};SharedAccessKey=${key}`, { n: 1 })

@@ -227,6 +227,23 @@ describe('DPS on a running hub', () => {
     assert.equal((await dps.showEnrollment('rp-1')).registrationState?.substatus, 'deviceDataReset')
   })
 
+  test('bulk enrollment operations: each one on its own, failures listed with DPS codes', async () => {
+    const created = await dps.bulkEnrollments({ mode: 'create', enrollments: [{ registrationId: 'bulk-1', attestation: { type: 'symmetricKey' } }, { registrationId: 'bulk-2', attestation: { type: 'tpm' } }] })
+    assert.deepEqual(
+      created.errors.map((e) => [e.registrationId, e.errorCode]),
+      [['bulk-2', 400004]],
+    )
+    assert.equal(created.isSuccessful, false)
+    const etag = (await dps.getEnrollment('bulk-1')).etag
+    const stale = await dps.bulkEnrollments({ mode: 'updateIfMatchETag', enrollments: [{ registrationId: 'bulk-1', etag: 'stale', provisioningStatus: 'disabled' }] })
+    assert.deepEqual(stale.errors.map((e) => e.errorCode), [412002])
+    const fresh = await dps.bulkEnrollments({ mode: 'updateIfMatchETag', enrollments: [{ registrationId: 'bulk-1', etag, provisioningStatus: 'disabled' }] })
+    assert.deepEqual(fresh, { isSuccessful: true, errors: [] })
+    assert.equal((await dps.getEnrollment('bulk-1')).provisioningStatus, 'disabled')
+    assert.deepEqual(await dps.bulkEnrollments({ mode: 'delete', enrollments: [{ registrationId: 'bulk-1' }] }), { isSuccessful: true, errors: [] })
+    await assert.rejects(dps.bulkEnrollments({ mode: 'merge', enrollments: [] }), /mode "merge"/)
+  })
+
   test('the service REST API answers DPS\'s error body: bad SAS 401002, unknown enrollment 404201', async () => {
     const get = (path: string, auth: string) =>
       new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
