@@ -56,3 +56,8 @@ export function enrollmentFlagValues(f: Parsed): EnrollmentFlags {
     parentDeviceId: f['parent-device-id'],
   }
 }
+
+/** `-o table` columns. */
+export const ENROLLMENT_COLUMNS = ['registrationId', 'deviceId', 'attestation.type', 'provisioningStatus', 'registrationState.status']
+export const GROUP_COLUMNS = ['enrollmentGroupId', 'attestation.type', 'provisioningStatus', 'capabilities.iotEdge']
+export const REGISTRATION_COLUMNS = ['registrationId', 'deviceId', 'status', 'substatus', 'assignedHub']

@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { enrollmentFlags, enrollmentFlagValues, groupAttestationFlags, groupIdFlag } from '../../../cli/dps-flags.js'
+import { GROUP_COLUMNS, enrollmentFlagValues, enrollmentFlags, groupAttestationFlags, groupIdFlag } from '../../../cli/dps-flags.js'
 import { enrollmentBody } from '../../../dps/cli-input.js'
 import { Dps } from '../../../dps/index.js'
 
@@ -20,6 +20,6 @@ export default class DpsEnrollmentGroupCreate extends BaseCommand<typeof DpsEnro
     const flags = enrollmentFlagValues({ ...f, 'attestation-type': f['attestation-type'] ?? (x509 ? 'x509' : 'symmetrickey') })
     const dps = new Dps(await this.hub())
     const g = await dps.putEnrollmentGroup(enrollmentBody('enrollmentGroup', flags), { mode: 'create', id: f['enrollment-id'] })
-    this.print(g, { columns: ['enrollmentGroupId', 'attestation.type', 'provisioningStatus', 'capabilities.iotEdge'] })
+    this.print(g, { columns: GROUP_COLUMNS })
   }
 }

@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { dpsScopeFlags } from '../../../cli/dps-flags.js'
+import { GROUP_COLUMNS, dpsScopeFlags } from '../../../cli/dps-flags.js'
 import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentGroupList extends BaseCommand<typeof DpsEnrollmentGroupList> {
@@ -9,6 +9,6 @@ export default class DpsEnrollmentGroupList extends BaseCommand<typeof DpsEnroll
 
   async run(): Promise<void> {
     const dps = new Dps(await this.hub())
-    this.print(await dps.listEnrollmentGroups(), { columns: ['enrollmentGroupId', 'attestation.type', 'provisioningStatus', 'capabilities.iotEdge'] })
+    this.print(await dps.listEnrollmentGroups(), { columns: GROUP_COLUMNS })
   }
 }

@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { dpsScopeFlags, groupIdFlag } from '../../../cli/dps-flags.js'
+import { GROUP_COLUMNS, dpsScopeFlags, groupIdFlag } from '../../../cli/dps-flags.js'
 import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentGroupShow extends BaseCommand<typeof DpsEnrollmentGroupShow> {
@@ -9,6 +9,6 @@ export default class DpsEnrollmentGroupShow extends BaseCommand<typeof DpsEnroll
 
   async run(): Promise<void> {
     const dps = new Dps(await this.hub())
-    this.print(await dps.showEnrollmentGroup(this.flags['enrollment-id']), { columns: ['enrollmentGroupId', 'attestation.type', 'provisioningStatus', 'capabilities.iotEdge'] })
+    this.print(await dps.showEnrollmentGroup(this.flags['enrollment-id']), { columns: GROUP_COLUMNS })
   }
 }

@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { enrollmentFlags, enrollmentFlagValues, etagFlag, groupAttestationFlags, groupIdFlag } from '../../../cli/dps-flags.js'
+import { GROUP_COLUMNS, enrollmentFlagValues, enrollmentFlags, etagFlag, groupAttestationFlags, groupIdFlag } from '../../../cli/dps-flags.js'
 import { enrollmentBody } from '../../../dps/cli-input.js'
 import { Dps } from '../../../dps/index.js'
 
@@ -12,6 +12,6 @@ export default class DpsEnrollmentGroupUpdate extends BaseCommand<typeof DpsEnro
     const f = this.flags
     const dps = new Dps(await this.hub())
     const g = await dps.putEnrollmentGroup(enrollmentBody('enrollmentGroup', enrollmentFlagValues(f)), { mode: 'update', id: f['enrollment-id'], ifMatch: f.etag })
-    this.print(g, { columns: ['enrollmentGroupId', 'attestation.type', 'provisioningStatus', 'capabilities.iotEdge'] })
+    this.print(g, { columns: GROUP_COLUMNS })
   }
 }

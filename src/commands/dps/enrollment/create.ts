@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { enrollmentFlags, enrollmentFlagValues, enrollmentIdFlag } from '../../../cli/dps-flags.js'
+import { ENROLLMENT_COLUMNS, enrollmentFlagValues, enrollmentFlags, enrollmentIdFlag } from '../../../cli/dps-flags.js'
 import { enrollmentBody } from '../../../dps/cli-input.js'
 import { Dps } from '../../../dps/index.js'
 import { UsageError } from '../../../errors.js'
@@ -25,6 +25,6 @@ export default class DpsEnrollmentCreate extends BaseCommand<typeof DpsEnrollmen
     if (!f['attestation-type']) throw new UsageError('--attestation-type is required (symmetrickey or x509)')
     const dps = new Dps(await this.hub())
     const e = await dps.putEnrollment(enrollmentBody('enrollment', enrollmentFlagValues(f)), { mode: 'create', id: f['enrollment-id'] })
-    this.print(e, { columns: ['registrationId', 'deviceId', 'attestation.type', 'provisioningStatus', 'capabilities.iotEdge'] })
+    this.print(e, { columns: ENROLLMENT_COLUMNS })
   }
 }

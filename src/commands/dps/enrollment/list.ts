@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { dpsScopeFlags } from '../../../cli/dps-flags.js'
+import { ENROLLMENT_COLUMNS, dpsScopeFlags } from '../../../cli/dps-flags.js'
 import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentList extends BaseCommand<typeof DpsEnrollmentList> {
@@ -9,6 +9,6 @@ export default class DpsEnrollmentList extends BaseCommand<typeof DpsEnrollmentL
 
   async run(): Promise<void> {
     const dps = new Dps(await this.hub())
-    this.print(await dps.listEnrollments(), { columns: ['registrationId', 'deviceId', 'attestation.type', 'provisioningStatus', 'registrationState.status'] })
+    this.print(await dps.listEnrollments(), { columns: ENROLLMENT_COLUMNS })
   }
 }

@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { dpsScopeFlags, enrollmentIdFlag } from '../../../cli/dps-flags.js'
+import { ENROLLMENT_COLUMNS, dpsScopeFlags, enrollmentIdFlag } from '../../../cli/dps-flags.js'
 import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentShow extends BaseCommand<typeof DpsEnrollmentShow> {
@@ -9,6 +9,6 @@ export default class DpsEnrollmentShow extends BaseCommand<typeof DpsEnrollmentS
 
   async run(): Promise<void> {
     const dps = new Dps(await this.hub())
-    this.print(await dps.showEnrollment(this.flags['enrollment-id']), { columns: ['registrationId', 'deviceId', 'attestation.type', 'provisioningStatus', 'registrationState.status'] })
+    this.print(await dps.showEnrollment(this.flags['enrollment-id']), { columns: ENROLLMENT_COLUMNS })
   }
 }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { enrollmentFlags, enrollmentFlagValues, enrollmentIdFlag, etagFlag } from '../../../cli/dps-flags.js'
+import { ENROLLMENT_COLUMNS, enrollmentFlagValues, enrollmentFlags, enrollmentIdFlag, etagFlag } from '../../../cli/dps-flags.js'
 import { enrollmentBody } from '../../../dps/cli-input.js'
 import { Dps } from '../../../dps/index.js'
 
@@ -22,6 +22,6 @@ export default class DpsEnrollmentUpdate extends BaseCommand<typeof DpsEnrollmen
     const f = this.flags
     const dps = new Dps(await this.hub())
     const e = await dps.putEnrollment(enrollmentBody('enrollment', enrollmentFlagValues(f)), { mode: 'update', id: f['enrollment-id'], ifMatch: f.etag })
-    this.print(e, { columns: ['registrationId', 'deviceId', 'attestation.type', 'provisioningStatus', 'capabilities.iotEdge'] })
+    this.print(e, { columns: ENROLLMENT_COLUMNS })
   }
 }

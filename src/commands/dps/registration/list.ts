@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { dpsScopeFlags } from '../../../cli/dps-flags.js'
+import { REGISTRATION_COLUMNS, dpsScopeFlags } from '../../../cli/dps-flags.js'
 import { Dps } from '../../../dps/index.js'
 
 export default class DpsRegistrationList extends BaseCommand<typeof DpsRegistrationList> {
@@ -11,6 +11,6 @@ export default class DpsRegistrationList extends BaseCommand<typeof DpsRegistrat
 
   async run(): Promise<void> {
     const dps = new Dps(await this.hub())
-    this.print(await dps.listRegistrations(this.flags['group-id']), { columns: ['registrationId', 'deviceId', 'status', 'substatus', 'assignedHub'] })
+    this.print(await dps.listRegistrations(this.flags['group-id']), { columns: REGISTRATION_COLUMNS })
   }
 }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { dpsScopeFlags } from '../../../cli/dps-flags.js'
+import { REGISTRATION_COLUMNS, dpsScopeFlags } from '../../../cli/dps-flags.js'
 import { Dps } from '../../../dps/index.js'
 
 export default class DpsRegistrationShow extends BaseCommand<typeof DpsRegistrationShow> {
@@ -11,6 +11,6 @@ export default class DpsRegistrationShow extends BaseCommand<typeof DpsRegistrat
 
   async run(): Promise<void> {
     const dps = new Dps(await this.hub())
-    this.print(await dps.getRegistration(this.flags['registration-id']), { columns: ['registrationId', 'deviceId', 'status', 'substatus', 'assignedHub'] })
+    this.print(await dps.getRegistration(this.flags['registration-id']), { columns: REGISTRATION_COLUMNS })
   }
 }
