@@ -4,7 +4,7 @@
  * string's HostName). Authenticated with a SAS token of a DPS policy (`provisioningserviceowner`),
  * errors in DPS's body shape (`{errorCode, trackingId, message, timestampUtc}`).
  *   PUT|GET|DELETE /enrollments/{id}         POST /enrollments/query     POST /enrollments/{id}/attestationmechanism
- *   POST           /enrollments              (bulk: create, update, updateIfMatchETag, delete)
+ *   POST           /enrollments[/]           (bulk: create, update, updateIfMatchETag, delete)
  *   PUT|GET|DELETE /enrollmentGroups/{id}    POST /enrollmentGroups/query
  *   GET|DELETE     /registrations/{id}       POST /registrations/{groupId}/query
  */
@@ -27,7 +27,7 @@ const ifMatch = (req: IncomingMessage) => (typeof req.headers['if-match'] === 's
 
 function routes(io: RestIo): [string, RegExp, Handler][] {
   return [
-    ['POST', /^\/enrollments$/i, async (dps, req) => ok(await dps.bulkEnrollments(await io.readJson(req)))],
+    ['POST', /^\/enrollments\/?$/i, async (dps, req) => ok(await dps.bulkEnrollments(await io.readJson(req)))],
     ['POST', /^\/enrollments\/query$/i, async (dps) => ok(await dps.listEnrollments())],
     ['POST', /^\/enrollments\/([^/]+)\/attestationmechanism$/i, async (dps, _q, id) => ok((await dps.showEnrollment(id)).attestation)],
     ['PUT', /^\/enrollments\/([^/]+)$/i, async (dps, req, id) => ok(await dps.putEnrollment(await io.readJson(req), { id, ifMatch: ifMatch(req) }))],
