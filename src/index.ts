@@ -60,6 +60,15 @@ export type { AmqpLinkContext, AmqpListener, AmqpRoute } from './transports/amqp
 export type { FeedbackAck, FeedbackRecord, FeedbackStatus } from './iothub/index.js'
 export { setEdgeHubDesired, type SetEdgeHubResult } from './service/edgehub.js'
 
+// The Device Provisioning Service (hub.dps on a running hub).
+export {
+  Dps,
+  deriveDeviceKey,
+  type DeviceRegistrationState,
+  type EnrollmentGroup,
+  type IndividualEnrollment,
+} from './dps/index.js'
+
 // PKI.
 export { createInMemoryHubPki, ensureHubPki, issueDeviceCert, selfSignedDeviceCert, type HubPki, type IssuedCert } from './pki/index.js'
 

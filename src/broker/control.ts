@@ -15,6 +15,7 @@ import { DEAD_LETTERS_PATH, parseIds } from '../bridge/dead-letters.js'
 import { EdgeMqError, InvalidDocumentError, toWireError, TooLargeError, UnauthorizedError, UsageError } from '../errors.js'
 import type { TwinKey } from '../registry/types.js'
 import type { HubEvent, ServiceHost } from './host.js'
+import { isDpsRestPath, serveDpsRest } from './dps-rest.js'
 import { registryRoutes, type RestRoute } from './registry-rest.js'
 import { grants } from '../registry/rights.js'
 import { parseFeedbackAck, type FeedbackRecord } from '../iothub/index.js'
@@ -239,6 +240,8 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
 
   const onRequest: RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
+    // The DPS service API: its own policies and error shape (dps-rest.ts).
+    if (isDpsRestPath(url.pathname)) return void serveDpsRest(broker.dps.service(), req, res, url, { readJson, send }, broker.ctx.hub.hostName)
     const handle = async () => {
       const rights = authenticateRequest(broker, req)
       let pathKnown = false

@@ -9,6 +9,7 @@ import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 
 import type { DeadLetterOps } from '../bridge/dead-letters.js'
+import type { Dps } from '../dps/service.js'
 import type { HubContext } from '../config/home.js'
 import type { FeedbackAck, FeedbackQueue, SystemProperties } from '../iothub/index.js'
 import type { BrokerSettings, TwinKey, TwinRecord } from '../registry/types.js'
@@ -103,5 +104,7 @@ export interface ServiceHost {
   readonly refusals: RefusalLog
   /** The bridge's dead-letter store (messages the parent refused). */
   readonly deadLetters: DeadLetterOps
+  /** The Device Provisioning Service (its REST API shares the HTTPS port). */
+  readonly dps: { service(): Dps }
   status(): unknown
 }

@@ -87,6 +87,7 @@ export class LiveConfig {
   private async recheckIdentities(deviceIds: Set<string>): Promise<void> {
     const { store } = this.d.ctx
     for (const s of [...this.d.sessions.values()]) {
+      if (s.dps) continue // a DPS registration connection is no device identity (yet)
       if (s.actsFor) s.actsFor = await this.d.childrenOf(s.identity.deviceId)
       if (!deviceIds.has('*') && !deviceIds.has(s.identity.deviceId)) continue
       const dev = await store.getDevice(s.identity.deviceId)
@@ -198,6 +199,7 @@ export class LiveConfig {
   private reauthorizeAll(): void {
     const policy = this.edgeHub.policy
     for (const s of [...this.d.sessions.values()]) {
+      if (s.dps) continue // DPS connections are outside the broker's policy
       const authz = policy?.forIdentity(s.identity)
       s.authz = authz
       if (!authz || !authz.canConnect()) {

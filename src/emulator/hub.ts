@@ -23,6 +23,7 @@ import type { BrokerSettings, DeviceRecord, ModuleRecord, TwinKey } from '../reg
 import { parseEdgeHubDocument } from '../edgehub/index.js'
 import { setEdgeHubDesired, type SetEdgeHubResult } from '../service/edgehub.js'
 import type { ServiceTwinJson } from '../twin/index.js'
+import type { Dps } from '../dps/service.js'
 
 /**
  * `'allow-all'`: every registered identity may connect, publish and subscribe to any non-`$` topic
@@ -55,6 +56,8 @@ export interface StartHubOptions {
   clockSkewSecs?: number
   /** Overrides of the hub's broker settings (limits) for this run. */
   settings?: Partial<BrokerSettings>
+  /** The host DPS registrations are assigned to (default localhost). */
+  dpsAssignedHub?: string
 }
 
 export type DeviceTarget = string | TwinKey
@@ -85,6 +88,8 @@ export interface Hub {
   readonly caPem: string
   /** The CA file, for an on-disk hub only (in memory nothing is written). */
   readonly caFile?: string
+  /** The hub's Device Provisioning Service: enrollments, groups, registrations, `idScope`, `connectionString()`. */
+  readonly dps: Dps
   /** The underlying registry and broker, for anything the helpers below do not cover. */
   readonly context: HubContext
   readonly broker: EdgeBroker
@@ -171,6 +176,7 @@ export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
       ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
       ...(opts.clockSkewSecs !== undefined ? { clockSkewSecs: opts.clockSkewSecs } : {}),
       ...(opts.settings ? { settings: opts.settings } : {}),
+      ...(opts.dpsAssignedHub ? { dpsAssignedHub: opts.dpsAssignedHub } : {}),
       writeRuntimeFile: !inMemory,
     })
   } catch (err) {
@@ -204,6 +210,9 @@ class RunningHub implements Hub {
   }
   get caPem(): string {
     return this.broker.pki?.caPem ?? ''
+  }
+  get dps(): Dps {
+    return this.broker.dps.service()
   }
   get caFile(): string | undefined {
     return this.inMemory ? undefined : this.broker.pki?.caCertPath || undefined

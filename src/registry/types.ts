@@ -141,6 +141,16 @@ export interface EdgeDeploymentState {
   applied: Record<string, { id: string; etag: string }>
 }
 
+/** The hub's Device Provisioning Service (src/dps/): its id scope, the host it assigns, its service policy. */
+export interface DpsSettings {
+  /** `0ne` + 8 hex digits, as DPS id scopes look. */
+  idScope: string
+  /** `assignedHub` in registration results: a host name devices can reach (default `localhost`). */
+  assignedHub: string
+  /** `provisioningserviceowner` (DPS's default policy) for the service REST API and `dps connection-string show`. */
+  policies: ServicePolicy[]
+}
+
 export interface HubRecord {
   name: string
   /** `<name>.azure-devices.net`: what usernames and SAS resources carry. */
@@ -152,6 +162,8 @@ export interface HubRecord {
   upstream?: UpstreamSettings
   /** IoT Edge automatic deployments (src/deployment/edge-deployments.ts). */
   edgeDeployments?: EdgeDeploymentState
+  /** Absent in homes made before DPS; openHub adds it. */
+  dps?: DpsSettings
 }
 
 export type ChangeKind = 'hub' | 'device' | 'module' | 'twin'
@@ -165,6 +177,9 @@ export interface Change {
   /** 'create' | 'update' | 'delete' | 'desired' | 'reported' | 'tags' */
   op: string
 }
+
+/** What the Device Provisioning Service keeps (src/dps/): REST-shaped JSON documents by id. */
+export type DpsDocKind = 'enrollment' | 'enrollmentGroup' | 'registration'
 
 export interface TwinKey {
   deviceId: string
@@ -197,6 +212,12 @@ export interface Store {
   getTwin(key: TwinKey): Promise<TwinRecord | undefined>
   /** Atomic read-modify-write of one twin; `mutate` may throw to abort. */
   updateTwin(key: TwinKey, mutate: (twin: TwinRecord) => TwinRecord, op: string): Promise<TwinRecord>
+
+  /** DPS documents (enrollments, enrollment groups, registration states), JSON by kind and id. */
+  getDpsDoc(kind: DpsDocKind, id: string): Promise<unknown>
+  listDpsDocs(kind: DpsDocKind): Promise<unknown[]>
+  putDpsDoc(kind: DpsDocKind, id: string, doc: unknown): Promise<void>
+  deleteDpsDoc(kind: DpsDocKind, id: string): Promise<boolean>
 
   /** Change feed: entries after `seq`, oldest first. */
   changesSince(seq: number): Promise<Change[]>

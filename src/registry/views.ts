@@ -73,5 +73,6 @@ export function hubView(hub: HubRecord, home: string) {
     broker: hub.broker,
     upstream: hub.upstream ? { hostName: hub.upstream.hostName, gatewayHostName: hub.upstream.gatewayHostName, deviceId: hub.upstream.deviceId, port: hub.upstream.port } : null,
     policies: hub.policies.map((p) => ({ keyName: p.name, rights: p.rights.join(', ') })),
+    dps: hub.dps ? { idScope: hub.dps.idScope, assignedHub: hub.dps.assignedHub, policies: hub.dps.policies.map((p) => ({ keyName: p.name, rights: p.rights.join(', ') })) } : null,
   }
 }
