@@ -193,6 +193,21 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
         send(res, 200, r)
       },
     ],
+    // IoT Hub's HTTPS device receive/settle paths (az iot device c2d-message receive/complete/abandon/reject), served to the CLI with ServiceConnect.
+    [
+      'GET',
+      /^\/devices\/([^/]+)\/messages\/deviceBound$/,
+      'ServiceConnect',
+      async (_q, res, m, url) => {
+        const lt = Number(url.searchParams.get('lockTimeout') ?? 60)
+        if (!Number.isInteger(lt) || lt < 1 || lt > 300) throw new UsageError('lockTimeout must be a whole number of seconds from 1 to 300')
+        const r = await broker.iothub.receiveC2dLocked(m[0], lt)
+        if (r) send(res, 200, r)
+        else send(res, 204)
+      },
+    ],
+    ['DELETE', /^\/devices\/([^/]+)\/messages\/deviceBound\/([^/]+)$/, 'ServiceConnect', async (_q, res, m, url) => send(res, 200, await broker.iothub.settleC2d(m[0], m[1], url.searchParams.has('reject') ? 'reject' : 'complete'))],
+    ['POST', /^\/devices\/([^/]+)\/messages\/deviceBound\/([^/]+)\/abandon$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await broker.iothub.settleC2d(m[0], m[1], 'abandon'))],
     ['DELETE', /^\/devices\/([^/]+)\/commands$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await broker.iothub.purgeC2d(m[0]))],
     [
       'POST',

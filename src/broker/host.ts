@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import type { DeadLetterOps } from '../bridge/dead-letters.js'
 import type { Dps } from '../dps/service.js'
 import type { HubContext } from '../config/home.js'
-import type { FeedbackAck, FeedbackQueue, SystemProperties } from '../iothub/index.js'
+import type { C2dReceived, C2dSettlement, FeedbackAck, FeedbackQueue, FeedbackStatus, SystemProperties } from '../iothub/index.js'
 import type { BrokerSettings, TwinKey, TwinRecord } from '../registry/types.js'
 import type { RefusalLog } from './limits.js'
 import type { BrokerRuntime } from './runtime.js'
@@ -90,6 +90,8 @@ export interface ServiceIotHub {
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult>
   sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties, opts?: { ack?: FeedbackAck }): Promise<C2dSendResult>
   purgeC2d(deviceId: string): Promise<{ deviceId: string; totalMessagesPurged: number }>
+  receiveC2dLocked(deviceId: string, lockSecs?: number): Promise<C2dReceived | undefined>
+  settleC2d(deviceId: string, lockToken: string, how: C2dSettlement): Promise<{ deviceId: string; etag: string; settled: C2dSettlement; outcome?: FeedbackStatus }>
   /** C2D delivery feedback waiting for the service to read it. */
   readonly feedback: FeedbackQueue
   sendModuleInput(deviceId: string, moduleId: string, inputName: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<void>

@@ -18,6 +18,9 @@ import { DeviceNotOnlineError, TimeoutError, toWireError, TooLargeError } from '
 import {
   C2D_DEFAULT_TTL_MS,
   C2dQueue,
+  c2dReceivedView,
+  type C2dReceived,
+  type C2dSettlement,
   FeedbackQueue,
   parseIotHubTopic,
   wantsFeedback,
@@ -310,6 +313,26 @@ export class IotHub {
    * its `$.exp`) and goes out on the device's next SUBSCRIBE to its devicebound topic, as IoT Hub
    * keeps C2D messages whatever the MQTT session.
    */
+  /**
+   * `az iot device c2d-message receive` (IoT Hub's HTTPS device receive): the device's oldest queued
+   * message, locked for `lockSecs` (it stays queued until settled), or undefined when none waits.
+   */
+  async receiveC2dLocked(deviceId: string, lockSecs = 60): Promise<C2dReceived | undefined> {
+    await this.host.ctx.registry.getDevice(deviceId)
+    const m = this.c2d.lock(deviceId, lockSecs * 1000)
+    if (!m) return undefined
+    const t = parseIotHubTopic(m.topic)
+    return c2dReceivedView(m, t.kind === 'c2d' ? t : { properties: {}, systemProperties: {} })
+  }
+
+  /** Completes, rejects or abandons a message locked by receiveC2dLocked (its etag); feedback as IoT Hub sends it. */
+  async settleC2d(deviceId: string, lockToken: string, how: C2dSettlement): Promise<{ deviceId: string; etag: string; settled: C2dSettlement; outcome?: FeedbackStatus }> {
+    await this.host.ctx.registry.getDevice(deviceId)
+    const r = this.c2d.settle(deviceId, lockToken, how)
+    if (r.outcome) this.outcome(deviceId, r.message.messageId, r.outcome)
+    return { deviceId, etag: lockToken, settled: how, ...(r.outcome ? { outcome: r.outcome } : {}) }
+  }
+
   /**
    * `az iot device c2d-message purge` (IoT Hub: DELETE /devices/{id}/commands): drops the device's
    * queued cloud-to-device messages, without feedback, as IoT Hub does. An unknown device is 404.

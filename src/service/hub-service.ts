@@ -13,7 +13,7 @@ import { BrokerUnreachableError, fromWireError, NotFoundError, UsageError } from
 import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
-import { parsePropsFlag, type FeedbackAck, type FeedbackRecord } from '../iothub/index.js'
+import { parsePropsFlag, type C2dReceived, type C2dSettlement, type FeedbackAck, type FeedbackRecord } from '../iothub/index.js'
 import { ControlClient } from './control-client.js'
 import { readDocument, setEdgeHubDesired } from './edgehub.js'
 
@@ -132,6 +132,20 @@ export class HubService {
   async invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<{ status: number; payload: unknown }> {
     await this.ctx.registry.identity(key.deviceId, key.moduleId)
     return this.live().call('POST', path(key, '/methods'), { methodName, payload, responseTimeoutInSeconds: timeoutSecs })
+  }
+
+  /** The device's oldest queued C2D message, locked for `lockSecs` (IoT Hub's HTTPS receive), or undefined. Needs the running broker (the queue lives there). */
+  async receiveC2dLocked(deviceId: string, lockSecs = 60): Promise<C2dReceived | undefined> {
+    await this.ctx.registry.getDevice(deviceId)
+    return (await this.live().call<C2dReceived | undefined>('GET', `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound?lockTimeout=${lockSecs}`)) || undefined
+  }
+
+  /** Completes, rejects or abandons a locked C2D message by its etag (lock token). */
+  async settleC2d(deviceId: string, etag: string, how: C2dSettlement): Promise<{ deviceId: string; etag: string; settled: C2dSettlement; outcome?: string }> {
+    await this.ctx.registry.getDevice(deviceId)
+    const base = `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound/${encodeURIComponent(etag)}`
+    if (how === 'abandon') return this.live().call('POST', `${base}/abandon`)
+    return this.live().call('DELETE', how === 'reject' ? `${base}?reject` : base)
   }
 
   /** Drops the device's queued C2D messages. The queue lives in the running broker: without one nothing is queued. */

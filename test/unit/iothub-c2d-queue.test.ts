@@ -146,3 +146,37 @@ test('purge (az iot device c2d-message purge, DELETE /devices/{id}/commands): th
     await d.endAsync()
   }
 })
+
+test('az receive/complete/abandon/reject over the control API: the az shape, locks, and the feedback the sender asked for', async () => {
+  await hub.createDevice('locker')
+  const auth = { authorization: serviceToken(hub, 'service') }
+  const base = `http://127.0.0.1:${hub.ports.control}/devices/locker/messages/deviceBound`
+  assert.equal((await fetch(base, { headers: auth })).status, 204, 'nothing queued')
+  const sent = await hub.broker.iothub.sendC2d('locker', Buffer.from('first'), { color: 'blue' }, { correlationId: 'c1' }, { ack: 'full' })
+  await hub.broker.iothub.sendC2d('locker', Buffer.from('second'), {}, {}, { ack: 'full' })
+
+  const r1 = await fetch(`${base}?lockTimeout=30`, { headers: auth })
+  assert.equal(r1.status, 200)
+  const m1 = (await r1.json()) as { data: string; etag: string; properties: { app: Record<string, string>; system: Record<string, string> } }
+  assert.equal(m1.data, 'first')
+  assert.deepEqual(m1.properties.app, { color: 'blue' })
+  assert.equal(m1.properties.system['iothub-messageid'], sent.messageId)
+  assert.equal(m1.properties.system['iothub-correlationid'], 'c1')
+  assert.ok(m1.etag)
+
+  const m2 = (await (await fetch(base, { headers: auth })).json()) as { data: string; etag: string }
+  assert.equal(m2.data, 'second', 'the first is locked')
+  assert.equal((await fetch(`${base}/${m2.etag}/abandon`, { method: 'POST', headers: auth })).status, 200)
+  const again = (await (await fetch(base, { headers: auth })).json()) as { data: string; etag: string; properties: { system: Record<string, string> } }
+  assert.equal(again.data, 'second', 'abandoned: delivered again')
+  assert.equal(again.properties.system['iothub-deliverycount'], '1')
+
+  assert.equal((await fetch(`${base}/${m1.etag}`, { method: 'DELETE', headers: auth })).status, 200, 'complete')
+  assert.equal((await fetch(`${base}/${again.etag}?reject`, { method: 'DELETE', headers: auth })).status, 200, 'reject')
+  assert.equal((await fetch(`${base}/${again.etag}`, { method: 'DELETE', headers: auth })).status, 412, 'settled already')
+  assert.equal(hub.broker.iothub.c2d.depth('locker'), 0)
+
+  const batch = hub.broker.iothub.feedback.take((f) => f.deviceId === 'locker')
+  const statuses = (batch?.records ?? []).map((f) => f.statusCode).sort()
+  assert.deepEqual(statuses, ['Rejected', 'Success'])
+})
