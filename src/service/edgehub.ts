@@ -11,15 +11,25 @@ import type { JsonObject } from '../policy/index.js'
 import type { TwinRecord } from '../registry/types.js'
 import { mergeMetadata, metadataFor, type TwinObject } from '../twin/index.js'
 
-/** Reads a file path or `-` (stdin) with a clear error for missing files. */
-export function readDocument(source: string): string {
+/** Reads a file path (`@path` too) or `-` (stdin) with a clear error for missing files. */
+function readSource<T>(source: string, read: (file: string | number) => T): T {
   try {
-    return source === '-' ? readFileSync(0, 'utf8') : readFileSync(source.replace(/^@/, ''), 'utf8')
+    return read(source === '-' ? 0 : source.replace(/^@/, ''))
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') throw new NotFoundError(`file "${source}" not found`)
     throw new EdgeMqError(`cannot read "${source}": ${code ?? (err as Error).message}`)
   }
+}
+
+/** A document (text) from a file path or `-` (stdin). */
+export function readDocument(source: string): string {
+  return readSource(source, (file) => readFileSync(file, 'utf8'))
+}
+
+/** A file's bytes as they are (a message body), from a path or `-` (stdin). */
+export function readDocumentBytes(source: string): Buffer {
+  return readSource(source, (file) => readFileSync(file))
 }
 
 /** The seed's "allow all identities to connect" policy (as a desired patch). */

@@ -185,6 +185,35 @@ describe('monitor-events', () => {
     assert.equal(idle.lastActivityTime, '0001-01-01T00:00:00Z')
   })
 
+  test('send-d2c-message --dfp -p and device simulate -p --irp --mrc --mrp (az flags)', async () => {
+    const file = join(home, 'body.bin')
+    writeFileSync(file, Buffer.from([0x01, 0x02, 0xff]))
+    const monitor = await startMonitor(home, ['-p', 'all'], rawProbe(device, 'q-1'))
+    try {
+      assert.equal((await runCli(['iot', 'device', 'send-d2c-message', '-d', 'q-2', '--dfp', file, '-p', 'kind=file'], { home })).code, 0)
+      const e = (await monitor.waitFor((x) => (x.event.properties as { application?: Json } | undefined)?.application?.kind === 'file')) as unknown as { event: Json }
+      assert.equal(e.event.origin, 'q-2')
+    } finally {
+      await monitor.stop()
+    }
+
+    // The simulator answers methods with --mrc/--mrp while it runs (two messages 5 s apart) and reports --irp at start.
+    const sim = runCli(['device', 'simulate', '-d', 'q-2', '--mc', '2', '--mi', '5', '--irp', '{"fw":"1.0"}', '--mrc', '202', '--mrp', '{"ok":true}', '-p', 'site=lab'], { home, timeoutMs: 60_000 })
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      const twin = await cliJson<{ properties: { reported: { fw?: string } } }>(home, ['twin', 'show', '-d', 'q-2'])
+      if (twin.properties.reported.fw === '1.0') break
+      assert.ok(Date.now() < deadline, 'the --irp reported properties arrive')
+    }
+    const answer = await cliJson<{ status: number; payload: unknown }>(home, ['method', 'invoke', '-d', 'q-2', '--method', 'ping', '--timeout', '10'])
+    assert.deepEqual(answer, { status: 202, payload: { ok: true } })
+    const done = await sim
+    assert.equal(done.code, 0, done.stderr)
+    const refused = await runCli(['device', 'simulate', '-d', 'q-2', '--rs', 'reject'], { home })
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /--rs reject needs --proto http/)
+  })
+
   test('-t is an idle timeout: no events → exits 0 after it; with --mc not reached → exit 4', async () => {
     const started = Date.now()
     const idle = await runCli(['hub', 'monitor-events', '-d', 'nobody', '-p', 'sys', 'app', '-t', '1', '--et', String(Date.now())], { home })

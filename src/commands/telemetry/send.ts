@@ -3,6 +3,7 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base.js'
 import { deviceFlag, moduleFlag, pick } from '../../cli/flags.js'
 import { DeviceClient } from '../../device/device-client.js'
+import { readDocumentBytes } from '../../service/edgehub.js'
 
 export default class TelemetrySend extends BaseCommand<typeof TelemetrySend> {
   static summary = 'Send device-to-cloud telemetry as a device or module (over MQTT, like a device SDK).'
@@ -15,8 +16,9 @@ export default class TelemetrySend extends BaseCommand<typeof TelemetrySend> {
   static flags = {
     device: deviceFlag,
     module: moduleFlag,
-    data: Flags.string({ summary: 'Body (JSON or text).', default: 'Ping from edgemq' }),
-    props: Flags.string({ aliases: ['properties'], summary: 'Properties: a=1;b=2 (az) or a=1&b=2; $.ct, $.ce, $.mid are system properties.' }),
+    data: Flags.string({ aliases: ['da'], summary: 'Body (JSON or text).', default: 'Ping from edgemq', exclusive: ['data-file-path'] }),
+    'data-file-path': Flags.string({ aliases: ['dfp'], summary: 'az: send this file\'s bytes as the body.' }),
+    props: Flags.string({ char: 'p', aliases: ['properties'], summary: 'Properties: a=1;b=2 (az) or a=1&b=2; $.ct, $.ce, $.mid are system properties.' }),
     'output-name': Flags.string({ summary: 'Module output name ($.on), for routes FROM /messages/modules/<m>/outputs/<o>.' }),
     count: Flags.integer({ aliases: ['msg-count', 'mc'], summary: 'How many messages.', default: 1, min: 1 }),
     interval: Flags.integer({ summary: 'Milliseconds between messages.', default: 0, min: 0 }),
@@ -25,11 +27,12 @@ export default class TelemetrySend extends BaseCommand<typeof TelemetrySend> {
   async run(): Promise<void> {
     const f = this.flags
     const deviceId = pick('device', undefined, f.device, '-d/--device')
+    const file = f['data-file-path'] ? readDocumentBytes(f['data-file-path']) : undefined
     const client = await DeviceClient.connect(await this.hub(), { deviceId, moduleId: f.module })
     try {
       for (let i = 0; i < f.count; i++) {
         if (i > 0 && f.interval > 0) await new Promise((r) => setTimeout(r, f.interval))
-        await client.sendTelemetry(f.data.replace(/\{\{index\}\}/g, String(i)), f.props, f['output-name'])
+        await client.sendTelemetry(file ?? f.data.replace(/\{\{index\}\}/g, String(i)), f.props, f['output-name'])
       }
     } finally {
       await client.close()
