@@ -25,7 +25,8 @@ import type { TwinKey } from '../registry/types.js'
 import { brokerPersistence, connectedClient, fastMqQueues, wrapQoS0Delivery } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
-import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
+import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
+import { BuiltinEndpoint } from '../eventhubs/endpoint.js'
 import { installIotHubPacketRewrites, IotHub } from './iothub.js'
 import { brokerSettings, ConnectionGate, loggableId, PACKET_HEADROOM, RefusalLog } from './limits.js'
 import { installPacketGuard } from './packet-guard.js'
@@ -98,6 +99,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   readonly bridge: UpstreamBridge
   readonly hooks: Hooks
   readonly live: LiveConfig
+  /** The built-in Event Hubs-compatible endpoint: telemetry on `$upstream` (no parent set) is appended to its log. */
+  readonly builtin: BuiltinEndpoint
   /** Persistent sessions: granted filters only, and the per-session queue bound (set once aedes listens). */
   sessionStore!: SessionStore
   ports: BrokerRuntime['ports'] = { control: 0 }
@@ -148,6 +151,9 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.persistenceClose = persistenceClose
     this.cluster = cluster
     this.iothub = new IotHub(this)
+    this.builtin = new BuiltinEndpoint({ file: opts.inMemory ? ':memory:' : ctx.paths.eventHubs, settings: this.settings, hub: ctx.hub, store: ctx.store, log })
+    // Synchronous, inside the publish hook: the event is in the log before the device gets its PUBACK.
+    this.iothub.events.on('event', (ev: HubEvent) => this.builtin.appendTelemetry(ev))
     this.hooks = new Hooks({
       ctx,
       log,
@@ -603,6 +609,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
         await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
         await this.cluster?.close()
         await this.persistenceClose()
+        this.builtin.close()
       }
       // A cluster node stops within a bounded time even when Redis is gone (see ClusterNode.shutdown).
       await (this.cluster ? this.cluster.shutdown(drain) : drain())

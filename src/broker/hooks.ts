@@ -114,7 +114,8 @@ export class Hooks {
       throw authError(CONNACK.NOT_AUTHORIZED)
     }
     const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
-    const session: Session = { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, granted: new Set(), registered: false }
+    const generationId = (res.module ?? res.device).generationId
+    const session: Session = { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, generationId, granted: new Set(), registered: false }
     d.sessions.add(session)
     // A client that closes before aedes registers it gets no clientDisconnect; a registered one
     // ends at clientDisconnect, after aedes has published (and we have authorized) its will.
@@ -192,7 +193,7 @@ export class Hooks {
       packet.retain = false
       return cb(null)
     }
-    if (v.telemetry) this.d.iothub.routeOwnTelemetry(v.telemetry, payload)
+    if (v.telemetry) this.d.iothub.routeOwnTelemetry(v.telemetry, payload, actor)
     this.d.persistBeforeAck(packet, cb)
   }
 

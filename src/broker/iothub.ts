@@ -33,7 +33,7 @@ import { liveSubscriptions, packetParser } from './aedes-internals.js'
 import { topicMatches } from '../policy/topic.js'
 import type { C2dSendResult, HubEvent, IotHubHost, MethodResult } from './host.js'
 import { isPrivateKind, privateTopic, type HubRequest } from './pipeline.js'
-import type { Actor } from './session.js'
+import type { Actor, Session } from './session.js'
 
 export type { C2dSendResult, HubEvent, MethodResult } from './host.js'
 
@@ -101,7 +101,7 @@ export class IotHub {
   answer(actor: Actor, request: HubRequest, payload: Buffer): void {
     switch (request.kind) {
       case 'telemetry':
-        return this.routeOwnTelemetry(request, payload)
+        return this.routeOwnTelemetry(request, payload, actor)
       case 'twin-get':
         void this.twinGet(actor, request.rid, request.ridKey)
         return
@@ -114,8 +114,11 @@ export class IotHub {
   }
 
   /** Telemetry as the device or module it names (the pipeline checked who may send it). */
-  routeOwnTelemetry(t: TelemetryTopic, body: Buffer): void {
-    this.routeTelemetry({ deviceId: t.deviceId, moduleId: t.moduleId, outputName: t.systemProperties.outputName, properties: t.properties, systemProperties: t.systemProperties, body })
+  routeOwnTelemetry(t: TelemetryTopic, body: Buffer, sender?: Actor): void {
+    // The sender's authentication is the message's only when it sent as itself (not an edge device for a child).
+    const self = sender && sender.identity.deviceId === t.deviceId && sender.identity.moduleId === t.moduleId
+    const auth = self ? { authMethod: (sender as Partial<Session>).method, generationId: sender.generationId } : {}
+    this.routeTelemetry({ deviceId: t.deviceId, moduleId: t.moduleId, outputName: t.systemProperties.outputName, properties: t.properties, systemProperties: t.systemProperties, body }, auth)
   }
 
   private respond(clientId: string, topic: string, body: unknown): Promise<void> {
@@ -292,7 +295,7 @@ export class IotHub {
   }
 
   /** Routes a telemetry message or module output (PROTOCOL.md §5). */
-  routeTelemetry(msg: RoutableMessage): void {
+  routeTelemetry(msg: RoutableMessage, auth: Pick<HubEvent, 'authMethod' | 'generationId'> = {}): void {
     const enqueuedTime = new Date().toISOString()
     const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(msg.body)
     let sinks
@@ -315,7 +318,8 @@ export class IotHub {
         // A parent is set: forward as the device's own telemetry (store and forward while it is away).
         this.host.upstream.enqueueTelemetry(formatTelemetryTopic({ deviceId: msg.deviceId, moduleId: msg.moduleId }, msg.properties, msg.systemProperties), body)
       } else if (sink.kind === 'upstream') {
-        const ev: HubEvent = { deviceId: msg.deviceId, moduleId: msg.moduleId, properties: msg.properties, systemProperties: msg.systemProperties, payload: body, enqueuedTime }
+        const ev: HubEvent = { deviceId: msg.deviceId, moduleId: msg.moduleId, properties: msg.properties, systemProperties: msg.systemProperties, payload: body, enqueuedTime, ...auth }
+        // Listeners run now, before the publisher's PUBACK: the built-in endpoint's log appends here (broker.ts).
         this.events.emit('event', ev)
       } else {
         const edge = this.host.ctx.hub.edgeDeviceId

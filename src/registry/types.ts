@@ -85,6 +85,14 @@ export interface BrokerSettings {
    * and a persistent session keeps what follows in its bounded queue.
    */
   drainTimeoutSecs: number
+  /**
+   * The built-in Event Hubs-compatible endpoint (src/eventhubs/): partitions of its event log (fixed
+   * once the log holds events, as IoT Hub fixes it at creation), and how long and how many events
+   * per partition it keeps (whichever bound is hit first; IoT Hub's default retention is 1 day).
+   */
+  eventHubPartitions: number
+  eventRetentionSecs: number
+  eventRetentionCount: number
 }
 
 export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
@@ -102,6 +110,9 @@ export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
   maxQueuedBytes: 1024 * 1024,
   maxEventStreamBytes: 4 * 1024 * 1024,
   drainTimeoutSecs: 5,
+  eventHubPartitions: 4,
+  eventRetentionSecs: 24 * 3600,
+  eventRetentionCount: 100_000,
 }
 
 export interface UpstreamSettings {
@@ -113,6 +124,12 @@ export interface UpstreamSettings {
   caFile?: string
 }
 
+/** A consumer group of the built-in endpoint (`$Default` is implicit and never stored). */
+export interface ConsumerGroupRecord {
+  name: string
+  createdAt: string
+}
+
 export interface HubRecord {
   name: string
   /** `<name>.azure-devices.net`: what usernames and SAS resources carry. */
@@ -122,6 +139,8 @@ export interface HubRecord {
   policies: ServicePolicy[]
   broker: BrokerSettings
   upstream?: UpstreamSettings
+  /** Consumer groups created on the built-in Event Hubs-compatible endpoint (`hub consumer-group create`). */
+  consumerGroups?: ConsumerGroupRecord[]
 }
 
 export type ChangeKind = 'hub' | 'device' | 'module' | 'twin'
