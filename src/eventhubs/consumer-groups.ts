@@ -45,27 +45,33 @@ export function showConsumerGroup(hub: HubRecord, name: string): ConsumerGroupVi
   return g
 }
 
+/** An open hub (a HubContext): its store and the record the caller holds. */
+export interface HubHandle {
+  store: Store
+  hub: HubRecord
+}
+
 /** The hub as the store has it now, copied into `hub` (the caller's record stays current). */
-async function update(store: Store, hub: HubRecord, mutate: (h: HubRecord) => HubRecord): Promise<HubRecord> {
+async function update({ store, hub }: HubHandle, mutate: (h: HubRecord) => HubRecord): Promise<HubRecord> {
   const next = await store.updateHub(mutate)
   Object.assign(hub, next)
   if (!next.consumerGroups) delete hub.consumerGroups
   return hub
 }
 
-export async function createConsumerGroup(store: Store, hub: HubRecord, name: string): Promise<ConsumerGroupView> {
+export async function createConsumerGroup(ctx: HubHandle, name: string): Promise<ConsumerGroupView> {
   validateConsumerGroupName(name)
   const record: ConsumerGroupRecord = { name, createdAt: new Date().toISOString() }
-  await update(store, hub, (h) => {
+  await update(ctx, (h) => {
     if (findConsumerGroup(h, name)) throw new ConflictError(`consumer group "${name}" already exists on hub "${h.name}"`)
     return { ...h, consumerGroups: [...(h.consumerGroups ?? []), record] }
   })
   return view(record.name, record.createdAt)
 }
 
-export async function deleteConsumerGroup(store: Store, hub: HubRecord, name: string): Promise<void> {
+export async function deleteConsumerGroup(ctx: HubHandle, name: string): Promise<void> {
   if (same(name, DEFAULT_CONSUMER_GROUP)) throw new UsageError(`the ${DEFAULT_CONSUMER_GROUP} consumer group cannot be deleted`)
-  await update(store, hub, (h) => {
+  await update(ctx, (h) => {
     const rest = (h.consumerGroups ?? []).filter((g) => !same(g.name, name))
     if (rest.length === (h.consumerGroups ?? []).length) throw new NotFoundError(`consumer group "${name}" not found on hub "${h.name}"`)
     return { ...h, consumerGroups: rest }
