@@ -203,3 +203,28 @@ export function fromWireError(status: number, body: unknown): EdgeMqError {
       return new EdgeMqError(`broker answered ${status}: ${message}`, { hint })
   }
 }
+
+/**
+ * edgemq code → AMQP error condition, as IoT Hub's AMQP endpoint answers and the azure-iothub SDK
+ * translates them (amqp:not-found → DeviceNotFoundError, amqp:resource-limit-exceeded →
+ * DeviceMaximumQueueDepthExceededError, …). Unknown errors are amqp:internal-error.
+ */
+const AMQP_CONDITIONS: Record<string, string> = {
+  INVALID_DOCUMENT: 'com.microsoft:argument-error',
+  USAGE: 'com.microsoft:argument-error',
+  UNAUTHORIZED: 'amqp:unauthorized-access',
+  NOT_FOUND: 'amqp:not-found',
+  DEVICE_NOT_ONLINE: 'amqp:not-found',
+  CONFLICT: 'com.microsoft:device-already-exists',
+  PRECONDITION_FAILED: 'com.microsoft:precondition-failed',
+  TOO_LARGE: 'amqp:link:message-size-exceeded',
+  QUEUE_FULL: 'amqp:resource-limit-exceeded',
+  TIMEOUT: 'com.microsoft:timeout',
+  BROKER_UNREACHABLE: 'amqp:internal-error',
+}
+
+/** Any thrown value → the AMQP error (condition, description) to reject a delivery or detach a link with. */
+export function toAmqpError(err: unknown): { condition: string; description: string } {
+  const code = err instanceof EdgeMqError ? err.code : 'SERVER_ERROR'
+  return { condition: AMQP_CONDITIONS[code] ?? 'amqp:internal-error', description: err instanceof Error ? err.message : String(err) }
+}

@@ -127,3 +127,20 @@ export function wrapQoS0Delivery(client: Client, wrap: (deliver: Deliver) => Del
   const c = client as unknown as { deliver0: Deliver }
   c.deliver0 = wrap(c.deliver0)
 }
+
+/**
+ * Wraps the client's QoS 1/2 delivery (`deliverQoS`, bound to QoS > 0 subscriptions at SUBSCRIBE
+ * and called by `client.publish`); like wrapQoS0Delivery, right after `aedes.handle()`.
+ */
+export function wrapQoSDelivery(client: Client, wrap: (deliver: Deliver) => Deliver): void {
+  const c = client as unknown as { deliverQoS: Deliver }
+  c.deliverQoS = wrap(c.deliverQoS)
+}
+
+/** Takes the next MQTT packet id exactly as aedes' QoSPacket does (qos-packet.js), so ids never clash. */
+export function takePacketId(client: Client): number {
+  const c = client as unknown as { _nextId: number }
+  const id = c._nextId
+  c._nextId = id >= 65535 ? 1 : id + 1
+  return id
+}

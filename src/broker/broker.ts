@@ -9,6 +9,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { createServer as createTlsServer } from 'node:tls'
 import { createServer as createHttpServer } from 'node:http'
 import { serveMqttOverWebSocket, type MqttWebSocketOptions } from '../transports/websocket.js'
+import { AmqpListener, isAmqpUpgrade } from '../transports/amqp.js'
 
 import { Aedes, type PublishPacket } from 'aedes'
 import mqemitter, { type MQEmitter } from 'mqemitter'
@@ -27,13 +28,16 @@ import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
 import { BuiltinEndpoint } from '../eventhubs/endpoint.js'
-import { installIotHubPacketRewrites, IotHub } from './iothub.js'
+import { serveEventHubs } from '../eventhubs/amqp.js'
+import { installC2dAckTracking, installIotHubPacketRewrites, IotHub } from './iothub.js'
 import { brokerSettings, ConnectionGate, loggableId, PACKET_HEADROOM, RefusalLog } from './limits.js'
 import { installPacketGuard } from './packet-guard.js'
 import { LiveConfig } from './live.js'
 import { createLogger, type LogLevel } from './logger.js'
 import { createPersistence } from './persistence.js'
 import { startControlServer, type ControlServer } from './control.js'
+import { verifyAmqpToken } from './service-auth.js'
+import { serveIotHubOverAmqp } from './amqp-service.js'
 import { SessionStore } from './session-store.js'
 import { SessionTable, type Session } from './session.js'
 import { startWorkloadServer, type WorkloadServer } from '../workload/server.js'
@@ -63,6 +67,11 @@ export interface EdgeBrokerOptions {
   restPort?: number | null
   /** MQTT over plain WebSockets (ws://host:port/$iothub/websocket, for local browser code); null/absent = none. */
   wsPort?: number | null
+  /** AMQP over TLS (IoT Hub: 5671, the azure-iothub `Client`); 0 = a free port; null/absent = none. AMQP over
+   *  WebSockets (AmqpWs) is served on the rest port whenever that is on. */
+  amqpsPort?: number | null
+  /** Plain AMQP (5672, emulator-style clients); null/absent = none. */
+  amqpPort?: number | null
   /** A PKI to serve with (in-memory hubs pass one); otherwise the home's, or a fresh in-memory one. */
   pki?: HubPki
   logLevel?: LogLevel
@@ -101,6 +110,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   readonly live: LiveConfig
   /** The built-in Event Hubs-compatible endpoint: telemetry on `$upstream` (no parent set) is appended to its log. */
   readonly builtin: BuiltinEndpoint
+  /** The AMQP endpoint (src/transports/amqp.ts): other features add addresses with `amqp.route()`. Listens only on the ports asked for. */
+  readonly amqp: AmqpListener
   /** Persistent sessions: granted filters only, and the per-session queue bound (set once aedes listens). */
   sessionStore!: SessionStore
   ports: BrokerRuntime['ports'] = { control: 0 }
@@ -168,6 +179,14 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       persistBeforeAck: (packet, cb) => this.persistBeforeAck(packet, cb),
     })
     this.aedes = aedes()
+    this.amqp = new AmqpListener({
+      id: ctx.hub.hostName,
+      log,
+      maxMessageSize: this.maxMessageSize,
+      verifyToken: (token, _audience, hostname) => verifyAmqpToken(ctx.hub.policies, token, [ctx.hub.hostName, hostname ?? ''], this.clockSkewSecs),
+    })
+    serveIotHubOverAmqp(this.amqp, this.iothub)
+    serveEventHubs(this.amqp, this.builtin)
     const queue = new ForwardQueue(opts.inMemory ? ':memory:' : ctx.paths.forward)
     const onStatus = () => this.live.onBridgeStatus()
     const inbound = this.bridgeInbound()
@@ -348,7 +367,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
         if (code === 'EADDRINUSE') {
-          const flag = { mqtt: 'port', mqtts: 'tls-port', ws: 'ws-port' }[what] ?? what
+          const flag = { mqtt: 'port', mqtts: 'tls-port', ws: 'ws-port', amqps: 'amqps-port', amqp: 'amqp-port' }[what] ?? what
           throw new EdgeMqError(`port ${port} (${what}) is already in use`, { hint: `stop what uses it, or pick another port (e.g. --${flag} 0 for a free one)` })
         }
         if (code === 'EACCES') throw new EdgeMqError(`no permission to listen on port ${port} (${what})`, { hint: 'ports below 1024 need root or CAP_NET_BIND_SERVICE; pick a higher port' })
@@ -379,7 +398,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       )
       server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'))
       this.ports.mqtts = await listenOn(server, opts.tlsPort ?? 8883, 'mqtts')
-    } else if (!opts.inMemory || (opts.restPort ?? null) !== null) {
+    } else if (!opts.inMemory || (opts.restPort ?? null) !== null || (opts.amqpsPort ?? null) !== null) {
       this.pki = await this.hubPki().catch(() => undefined)
     }
     // MQTT over WebSockets: the same aedes, so the same authentication, policy and limits as 1883/8883.
@@ -389,6 +408,12 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       onStream: (stream) => this.accept(stream as unknown as Socket),
       maxPayload: this.maxMessageSize + 64 * 1024,
       onRefused: (reason) => this.log.debug({ reason }, 'WebSocket upgrade refused'),
+      // AMQP over WebSockets (AmqpWs, Event Hubs clients) on the same port, by its subprotocol.
+      otherUpgrade: (req, socket, head) => {
+        if (!isAmqpUpgrade(req)) return false
+        this.amqp.acceptUpgrade(req, socket, head)
+        return true
+      },
     }
     // The service REST API over HTTPS (what the azure-iothub SDK dials), same handlers as the control API;
     // like IoT Hub's 443 it also upgrades /$iothub/websocket to MQTT.
@@ -403,6 +428,15 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       const server = createHttpServer((_req, res) => res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSockets: upgrade /$iothub/websocket\n'))
       this.closeWebSockets = serveMqttOverWebSocket(server, mqttOverWebSocket)
       this.ports.ws = await listenOn(server, opts.wsPort as number, 'ws')
+    }
+    if ((opts.amqpsPort ?? null) !== null) {
+      const pki = this.pki ?? (await this.hubPki())
+      const server = createTlsServer({ key: pki.serverKeyPem, cert: pki.serverCertPem }, (socket) => this.amqp.accept(socket))
+      server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'AMQP TLS handshake failed'))
+      this.ports.amqps = await listenOn(server, opts.amqpsPort as number, 'amqps')
+    }
+    if ((opts.amqpPort ?? null) !== null) {
+      this.ports.amqp = await listenOn(createNetServer((socket) => this.amqp.accept(socket)), opts.amqpPort as number, 'amqp')
     }
     // The IoT Edge workload API (issue 11): modules started by `module run --mode workload` sign their SAS tokens here.
     this.workload = await startWorkloadServer({
@@ -461,6 +495,10 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     // dropped once its unsent bytes pass the bound, and delivery never waits for its socket to drain.
     // `scheduled`: bytes handed to aedes and not yet written out (aedes writes a tick later, and
     // calls back after the drain when the socket was full), so the bound holds for a burst too.
+    installC2dAckTracking(client, (topic) => {
+      const s = this.sessions.of(client)
+      if (s) this.iothub.acked(s, topic)
+    })
     let scheduled = 0
     wrapQoS0Delivery(client, (deliver) => (packet, cb) => {
       const p = packet as { topic?: string; payload?: Buffer | string }
@@ -510,6 +548,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     a.on('clientDisconnect', (client) => {
       this.sessions.end(client)
       this.log.info({ client: client.id }, 'client disconnected')
+    })
+    // A device's PUBACK of a C2D message completes it (delivery feedback).
+    a.on('ack', (packet, client) => {
+      const s = client ? this.sessions.of(client) : undefined
+      if (s && packet && 'topic' in packet) this.iothub.acked(s, packet.topic)
     })
     a.on('clientError', (client, err) => this.log.info({ client: loggableId(client.id), reason: err.message }, 'client dropped'))
     // aedes reports persistence and will-sweep failures here; unhandled, an 'error' event would end the process.
@@ -603,6 +646,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       await this.control?.close()
       await this.workload?.close()
       this.closeWebSockets?.()
+      this.amqp.close()
       for (const server of this.servers) server.close()
       this.unwatchChanges?.()
       const drain = async () => {

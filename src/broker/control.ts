@@ -14,10 +14,11 @@ import type { AddressInfo } from 'node:net'
 import { DEAD_LETTERS_PATH, parseIds } from '../bridge/dead-letters.js'
 import { EdgeMqError, InvalidDocumentError, toWireError, TooLargeError, UnauthorizedError, UsageError } from '../errors.js'
 import type { TwinKey } from '../registry/types.js'
-import { parseSasToken, verifySasToken } from '../sas/index.js'
 import type { HubEvent, ServiceHost } from './host.js'
 import { registryRoutes, type RestRoute } from './registry-rest.js'
 import { grants } from '../registry/rights.js'
+import { parseFeedbackAck, type FeedbackRecord } from '../iothub/index.js'
+import { verifyServiceToken } from './service-auth.js'
 import { listenWithHints } from '../util/listen.js'
 import { serveMqttOverWebSocket, type MqttWebSocketOptions } from '../transports/websocket.js'
 
@@ -87,19 +88,9 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 function authenticateRequest(broker: ServiceHost, req: IncomingMessage): readonly string[] {
   const header = req.headers.authorization
   if (!header) throw new UnauthorizedError('no Authorization header (a service SAS token is required)')
-  let fields
-  try {
-    fields = parseSasToken(header)
-  } catch (err) {
-    throw new UnauthorizedError((err as Error).message)
-  }
-  const policy = broker.ctx.hub.policies.find((p) => p.name === fields.skn)
-  if (!policy) throw new UnauthorizedError(`unknown shared access policy "${fields.skn ?? ''}"`)
   const host = (req.headers.host ?? '').replace(/:\d+$/, '')
   const accepted = [broker.ctx.hub.hostName, host, `${host}:${req.socket.localPort}`].filter(Boolean)
-  const r = verifySasToken(fields, [policy.primaryKey, policy.secondaryKey], { acceptedResources: accepted })
-  if (!r.ok) throw new UnauthorizedError(r.reason)
-  return policy.rights
+  return verifyServiceToken(broker.ctx.hub.policies, header, accepted).rights
 }
 
 function twinKey(deviceId: string, moduleId?: string): TwinKey {
@@ -140,11 +131,41 @@ function streamEvents(broker: ServiceHost, req: IncomingMessage, res: ServerResp
   res.on('close', stop)
 }
 
+/**
+ * `hub monitor-feedback`: C2D delivery feedback records as NDJSON, consumed (IoT Hub's feedback
+ * queue is read with settlement): a batch is gone once written out, back in the queue if the reader
+ * disconnected before. `?deviceId=` takes only that device's records and leaves the others.
+ */
+function streamFeedback(broker: ServiceHost, req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const deviceId = url.searchParams.get('deviceId') ?? undefined
+  const q = broker.iothub.feedback
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' })
+  res.write('\n')
+  let closed = false
+  const only = deviceId === undefined ? undefined : (r: FeedbackRecord) => r.deviceId === deviceId
+  const pump = () => {
+    while (!closed) {
+      const batch = q.take(only)
+      if (!batch) return
+      res.write(batch.records.map((r) => JSON.stringify(r) + '\n').join(''), (err) => q.settle(batch.lockToken, err ? 'release' : 'accept'))
+    }
+  }
+  q.events.on('available', pump)
+  const stop = () => {
+    closed = true
+    q.events.off('available', pump)
+  }
+  req.on('close', stop)
+  res.on('close', stop)
+  pump()
+}
 
 export async function startControlServer(broker: ServiceHost, opts: ControlServerOptions): Promise<ControlServer> {
   const routes: RestRoute[] = [
     ['GET', /^\/edgemq\/status$/, 'ServiceConnect', async (_q, res) => send(res, 200, broker.status())],
     ['GET', /^\/edgemq\/events$/, 'ServiceConnect', async (req, res, _m, url) => streamEvents(broker, req, res, url)],
+    ['GET', /^\/edgemq\/feedback$/, 'ServiceConnect', async (req, res, _m, url) => streamFeedback(broker, req, res, url)],
+    ['GET', /^\/edgemq\/feedback$/, 'ServiceConnect', async (req, res, _m, url) => streamFeedback(broker, req, res, url)],
     ['GET', /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await twinJson(broker, twinKey(m[0], m[1])))],
     [
       'PATCH|PUT',
@@ -182,7 +203,7 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
           ...(typeof req.headers['iothub-messageid'] === 'string' ? { messageId: req.headers['iothub-messageid'] } : {}),
           ...(typeof req.headers['iothub-correlationid'] === 'string' ? { correlationId: req.headers['iothub-correlationid'] } : {}),
           ...(typeof req.headers['iothub-expiry'] === 'string' ? { expiryTimeUtc: req.headers['iothub-expiry'] } : {}),
-        })
+        }, { ack: parseFeedbackAck(req.headers['iothub-ack']) })
         send(res, 200, r)
       },
     ],

@@ -10,7 +10,7 @@ import type { Logger } from 'pino'
 
 import type { DeadLetterOps } from '../bridge/dead-letters.js'
 import type { HubContext } from '../config/home.js'
-import type { SystemProperties } from '../iothub/index.js'
+import type { FeedbackAck, FeedbackQueue, SystemProperties } from '../iothub/index.js'
 import type { BrokerSettings, TwinKey, TwinRecord } from '../registry/types.js'
 import type { RefusalLog } from './limits.js'
 import type { BrokerRuntime } from './runtime.js'
@@ -86,7 +86,9 @@ export interface ServiceIotHub {
   updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts?: { ifMatch?: string; replace?: boolean }): Promise<TwinRecord>
   isConnected(key: TwinKey): boolean
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult>
-  sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<C2dSendResult>
+  sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties, opts?: { ack?: FeedbackAck }): Promise<C2dSendResult>
+  /** C2D delivery feedback waiting for the service to read it. */
+  readonly feedback: FeedbackQueue
   sendModuleInput(deviceId: string, moduleId: string, inputName: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<void>
 }
 

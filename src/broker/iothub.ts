@@ -16,20 +16,26 @@ import type { Client } from 'aedes'
 import { assertNoErrors, validateEdgeHubDesired, type EdgeHubConfig } from '../edgehub/index.js'
 import { DeviceNotOnlineError, TimeoutError, toWireError, TooLargeError } from '../errors.js'
 import {
+  C2D_DEFAULT_TTL_MS,
   C2dQueue,
+  FeedbackQueue,
+  parseIotHubTopic,
+  wantsFeedback,
   formatC2dTopic,
   formatMethodRequestTopic,
   formatModuleInputTopic,
   formatTelemetryTopic,
   formatTwinDesiredTopic,
   formatTwinResponseTopic,
+  type FeedbackAck,
+  type FeedbackStatus,
   type SystemProperties,
   type TelemetryTopic,
 } from '../iothub/index.js'
 import type { TwinKey, TwinRecord } from '../registry/types.js'
 import { compileRoutes, routeMessage, type Route, type RoutableMessage } from '../routes/index.js'
 import { applyReportedPatch, desiredPatchNotification, parseTwinJson, twinResponseBody, updateTwin, type Twin, type TwinObject } from '../twin/index.js'
-import { liveSubscriptions, packetParser } from './aedes-internals.js'
+import { liveSubscriptions, packetParser, takePacketId, wrapQoSDelivery } from './aedes-internals.js'
 import { topicMatches } from '../policy/topic.js'
 import type { C2dSendResult, HubEvent, IotHubHost, MethodResult } from './host.js'
 import { isPrivateKind, privateTopic, type HubRequest } from './pipeline.js'
@@ -57,6 +63,32 @@ export function installIotHubPacketRewrites(client: Client): void {
   })
 }
 
+/**
+ * Lets the hub see a device complete (PUBACK) a C2D message on a clean session: aedes keeps no copy
+ * of what it sends to those, so its 'ack' event names no topic. A C2D delivery to the device's own
+ * devicebound topic gets its packet id here, and the PUBACK with that id reports the topic to
+ * `onAck`. Installed from accept(), before the client subscribes. Bounded: the newest 1000 unacked.
+ */
+export function installC2dAckTracking(client: Client, onAck: (topic: string) => void): void {
+  const sent = new Map<number, string>()
+  wrapQoSDelivery(client, (deliver) => (packet, cb) => {
+    const p = packet as { topic?: unknown; qos?: number; messageId?: number }
+    if (!client.clean || !p.qos || p.messageId || typeof p.topic !== 'string' || !p.topic.startsWith(`devices/${client.id}/messages/devicebound/`)) return deliver(packet, cb)
+    const messageId = takePacketId(client)
+    sent.delete(messageId)
+    sent.set(messageId, p.topic)
+    if (sent.size > 1000) sent.delete(sent.keys().next().value as number)
+    deliver({ ...p, messageId }, cb)
+  })
+  packetParser(client)?.on('packet', (packet: { cmd?: string; messageId?: number }) => {
+    if (packet.cmd !== 'puback' || packet.messageId === undefined) return
+    const topic = sent.get(packet.messageId)
+    if (topic === undefined) return
+    sent.delete(packet.messageId)
+    onAck(topic)
+  })
+}
+
 function clientIdOf(key: TwinKey): string {
   return key.moduleId ? `${key.deviceId}/${key.moduleId}` : key.deviceId
 }
@@ -66,6 +98,18 @@ interface PendingMethod {
   resolve(r: MethodResult): void
   timer: NodeJS.Timeout
 }
+
+/** A C2D message that asked for feedback, until the device completes it or it expires. */
+interface AwaitingOutcome {
+  deviceId: string
+  messageId: string
+  ack: FeedbackAck
+  deviceGenerationId: string
+  expiresAt: number
+}
+
+/** How often messages that asked for feedback are checked for expiry. */
+const FEEDBACK_SWEEP_MS = 1000
 
 /** The default route IoT Edge deployments ship with, used while `$edgeHub` declares none. */
 const DEFAULT_ROUTES = { default: 'FROM /messages/* INTO $upstream' }
@@ -79,6 +123,11 @@ export class IotHub {
   private readonly notifiedDesired = new Map<string, number>()
   /** Per-device C2D queue for devices that cannot take a message when it is sent. */
   readonly c2d = new C2dQueue()
+  /** Delivery feedback records (`/messages/serviceBound/feedback`, `hub monitor-feedback`). */
+  readonly feedback = new FeedbackQueue()
+  /** C2D messages sent with ack ≠ none, by `<deviceId>\n<messageId>`. */
+  private readonly awaiting = new Map<string, AwaitingOutcome>()
+  private sweepTimer?: NodeJS.Timeout
 
   constructor(private readonly host: IotHubHost) {
     this.events.setMaxListeners(0)
@@ -91,6 +140,7 @@ export class IotHub {
   }
 
   close(): void {
+    clearInterval(this.sweepTimer)
     for (const p of this.pendingMethods.values()) clearTimeout(p.timer)
     this.pendingMethods.clear()
   }
@@ -245,18 +295,68 @@ export class IotHub {
    * its `$.exp`) and goes out on the device's next SUBSCRIBE to its devicebound topic, as IoT Hub
    * keeps C2D messages whatever the MQTT session.
    */
-  async sendC2d(deviceId: string, data: Buffer, properties: Record<string, string> = {}, sys: SystemProperties = {}): Promise<C2dSendResult> {
+  async sendC2d(deviceId: string, data: Buffer, properties: Record<string, string> = {}, sys: SystemProperties = {}, opts: { ack?: FeedbackAck } = {}): Promise<C2dSendResult> {
     this.checkSize(data)
-    await this.host.ctx.registry.getDevice(deviceId)
+    const device = await this.host.ctx.registry.getDevice(deviceId)
     const messageId = sys.messageId ?? randomUUID()
     const topic = formatC2dTopic(deviceId, properties, { ...sys, messageId, to: `/devices/${deviceId}/messages/devicebound` })
-    if (await this.c2dReachable(deviceId, topic)) {
+    const reachable = await this.c2dReachable(deviceId, topic)
+    const item = reachable ? undefined : this.c2d.enqueue(deviceId, { messageId, topic, payload: data, expiryTimeUtc: sys.expiryTimeUtc })
+    if (opts.ack && opts.ack !== 'none') {
+      const explicit = sys.expiryTimeUtc === undefined ? NaN : Date.parse(sys.expiryTimeUtc)
+      const expiresAt = item?.expiresAt ?? (Number.isFinite(explicit) ? explicit : Date.now() + C2D_DEFAULT_TTL_MS)
+      this.awaitOutcome({ deviceId, messageId, ack: opts.ack, deviceGenerationId: device.generationId, expiresAt })
+    }
+    if (reachable) {
       await this.host.publish({ topic, payload: data, qos: 1 })
+      this.completeIfQoS0(deviceId, messageId, topic)
       return { messageId, queued: false }
     }
-    const item = this.c2d.enqueue(deviceId, { messageId, topic, payload: data, expiryTimeUtc: sys.expiryTimeUtc })
-    this.host.log.info({ device: deviceId, messageId, depth: this.c2d.depth(deviceId), expiresAt: new Date(item.expiresAt).toISOString() }, 'C2D message queued: the device is not subscribed')
+    this.host.log.info({ device: deviceId, messageId, depth: this.c2d.depth(deviceId), expiresAt: new Date((item as { expiresAt: number }).expiresAt).toISOString() }, 'C2D message queued: the device is not subscribed')
     return { messageId, queued: true }
+  }
+
+  // ---- C2D delivery feedback ----
+
+  private awaitOutcome(a: AwaitingOutcome): void {
+    this.awaiting.set(`${a.deviceId}\n${a.messageId}`, a)
+    this.sweepTimer ??= setInterval(() => this.sweepExpired(), FEEDBACK_SWEEP_MS)
+    this.sweepTimer.unref()
+  }
+
+  /** The outcome of a C2D message: a feedback record when its sender asked for one with this status. */
+  private outcome(deviceId: string, messageId: string | undefined, status: FeedbackStatus): void {
+    if (messageId === undefined) return
+    const key = `${deviceId}\n${messageId}`
+    const a = this.awaiting.get(key)
+    if (!a) return
+    this.awaiting.delete(key)
+    if (wantsFeedback(a.ack, status)) this.feedback.add(a, status)
+    this.host.log.debug({ device: deviceId, messageId, status }, 'C2D message outcome')
+  }
+
+  private sweepExpired(): void {
+    const now = Date.now()
+    for (const a of [...this.awaiting.values()]) if (a.expiresAt <= now) this.outcome(a.deviceId, a.messageId, 'Expired')
+    if (this.awaiting.size === 0) {
+      clearInterval(this.sweepTimer)
+      this.sweepTimer = undefined
+    }
+  }
+
+  /** A client acknowledged a QoS 1 delivery (aedes 'ack'): a C2D message is complete when its device PUBACKs it. */
+  acked(actor: Actor, topic: string | undefined): void {
+    if (!topic || !topic.startsWith('devices/')) return
+    const t = parseIotHubTopic(topic)
+    if (t.kind === 'c2d' && t.deviceId === actor.identity.deviceId && !actor.identity.moduleId) this.outcome(t.deviceId, t.systemProperties.messageId, 'Success')
+  }
+
+  /** A device subscribed at QoS 0 never acknowledges: as IoT Hub, the message is complete once sent. */
+  private completeIfQoS0(deviceId: string, messageId: string, topic: string): void {
+    const s = this.host.sessions.byClientId(deviceId)
+    if (!s) return
+    const qos = Object.entries(liveSubscriptions(s.client)).filter(([f]) => topicMatches(f, topic)).map(([, x]) => x.qos)
+    if (qos.length > 0 && Math.max(...qos) === 0) this.outcome(deviceId, messageId, 'Success')
   }
 
   /** Whether a C2D publish on `topic` would reach the device now or be kept by its persistent session. */
@@ -277,7 +377,10 @@ export class IotHub {
     this.host.log.info({ device: deviceId, messages: due.length }, 'delivering queued C2D messages')
     void (async () => {
       for (const m of due) {
-        await this.host.publish({ topic: m.topic, payload: m.payload, qos: 1 }).catch((err: unknown) => this.host.log.warn({ device: deviceId, messageId: m.messageId, err: (err as Error).message }, 'queued C2D delivery failed'))
+        await this.host.publish({ topic: m.topic, payload: m.payload, qos: 1 }).then(
+          () => this.completeIfQoS0(deviceId, m.messageId, m.topic),
+          (err: unknown) => this.host.log.warn({ device: deviceId, messageId: m.messageId, err: (err as Error).message }, 'queued C2D delivery failed'),
+        )
       }
     })()
   }

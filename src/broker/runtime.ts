@@ -9,7 +9,7 @@ import { pidAlive, writeFileAtomicSync } from '../util/fs.js'
 export interface BrokerRuntime {
   pid: number
   host: string
-  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number; ws?: number; workload?: number }
+  ports: { mqtt?: number; mqtts?: number; control: number; rest?: number; ws?: number; amqps?: number; amqp?: number; workload?: number }
   hub: string
   startedAt: string
   inMemory?: boolean

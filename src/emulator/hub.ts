@@ -35,8 +35,8 @@ export interface StartHubOptions {
   inMemory?: boolean
   /** The state directory when `inMemory` is false (default $EDGEMQ_HOME or ~/.edgemq). */
   home?: string
-  /** 0 (the default for each) = a free port; null = no such listener. */
-  ports?: { mqtt?: number | null; mqtts?: number | null; rest?: number | null; ws?: number | null }
+  /** 0 (the default for mqtt, mqtts, rest) = a free port; null = no such listener. ws, amqps and amqp are off unless given (amqps: IoT Hub's 5671). */
+  ports?: { mqtt?: number | null; mqtts?: number | null; rest?: number | null; ws?: number | null; amqps?: number | null; amqp?: number | null }
   /** Listen address (default 127.0.0.1). */
   host?: string
   /** Hub name (default `edgemq`): the SAS host name is `<name>.azure-devices.net`. */
@@ -79,7 +79,7 @@ export interface Hub {
   readonly hostName: string
   readonly edgeDeviceId: string
   /** rest also serves MQTT over WebSockets (wss://…/$iothub/websocket); ws is the plain ws:// listener (off by default). */
-  readonly ports: { mqtt?: number; mqtts?: number; rest?: number; ws?: number; control: number }
+  readonly ports: { mqtt?: number; mqtts?: number; rest?: number; ws?: number; amqps?: number; amqp?: number; control: number }
   /** The hub CA (PEM): trust it for MQTTS (device SDK `setOptions({ ca })`) and the REST port. */
   readonly caPem: string
   /** The CA file, for an on-disk hub only (in memory nothing is written). */
@@ -156,6 +156,8 @@ export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
       tlsPort: ports.mqtts === undefined ? 0 : ports.mqtts,
       restPort: ports.rest === undefined ? 0 : ports.rest,
       wsPort: ports.ws ?? null,
+      amqpsPort: ports.amqps ?? null,
+      amqpPort: ports.amqp ?? null,
       logLevel: opts.logLevel ?? 'silent',
       ...(opts.logger ? { logger: opts.logger } : {}),
       ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),

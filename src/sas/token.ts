@@ -158,8 +158,8 @@ export interface VerifyOptions {
   now?: number
   skewSecs?: number
   /**
-   * Service Bus / Event Hubs signing (what `@azure/event-hubs` does for `sb://` audiences): the HMAC
-   * key is the key's text as UTF-8, not its base64-decoded bytes as in IoT Hub.
+   * Also accept Service Bus / Event Hubs signing (what `@azure/event-hubs` does for `sb://`
+   * audiences): the HMAC key is the key's text as UTF-8, not its base64-decoded bytes as in IoT Hub.
    */
   keyAsText?: boolean
 }
@@ -182,8 +182,9 @@ export function verifySasToken(fields: SasFields, keys: readonly string[], opts:
   }
   // The sr as sent first, each key in order; the other escapings only when that fails. Which key
   // or escaping matched is no secret, so stopping at the first match leaks nothing.
-  const signer = opts.keyAsText ? signWithTextKey : sign
-  const matches = (sr: string) => keys.findIndex((key) => key !== '' && constantTimeEqualStr(signer(`${sr}\n${fields.se}`, key), fields.sig))
+  const signedBy = (text: string, key: string) =>
+    constantTimeEqualStr(sign(text, key), fields.sig) || (opts.keyAsText === true && constantTimeEqualStr(signWithTextKey(text, key), fields.sig))
+  const matches = (sr: string) => keys.findIndex((key) => key !== '' && signedBy(`${sr}\n${fields.se}`, key))
   let keyIndex = matches(fields.sr)
   for (const sr of keyIndex < 0 ? srVariants(fields.sr) : []) {
     if (sr === fields.sr) continue

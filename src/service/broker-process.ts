@@ -38,6 +38,8 @@ export function banner(broker: EdgeBroker): string[] {
   if (broker.ports.mqtt !== undefined) lines.push(`  mqtt   ${broker.host}:${broker.ports.mqtt}`)
   if (broker.ports.rest !== undefined) lines.push(`  rest   https://${broker.host}:${broker.ports.rest}   (IoT Hub service REST for azure-iothub; MQTT over wss at /$iothub/websocket)`)
   if (broker.ports.ws !== undefined) lines.push(`  ws     ws://${broker.host}:${broker.ports.ws}/$iothub/websocket   (MQTT over WebSockets)`)
+  if (broker.ports.amqps !== undefined) lines.push(`  amqps  amqps://${broker.host}:${broker.ports.amqps}   (IoT Hub service AMQP: azure-iothub Client, C2D and feedback)`)
+  if (broker.ports.amqp !== undefined) lines.push(`  amqp   amqp://${broker.host}:${broker.ports.amqp}   (plain AMQP)`)
   if (broker.ports.mqtts !== undefined) lines.push(`  mqtts  ${broker.host}:${broker.ports.mqtts}   CA: ${broker.pki?.caCertPath || (broker.pki ? '(in memory: the -o json ready line has caPem)' : '(none)')}`)
   const n = broker.edgeHub.config.mqttBroker.authorizations?.length
   if (n === undefined) {

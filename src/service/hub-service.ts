@@ -12,7 +12,7 @@ import { BrokerUnreachableError, NotFoundError, UsageError } from '../errors.js'
 import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
-import { parsePropsFlag } from '../iothub/index.js'
+import { parsePropsFlag, type FeedbackAck, type FeedbackRecord } from '../iothub/index.js'
 import { ControlClient } from './control-client.js'
 import { readDocument, setEdgeHubDesired } from './edgehub.js'
 
@@ -96,9 +96,10 @@ export class HubService {
   }
 
   /** `queued`: the device was not subscribed; IoT Hub's C2D queue keeps it for its next subscribe. */
-  async sendC2d(deviceId: string, data: string | Buffer, props?: string): Promise<{ messageId: string; queued: boolean }> {
+  async sendC2d(deviceId: string, data: string | Buffer, props?: string, opts: { ack?: FeedbackAck } = {}): Promise<{ messageId: string; queued: boolean }> {
     await this.ctx.registry.getDevice(deviceId)
     const headers: Record<string, string> = {}
+    if (opts.ack) headers['iothub-ack'] = opts.ack
     if (props) {
       const bag = parsePropsFlag(props)
       for (const [k, v] of Object.entries(bag.properties)) headers[`iothub-app-${k}`] = v
@@ -114,6 +115,12 @@ export class HubService {
     const headers: Record<string, string> = {}
     if (props) for (const [k, v] of Object.entries(parsePropsFlag(props).properties)) headers[`iothub-app-${k}`] = v
     await this.live().call('POST', `/edgemq/modules/${encodeURIComponent(deviceId)}/${encodeURIComponent(moduleId)}/inputs/${encodeURIComponent(input)}`, Buffer.isBuffer(data) ? data : Buffer.from(data), headers)
+  }
+
+  /** Reads (and so removes) C2D delivery feedback records, optionally one device's, until `signal` aborts. */
+  streamFeedback(onRecord: (r: FeedbackRecord) => void, signal: AbortSignal, deviceId?: string): Promise<void> {
+    const q = deviceId === undefined ? '' : `?deviceId=${encodeURIComponent(deviceId)}`
+    return this.live().stream(`/edgemq/feedback${q}`, (line) => onRecord(JSON.parse(line) as FeedbackRecord), signal)
   }
 
   /** Streams events (telemetry on `$upstream`, or module outputs) until `signal` aborts. */

@@ -28,6 +28,12 @@ export interface MqttWebSocketOptions {
   maxPayload: number
   /** Called for refused upgrades (wrong path, bad handshake), for the debug log. */
   onRefused?(reason: string, req: IncomingMessage): void
+  /**
+   * Offered every upgrade request first; returns true when it took it. Other protocols share the
+   * port and even the path (the service SDK's AMQP over WebSockets dials `/$iothub/websocket` with
+   * subprotocol AMQPWSB10).
+   */
+  otherUpgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): boolean
 }
 
 /**
@@ -43,6 +49,7 @@ export function serveMqttOverWebSocket(server: HttpServer | HttpsServer, opts: M
     handleProtocols: (offered) => [...offered].find((p) => SUBPROTOCOLS.has(p)) ?? false,
   })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (opts.otherUpgrade?.(req, socket, head)) return
     const path = (req.url ?? '/').split('?')[0]
     if (!MQTT_WS_PATHS.includes(path)) {
       opts.onRefused?.(`no WebSocket endpoint at ${path}`, req)

@@ -21,6 +21,8 @@ export interface Collector {
   received: Received[]
   /** Errors the subscription reported (the SDK retries on its own). */
   errors: Error[]
+  /** The first error the subscription reports. */
+  firstError: Promise<Error>
   close(): Promise<void>
 }
 
@@ -32,9 +34,12 @@ export function collectEvents(
 ): Collector {
   const received: Received[] = []
   const errors: Error[] = []
-  let subscription: Subscription | undefined
   let settle: { resolve(r: Received[]): void; reject(e: Error): void } | undefined
   const done = new Promise<Received[]>((resolve, reject) => (settle = { resolve, reject }))
+  // Not every caller waits for `done`; a rejection nobody waits for must not fail the run.
+  done.catch(() => undefined)
+  let onFirstError: (e: Error) => void = () => undefined
+  const firstError = new Promise<Error>((resolve) => (onFirstError = resolve))
   const timer = setTimeout(
     () => settle?.reject(new Error(`received ${received.length} of ${n} events within ${opts.timeoutMs ?? 20_000} ms; errors: ${errors.map((e) => e.message).join('; ') || 'none'}`)),
     opts.timeoutMs ?? 20_000,
@@ -53,17 +58,19 @@ export function collectEvents(
     },
     processError: async (err: Error) => {
       errors.push(err)
+      onFirstError(err)
     },
   }
   const options = { startPosition: opts.startPosition, maxBatchSize: opts.maxBatchSize ?? 100, maxWaitTimeInSeconds: 5 }
-  subscription = opts.partitionId === undefined ? client.subscribe(handlers, options) : client.subscribe(opts.partitionId, handlers, options)
+  const subscription: Subscription = opts.partitionId === undefined ? client.subscribe(handlers, options) : client.subscribe(opts.partitionId, handlers, options)
   return {
     done,
     received,
     errors,
+    firstError,
     async close() {
       clearTimeout(timer)
-      await subscription?.close()
+      await subscription.close()
     },
   }
 }

@@ -34,6 +34,7 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
     '<%= config.bin %> broker start --in-memory --port 0 --tls-port 0',
     '<%= config.bin %> broker start --rest-port 443   # for the azure-iothub service SDK, and MQTT over wss (MqttWs)',
     '<%= config.bin %> broker start --ws-port 8080    # MQTT over ws://localhost:8080/$iothub/websocket',
+    '<%= config.bin %> broker start --amqps-port 5671 --rest-port 443   # azure-iothub Client (C2D, feedback) over AMQP and AmqpWs',
     '<%= config.bin %> broker start --in-memory --import fixture.json --daemon',
     '<%= config.bin %> broker start --cluster redis://localhost:6379/0 --port 0 --tls-port 0',
   ]
@@ -59,6 +60,12 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
       min: 0,
       max: 65535,
     }),
+    'amqps-port': Flags.integer({
+      summary: 'Serve the IoT Hub service AMQP endpoint (azure-iothub Client: C2D send, feedback) over TLS on this port (5671 for the SDK; 0 = free port).',
+      min: 0,
+      max: 65535,
+    }),
+    'amqp-port': Flags.integer({ summary: 'Also serve AMQP without TLS on this port (5672 by convention; 0 = free port).', min: 0, max: 65535 }),
     cluster: Flags.string({
       summary: 'Run as one node of a cluster sharing this hub on Redis (redis://[:password@]host:port[/db]); a home made with `hub init --store` implies it.',
     }),
@@ -77,6 +84,8 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
       importFile: f.import,
       restPort: f['rest-port'] ?? null,
       wsPort: f['ws-port'] ?? null,
+      amqpsPort: f['amqps-port'] ?? null,
+      amqpPort: f['amqp-port'] ?? null,
       logLevel: f['log-level'] ?? 'info',
       clockSkewSecs: f['clock-skew'],
       cluster: f.cluster,

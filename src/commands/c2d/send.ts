@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
 import { deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+import type { FeedbackAck } from '../../iothub/index.js'
 import { HubService } from '../../service/hub-service.js'
 
 export default class C2dSend extends BaseCommand<typeof C2dSend> {
@@ -11,11 +12,13 @@ export default class C2dSend extends BaseCommand<typeof C2dSend> {
   static examples = [
     '<%= config.bin %> c2d send --device sensor --data "reboot at noon"',
     '<%= config.bin %> c2d send -d sensor --data \'{"cmd":"on"}\' --props "priority=high;$.ct=application/json"',
+    '<%= config.bin %> c2d send -d sensor --data reboot --ack full --props "$.mid=m1"   # then: hub monitor-feedback -w m1',
   ]
   static flags = {
     device: deviceFlag,
     data: Flags.string({ summary: 'Message body.', default: 'Ping from edgemq' }),
     props: Flags.string({ aliases: ['properties'], summary: 'Properties: a=1;b=2 (az) or a=1&b=2.' }),
+    ack: Flags.string({ summary: 'Delivery feedback to ask for (read it with `hub monitor-feedback`).', options: ['none', 'positive', 'negative', 'full'] }),
     'hub-name': hubNameFlag,
   }
 
@@ -23,7 +26,7 @@ export default class C2dSend extends BaseCommand<typeof C2dSend> {
     await this.checkHubName(this.flags['hub-name'])
     const svc = new HubService(await this.hub())
     const deviceId = pick('device', undefined, this.flags.device, '-d/--device')
-    const r = await svc.sendC2d(deviceId, this.flags.data, this.flags.props)
+    const r = await svc.sendC2d(deviceId, this.flags.data, this.flags.props, { ack: this.flags.ack as FeedbackAck | undefined })
     if (r.queued) this.logToStderr(`queued: device "${deviceId}" is not subscribed to its C2D topic; it gets the message on its next subscribe (within 1 hour, IoT Hub's default time to live)`)
     this.print(r)
   }
