@@ -11,7 +11,6 @@ import path from 'node:path'
 import { connect, type MqttClient } from 'mqtt'
 
 import { startHub, type Hub } from '../src/emulator/index.js'
-import { eventHubConnectionString } from '../src/eventhubs/connection-string.js'
 import { collectEvents, earliestEventPosition, EventHubConsumerClient } from '../test/helpers/eventhubs.js'
 
 const N = Number(process.env.N ?? 5000)
@@ -36,7 +35,7 @@ async function device(hub: Hub, id: string): Promise<MqttClient> {
 async function run(onDisk: boolean): Promise<void> {
   const home = onDisk ? mkdtempSync(path.join(tmpdir(), 'edgemq-bench-eh-')) : undefined
   const hub = await startHub({ inMemory: !onDisk, home, ports: { mqtts: null, rest: null, amqp: 0 } })
-  const cs = eventHubConnectionString(hub.context.registry, hub.name, { emulator: true, port: hub.ports.amqp })
+  const cs = hub.eventHubConnectionString()
   const consumer = new EventHubConsumerClient('$Default', cs)
   try {
     const ids = Array.from({ length: DEVICES }, (_, i) => `bench-eh-${i}`)

@@ -14,7 +14,6 @@ import type { MqttClient } from 'mqtt'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { createConsumerGroup } from '../../src/eventhubs/consumer-groups.js'
-import { eventHubConnectionString } from '../../src/eventhubs/connection-string.js'
 import { partitionOf } from '../../src/eventhubs/partition.js'
 import { collectEvents, earliestEventPosition, EventHubConsumerClient, latestEventPosition, type Received } from '../helpers/eventhubs.js'
 import { startTestHub, type TestHub } from '../helpers/hub.js'
@@ -48,7 +47,8 @@ before(async () => {
   t = await startTestHub({ ports: { mqtts: null, rest: null, amqp: 0 } })
   await t.hub.createDevice(D1)
   await t.hub.createDevice(D2)
-  cs = eventHubConnectionString(t.hub.context.registry, t.hub.name, { emulator: true, port: t.hub.ports.amqp })
+  cs = t.hub.eventHubConnectionString()
+  assert.match(cs, new RegExp(`^Endpoint=sb://localhost:${t.hub.ports.amqp}/;SharedAccessKeyName=iothubowner;SharedAccessKey=[^;]+;EntityPath=edgemq;UseDevelopmentEmulator=true$`))
   const [c1, c2] = [await device(t.hub, t.ports.mqtt, D1), await device(t.hub, t.ports.mqtt, D2)]
   for (let i = 0; i < 5; i++) {
     await send(c1, D1, i)
@@ -157,7 +157,7 @@ test('a created consumer group reads on its own; an unknown one is refused', asy
 test('a wrong key or a policy without ServiceConnect is refused', async () => {
   const wrong = cs.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 7).toString('base64')}`)
   await assert.rejects(consumer('$Default', wrong).getEventHubProperties(), (err: Error) => /UnauthorizedError: signature does not match/.test(reasons(err)))
-  const registryRead = eventHubConnectionString(t.hub.context.registry, t.hub.name, { emulator: true, port: t.hub.ports.amqp, policy: 'registryRead' })
+  const registryRead = t.hub.eventHubConnectionString({ policy: 'registryRead' })
   // The token is good, the link to $management is refused: the client gives up after its timeout per try.
   await assert.rejects(consumer('$Default', registryRead, 2000).getPartitionIds(), (err: Error) => /UnauthorizedError: a token with the ServiceConnect right is needed/.test(reasons(err)))
 })
@@ -176,7 +176,7 @@ test('an on-disk hub restarted: reading from earliest returns the retained event
   }
   const second = await startHub({ inMemory: false, home, ports: { mqtts: null, rest: null, amqp: 0 } })
   tt.after(() => second.close())
-  const again = eventHubConnectionString(second.context.registry, second.name, { emulator: true, port: second.ports.amqp })
+  const again = second.eventHubConnectionString()
   const c = collectEvents(consumer('$Default', again), 3, { startPosition: earliestEventPosition })
   const got = await c.done
   await c.close()
