@@ -186,3 +186,25 @@ test('an on-disk hub restarted: reading from earliest returns the retained event
     [2, 2, D1],
   ])
 })
+
+test('retention by count (a hub setting): earliest starts at the oldest event kept, sequence numbers go on', async (tt) => {
+  const hub = await startHub({ ports: { mqtts: null, rest: null, amqp: 0 }, settings: { eventRetentionCount: 3 } })
+  tt.after(() => hub.close())
+  await hub.createDevice(D1)
+  const d = await device(hub, hub.ports.mqtt as number, D1)
+  for (let i = 0; i < 8; i++) await send(d, D1, i)
+  await d.endAsync()
+  hub.broker.builtin.log.trim()
+  const client = consumer('$Default', hub.eventHubConnectionString())
+  const p = await client.getPartitionProperties(String(partitionOf(D1, 4)))
+  assert.equal(p.beginningSequenceNumber, 5)
+  assert.equal(p.lastEnqueuedSequenceNumber, 7)
+  const c = collectEvents(client, 3, { startPosition: earliestEventPosition })
+  const got = await c.done
+  await c.close()
+  assert.deepEqual(got.map((r) => [r.event.sequenceNumber, bodyOf(r).i]), [
+    [5, 5],
+    [6, 6],
+    [7, 7],
+  ])
+})
