@@ -20,6 +20,7 @@ import type { StoredEvent } from './types.js'
 
 const SELECTOR_FILTER = 'apache.org:selector-filter:string'
 const RUNTIME_METRIC = 'com.microsoft:enable-receiver-runtime-metric'
+const EPOCH = 'com.microsoft:epoch'
 /** Events read from the log per pump turn at most (the client's credit bounds it further). */
 const READ_BATCH = 256
 
@@ -166,10 +167,45 @@ class PartitionReader {
     }
   }
 
+  get active(): boolean {
+    return !this.stopped && this.link.is_open()
+  }
+
+  /** Ends this reader's link (Event Hubs: a receiver with a higher epoch took the partition). */
+  steal(description: string): void {
+    this.stop()
+    this.link.close({ condition: 'amqp:link:stolen', description })
+  }
+
   stop(): void {
     if (this.stopped) return
     this.stopped = true
     this.unsubscribe()
+  }
+}
+
+/**
+ * Epoch (owner level) receivers, as Event Hubs: per consumer group and partition, a receiver with an
+ * epoch takes the partition from readers with a lower one or none (`amqp:link:stolen`, the SDK's
+ * ReceiverDisconnectedError), and a reader with a lower epoch or none is refused while it holds it.
+ */
+class Owners {
+  private readonly readers = new Map<string, { epoch?: number; reader: PartitionReader }[]>()
+
+  /** Throws (the refusal) or makes room for a reader with `epoch`. */
+  admit(key: string, epoch: number | undefined): void {
+    const live = (this.readers.get(key) ?? []).filter((r) => r.reader.active)
+    this.readers.set(key, live)
+    const top = Math.max(-1, ...live.map((r) => r.epoch ?? -1))
+    if (top >= 0 && (epoch === undefined || epoch < top)) {
+      throw Object.assign(new Error(`a receiver with epoch ${top} holds this partition${epoch === undefined ? '' : ` (this one has ${epoch})`}`), { condition: 'amqp:link:stolen' })
+    }
+    if (epoch === undefined) return
+    for (const r of live) if ((r.epoch ?? -1) < epoch) r.reader.steal(`a receiver with the higher epoch ${epoch} took this partition`)
+  }
+
+  add(key: string, epoch: number | undefined, reader: PartitionReader): void {
+    this.readers.set(key, [...(this.readers.get(key) ?? []).filter((r) => r.reader.active), { epoch, reader }])
   }
 }
 
@@ -184,12 +220,14 @@ function selectorOf(link: Sender): string | undefined {
 }
 
 function condition(err: unknown): { condition: string; description: string } {
+  const given = (err as { condition?: unknown }).condition
+  if (typeof given === 'string') return { condition: given, description: (err as Error).message }
   if (err instanceof NotFoundError) return { condition: 'amqp:not-found', description: err.message }
   if (err instanceof EdgeMqError) return { condition: 'amqp:invalid-field', description: err.message }
   return { condition: 'amqp:internal-error', description: (err as Error).message }
 }
 
-function openReader(endpoint: BuiltinEndpoint, link: Sender, ctx: AmqpLinkContext): void {
+function openReader(endpoint: BuiltinEndpoint, owners: Owners, link: Sender, ctx: AmqpLinkContext): void {
   const parts = parsePartitionAddress(ctx.address)
   try {
     if (!parts || parts.entity.toLowerCase() !== endpoint.name.toLowerCase()) throw new NotFoundError(`no Event Hub "${parts?.entity ?? ctx.address}" here; the built-in endpoint's entity is "${endpoint.name}"`)
@@ -198,11 +236,20 @@ function openReader(endpoint: BuiltinEndpoint, link: Sender, ctx: AmqpLinkContex
     const wantsMetric = ([] as unknown[]).concat(link.desired_capabilities ?? []).some((c) => String(c) === RUNTIME_METRIC)
     if (wantsMetric) (link as unknown as { local: { attach: { offered_capabilities?: string } } }).local.attach.offered_capabilities = RUNTIME_METRIC
     // The group may have been created by another process a moment ago: the lookup may go to the store.
+    const rawEpoch = (link.properties as Record<string, unknown> | undefined)?.[EPOCH]
+    const epoch = rawEpoch === undefined || rawEpoch === null ? undefined : Number(rawEpoch)
     endpoint.consumerGroup(parts.consumerGroup).then(
-      () => {
+      (group) => {
         if (!link.is_open()) return
-        new PartitionReader(link, ctx, endpoint.log, partition, endpoint.log.resolve(partition, position), wantsMetric)
-        ctx.log.info({ address: ctx.address, position }, 'Event Hubs reader attached')
+        const key = `${group.toLowerCase()}/${partition}`
+        try {
+          owners.admit(key, epoch)
+        } catch (err) {
+          ctx.log.info({ address: ctx.address, epoch, err: (err as Error).message }, 'Event Hubs reader refused')
+          return link.close(condition(err))
+        }
+        owners.add(key, epoch, new PartitionReader(link, ctx, endpoint.log, partition, endpoint.log.resolve(partition, position), wantsMetric))
+        ctx.log.info({ address: ctx.address, position, ...(epoch !== undefined ? { epoch } : {}) }, 'Event Hubs reader attached')
       },
       (err: unknown) => link.close(condition(err)),
     )
@@ -239,6 +286,7 @@ function serveManagementRequests(endpoint: BuiltinEndpoint, link: Receiver, ctx:
 export function serveEventHubs(amqp: AmqpListener, endpoint: BuiltinEndpoint): () => void {
   // Reply links by their target address (the request's reply_to), across connections.
   const replyLinks = new Map<string, Sender>()
+  const owners = new Owners()
   const offs = [
     amqp.route({
       name: 'eventhubs-management',
@@ -257,7 +305,7 @@ export function serveEventHubs(amqp: AmqpListener, endpoint: BuiltinEndpoint): (
       name: 'eventhubs-partitions',
       matches: (address) => parsePartitionAddress(address) !== undefined,
       right: 'ServiceConnect',
-      onSender: (link, ctx) => openReader(endpoint, link, ctx),
+      onSender: (link, ctx) => openReader(endpoint, owners, link, ctx),
     }),
   ]
   return () => offs.forEach((off) => off())

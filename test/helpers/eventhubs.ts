@@ -30,7 +30,7 @@ export interface Collector {
 export function collectEvents(
   client: EventHubConsumerClient,
   n: number,
-  opts: { startPosition: EventPosition; partitionId?: string; timeoutMs?: number; maxBatchSize?: number; onEvent?: (r: Received) => void },
+  opts: { startPosition: EventPosition; partitionId?: string; timeoutMs?: number; maxBatchSize?: number; ownerLevel?: number; onEvent?: (r: Received) => void },
 ): Collector {
   const received: Received[] = []
   const errors: Error[] = []
@@ -61,7 +61,7 @@ export function collectEvents(
       onFirstError(err)
     },
   }
-  const options = { startPosition: opts.startPosition, maxBatchSize: opts.maxBatchSize ?? 100, maxWaitTimeInSeconds: 5 }
+  const options = { startPosition: opts.startPosition, maxBatchSize: opts.maxBatchSize ?? 100, maxWaitTimeInSeconds: 5, ...(opts.ownerLevel !== undefined ? { ownerLevel: opts.ownerLevel } : {}) }
   const subscription: Subscription = opts.partitionId === undefined ? client.subscribe(handlers, options) : client.subscribe(opts.partitionId, handlers, options)
   return {
     done,

@@ -208,3 +208,17 @@ test('retention by count (a hub setting): earliest starts at the oldest event ke
     [7, 7],
   ])
 })
+
+test('epoch (owner level) receivers: a higher epoch takes the partition, a lower one is refused', async () => {
+  const pid = String(partitionOf(D1, 4))
+  const mark = t.mark()
+  // `low` reads what is there (6 events), then waits for more: it holds the partition.
+  const low = collectEvents(consumer(), 100, { startPosition: earliestEventPosition, partitionId: pid, ownerLevel: 1 })
+  await t.waitForLog(/"epoch":1,"msg":"Event Hubs reader attached"/, { since: mark })
+  const high = collectEvents(consumer(), 6, { startPosition: earliestEventPosition, partitionId: pid, ownerLevel: 2 })
+  assert.match(reasons(await low.firstError), /ReceiverDisconnectedError: a receiver with the higher epoch 2 took this partition/)
+  assert.equal((await high.done).length, 6)
+  const lower = collectEvents(consumer(), 1, { startPosition: earliestEventPosition, partitionId: pid, ownerLevel: 1 })
+  assert.match(reasons(await lower.firstError), /epoch 2 holds this partition/)
+  await Promise.all([low.close(), high.close(), lower.close()])
+})
