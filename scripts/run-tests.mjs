@@ -10,9 +10,9 @@
 // Node 20's run() has no execArgv/import option: a test file's process gets this process's
 // execArgv. So the runner re-executes itself under `--import tsx` once, and every test file
 // inherits it (with --test-timeout, which applies to each test inside a file).
-import { spawnSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
 import { run } from 'node:test'
 import { spec } from 'node:test/reporters'
 
@@ -35,6 +35,11 @@ function find(dir) {
 }
 
 const args = process.argv.slice(2)
+// --checks: also run the typecheck and the linter, as two more jobs of the pool (they are
+// single-threaded, so beside the tests they cost little wall time); a failure fails the run.
+const checksAt = args.indexOf('--checks')
+const withChecks = checksAt >= 0
+if (withChecks) args.splice(checksAt, 1)
 let root = 'test'
 const dirAt = args.indexOf('--dir')
 if (dirAt >= 0) root = args.splice(dirAt, 2)[1]
@@ -47,17 +52,29 @@ if (files.length === 0) {
   process.exit(1)
 }
 
-// The official Azure IoT SDKs always dial port 8883, so every sdk-*.test.ts starts its broker
-// there: those files run one after another, after the others. Unit files (in-process, mostly
-// waiting on sockets) run four at a time; end-to-end files (CLI and broker child processes, which
-// are CPU-bound at start-up) two at a time, so a loaded 2-core machine does not time them out.
+// One pool of test-file processes, so no class of file waits for another to finish:
+// - sdk-*.test.ts: the official Azure SDKs dial fixed ports (8883, 443, 5671), so at most one runs
+//   at a time — but alongside everything else;
+// - end-to-end files (CLI and broker child processes, CPU-bound at start-up): at most two at once,
+//   so a loaded 2-core machine does not time them out;
+// - unit files (in-process, mostly waiting on sockets) fill the remaining slots.
+// Files start longest first (times of the last run, kept in node_modules/.cache; without them,
+// end-to-end and SDK files before unit ones), so the run does not end on one long file.
+const SLOTS = Number(process.env.EDGEMQ_TEST_CONCURRENCY ?? 4)
 const isSdk = (f) => /(^|[\\/])sdk-[^\\/]*\.test\.ts$/.test(f)
 const isUnit = (f) => /(^|[\\/])unit[\\/]/.test(f)
-const groups = [
-  { files: files.filter(isUnit), concurrency: 4 },
-  { files: files.filter((f) => !isUnit(f) && !isSdk(f)), concurrency: 2 },
-  { files: files.filter(isSdk), concurrency: 1 },
-].filter((g) => g.files.length > 0)
+const classOf = (f) => (isSdk(f) ? 'sdk' : isUnit(f) ? 'unit' : 'e2e')
+const LIMITS = { sdk: 1, e2e: 2, unit: SLOTS }
+
+const TIMES_FILE = join('node_modules', '.cache', 'edgemq-test-times.json')
+let lastTimes = {}
+try {
+  lastTimes = JSON.parse(readFileSync(TIMES_FILE, 'utf8'))
+} catch {
+  // first run on this checkout: the class order below decides
+}
+const guess = (f) => lastTimes[f] ?? { sdk: 60_000, e2e: 30_000, unit: 1_000 }[classOf(f)]
+const queue = [...files].sort((a, b) => guess(b) - guess(a))
 
 const totals = { pass: 0, fail: 0, skipped: 0 }
 /** { file, name, error } for every failed test (not the suites/files that only failed because of it). */
@@ -73,13 +90,37 @@ const firstLine = (err) => {
   return lines[0]?.endsWith(':') && lines[1] ? `${lines[0]} ${lines[1].trim()}` : (lines[0] ?? text)
 }
 
-function runGroup(group) {
+const CHECKS = [
+  { name: 'typecheck (tsc -p tsconfig.test.json)', cmd: ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json'] },
+  { name: 'lint (eslint src test bench scripts)', cmd: ['node_modules/eslint/bin/eslint.js', 'src', 'test', 'bench', 'scripts'] },
+]
+
+/** Runs one check to the end; its output is printed whole, and a failure is listed like a failed test. */
+function runCheck(check) {
   return new Promise((resolve) => {
-    const stream = run({ files: group.files, concurrency: group.concurrency })
-    const isFile = (d) => d.nesting === 0 && group.files.includes(d.name)
-    const stderr = new Map()
+    const t0 = Date.now()
+    const child = spawn(process.execPath, check.cmd, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    child.on('close', (code) => {
+      fileTimes.set(check.name, Date.now() - t0)
+      process.stdout.write(`${code === 0 ? '✔' : '✖'} ${check.name}\n${out}`)
+      if (code !== 0) failures.push({ file: check.name, name: '(check)', error: out.trim().split('\n').slice(0, 3).join(' | ') || `exit ${code}` })
+      resolve()
+    })
+  })
+}
+
+/** Runs one file in its own process; its report is printed whole when it ends, so files never interleave. */
+function runFile(file) {
+  return new Promise((resolve) => {
+    const stream = run({ files: [file] })
+    const isFile = (d) => d.nesting === 0 && d.name === file
+    let stderr = ''
+    const out = []
     stream.on('test:stderr', (d) => {
-      if (d.file) stderr.set(d.file, (stderr.get(d.file) ?? '') + d.message)
+      stderr += d.message
     })
     stream.on('test:complete', (d) => {
       if (isFile(d)) fileTimes.set(d.name, d.details.duration_ms)
@@ -90,7 +131,7 @@ function runGroup(group) {
       if (err?.failureType === 'subtestsFailed') return
       if (isFile(d)) {
         // The file's process failed outside any test (a crash at import, a hang): its stderr says why.
-        const lines = (stderr.get(d.name) ?? '').split('\n').filter((l) => l.trim() !== '')
+        const lines = stderr.split('\n').filter((l) => l.trim() !== '')
         const why = lines.find((l) => /^\w*Error\b/.test(l)) ?? lines.at(-1) ?? firstLine(err)
         failures.push({ file: d.name, name: '(file)', error: why })
       } else failures.push({ file: relative(process.cwd(), d.file ?? '?'), name: d.name, error: firstLine(err) })
@@ -101,13 +142,46 @@ function runGroup(group) {
       // A cancelled test (timed out, or cut short by its file ending) counts as failed.
       if (m) totals[m[1] === 'cancelled' ? 'fail' : m[1]] += Number(m[2])
     })
-    stream.compose(spec).pipe(process.stdout, { end: false })
-    stream.on('end', resolve)
+    const report = stream.compose(spec)
+    report.on('data', (chunk) => out.push(chunk))
+    report.on('end', () => {
+      process.stdout.write(out.join(''))
+      resolve()
+    })
   })
 }
 
 const started = Date.now()
-for (const g of groups) await runGroup(g)
+const checksDone = withChecks ? Promise.all(CHECKS.map(runCheck)) : Promise.resolve()
+await new Promise((done) => {
+  const running = { sdk: 0, e2e: 0, unit: 0 }
+  let active = 0
+  const next = () => {
+    if (queue.length === 0 && active === 0) return done()
+    while (active < SLOTS) {
+      const i = queue.findIndex((f) => running[classOf(f)] < LIMITS[classOf(f)])
+      if (i < 0) break
+      const [file] = queue.splice(i, 1)
+      const c = classOf(file)
+      running[c]++
+      active++
+      runFile(file).then(() => {
+        running[c]--
+        active--
+        next()
+      })
+    }
+  }
+  next()
+})
+await checksDone
+
+try {
+  mkdirSync(dirname(TIMES_FILE), { recursive: true })
+  writeFileSync(TIMES_FILE, JSON.stringify({ ...lastTimes, ...Object.fromEntries(fileTimes) }))
+} catch {
+  // no cache directory (read-only checkout): the next run orders by class
+}
 
 const secs = (ms) => `${(ms / 1000).toFixed(1)} s`
 console.log('\nfile wall times:')

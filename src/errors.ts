@@ -57,6 +57,17 @@ export class InvalidDocumentError extends EdgeMqError {
   }
 }
 
+/** A query (IoT Hub query language) that does not parse (exit 2; HTTP 400 as IoT Hub answers it). */
+export class QueryParseError extends InvalidDocumentError {
+  /** 1-based character position of the offending token. */
+  readonly position: number
+  constructor(message: string, position: number) {
+    super(`query parse error: ${message}`, [], 'see the IoT Hub query language: SELECT * FROM devices WHERE tags.site = \'a\'')
+    this.position = position
+    this.wireCode = 'BadRequest'
+  }
+}
+
 /** No broker answered on the home's recorded control port (exit 3). */
 export class BrokerUnreachableError extends EdgeMqError {
   constructor(message = 'broker not reachable', hint = 'start it with `edgemq broker start` (or `--daemon`)') {
@@ -227,4 +238,38 @@ const AMQP_CONDITIONS: Record<string, string> = {
 export function toAmqpError(err: unknown): { condition: string; description: string } {
   const code = err instanceof EdgeMqError ? err.code : 'SERVER_ERROR'
   return { condition: AMQP_CONDITIONS[code] ?? 'amqp:internal-error', description: err instanceof Error ? err.message : String(err) }
+}
+
+// ---- the Device Provisioning Service's error body (MQTT responses and the DPS service REST API) ----
+
+/** DPS answers `{errorCode, trackingId, message, timestampUtc}`: a numeric code, HTTP status × 1000 + detail. */
+export interface DpsErrorBody {
+  errorCode: number
+  trackingId: string
+  message: string
+  timestampUtc: string
+}
+
+/** edgemq code → HTTP status and DPS error code (DPS's documented codes where one exists). */
+const DPS_WIRE: Record<string, { status: number; errorCode: number }> = {
+  INVALID_DOCUMENT: { status: 400, errorCode: 400004 },
+  USAGE: { status: 400, errorCode: 400004 },
+  UNAUTHORIZED: { status: 401, errorCode: 401002 },
+  NOT_FOUND: { status: 404, errorCode: 404201 },
+  NOT_FOUND_RESOURCE: { status: 404, errorCode: 404001 },
+  METHOD_NOT_ALLOWED: { status: 405, errorCode: 405001 },
+  CONFLICT: { status: 409, errorCode: 409201 },
+  PRECONDITION_FAILED: { status: 412, errorCode: 412002 },
+  TOO_LARGE: { status: 413, errorCode: 413001 },
+}
+
+/** Any thrown value → DPS's answer for it; a numeric `wireCode` (e.g. 404202) overrides the class's code. */
+export function toDpsWireError(err: unknown, trackingId: string): { status: number; body: DpsErrorBody } {
+  const e = err instanceof EdgeMqError ? err : undefined
+  const map = DPS_WIRE[e?.code ?? ''] ?? { status: 500, errorCode: 500000 }
+  const code = e?.wireCode && /^\d{6}$/.test(e.wireCode) ? Number(e.wireCode) : map.errorCode
+  return {
+    status: Math.floor(code / 1000),
+    body: { errorCode: code, trackingId, message: err instanceof Error ? err.message : String(err), timestampUtc: new Date().toISOString() },
+  }
 }

@@ -19,6 +19,7 @@ export {
   EdgeMqError,
   InvalidDocumentError,
   NotFoundError,
+  QueryParseError,
   TimeoutError,
   UsageError,
   type DocumentIssue,
@@ -54,13 +55,28 @@ export {
 // The broker, for callers assembling their own.
 export { EdgeBroker, startEdgeBroker, type EdgeBrokerOptions } from './broker/broker.js'
 export type { HubEvent, MethodResult } from './broker/iothub.js'
+// The AMQP endpoint (C2D and feedback for azure-iothub's Client; `broker.amqp.route()` for more addresses).
+export type { AmqpLinkContext, AmqpListener, AmqpRoute } from './transports/amqp.js'
+export type { FeedbackAck, FeedbackRecord, FeedbackStatus } from './iothub/index.js'
 export { setEdgeHubDesired, type SetEdgeHubResult } from './service/edgehub.js'
+
+// The Device Provisioning Service (hub.dps on a running hub).
+export {
+  Dps,
+  deriveDeviceKey,
+  type DeviceRegistrationState,
+  type EnrollmentGroup,
+  type IndividualEnrollment,
+} from './dps/index.js'
 
 // PKI.
 export { createInMemoryHubPki, ensureHubPki, issueDeviceCert, selfSignedDeviceCert, type HubPki, type IssuedCert } from './pki/index.js'
 
 // Twins.
 export type { ServiceTwinJson } from './twin/index.js'
+
+// The IoT Hub query language over device and module twins.
+export { parseQuery, runQuery, queryAll, type ParsedQuery, type QueryDocument, type QueryOptions, type QueryPage, type QuerySource } from './query/index.js'
 
 // IoT Edge modules (issue 11): deployment manifests, module environments, the workload API.
 export { applyDeployment, parseDeploymentManifest, type DeploymentManifest, type DeploymentResult, type ManifestIssue } from './deployment/index.js'

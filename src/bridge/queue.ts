@@ -53,35 +53,23 @@ type DeadRow = Omit<DeadLetterRow, 'retain' | 'localTopic' | 'origin'> & { retai
 
 const COLUMNS = 'topic, payload, qos, retain, enqueued_at, local_topic, origin'
 
-function toMessage(r: Row): QueuedMessage {
+/** The columns the queue and the dead-letter table share, decoded from their SQLite forms. */
+function sharedFields(r: Row | DeadRow) {
   return {
-    seq: r.seq,
     topic: r.topic,
     payload: r.payload,
     qos: r.qos as 0 | 1,
     retain: r.retain === 1,
     enqueuedAt: r.enqueuedAt,
+    attempts: r.attempts,
     ...(r.localTopic !== null ? { localTopic: r.localTopic } : {}),
     ...(r.origin !== null ? { origin: r.origin } : {}),
-    attempts: r.attempts,
   }
 }
 
-function toDead(r: DeadRow): DeadLetterRow {
-  return {
-    id: r.id,
-    topic: r.topic,
-    payload: r.payload,
-    qos: r.qos as 0 | 1,
-    retain: r.retain === 1,
-    enqueuedAt: r.enqueuedAt,
-    deadAt: r.deadAt,
-    attempts: r.attempts,
-    reason: r.reason,
-    ...(r.localTopic !== null ? { localTopic: r.localTopic } : {}),
-    ...(r.origin !== null ? { origin: r.origin } : {}),
-  }
-}
+const toMessage = (r: Row): QueuedMessage => ({ seq: r.seq, ...sharedFields(r) })
+
+const toDead = (r: DeadRow): DeadLetterRow => ({ id: r.id, deadAt: r.deadAt, reason: r.reason, ...sharedFields(r) })
 
 export class ForwardQueue {
   private readonly db: Database.Database

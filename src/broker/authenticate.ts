@@ -6,6 +6,7 @@
 import { certMatchesThumbprint, verifyClientCertAgainstCa } from '../pki/index.js'
 import type { DeviceRecord, ModuleRecord } from '../registry/types.js'
 import { deviceResource, parseSasToken, verifySasToken, type SasFields } from '../sas/index.js'
+import type { DpsUsername } from '../dps/topics.js'
 import { parseClientId, parseUsername, type ClientIdentity } from './identity.js'
 
 /** CONNACK return codes (MQTT 3.1.1 §3.2.2.3). */
@@ -18,7 +19,7 @@ export const CONNACK = {
 } as const
 export type ConnackCode = (typeof CONNACK)[keyof typeof CONNACK]
 
-export type AuthMethod = 'sas' | 'x509-thumbprint' | 'x509-ca'
+export type AuthMethod = 'sas' | 'x509-thumbprint' | 'x509-ca' | 'dps'
 
 export interface AuthInput {
   clientId: string
@@ -30,6 +31,11 @@ export interface AuthInput {
 
 export interface AuthContext {
   hostName: string
+  /**
+   * Other host names devices may name in their username and SAS resource: the host DPS assigns
+   * (`localhost` by default), so `HostName=<assignedHub>;DeviceId=…;SharedAccessKey=…` connects.
+   */
+  aliasHostNames?: readonly string[]
   caPem?: string
   lookupDevice(deviceId: string): DeviceRecord | undefined | Promise<DeviceRecord | undefined>
   lookupModule(deviceId: string, moduleId: string): ModuleRecord | undefined | Promise<ModuleRecord | undefined>
@@ -46,6 +52,13 @@ function refuse(code: ConnackCode, reason: string): AuthResult {
   return { ok: false, code, reason }
 }
 
+/** The SAS resources a device may sign for: the hub's host name, or an alias used verbatim (`localhost/devices/<id>`). */
+function resourcesFor(hosts: readonly string[], deviceId: string, moduleId?: string): string[] {
+  const [hub, ...aliases] = hosts
+  const path = moduleId ? `/devices/${deviceId}/modules/${moduleId}` : `/devices/${deviceId}`
+  return [deviceResource(hub, deviceId, moduleId), ...aliases.map((h) => h + path)]
+}
+
 export async function authenticate(input: AuthInput, ctx: AuthContext): Promise<AuthResult> {
   const identity = parseClientId(input.clientId)
   if (!identity) return refuse(CONNACK.BAD_CLIENT_ID, `client id "${input.clientId}" is not <deviceId> or <deviceId>/<moduleId>`)
@@ -53,7 +66,8 @@ export async function authenticate(input: AuthInput, ctx: AuthContext): Promise<
   if (input.username === undefined) return refuse(CONNACK.BAD_USERNAME_OR_PASSWORD, 'no username')
   const user = parseUsername(input.username)
   if (!user) return refuse(CONNACK.BAD_USERNAME_OR_PASSWORD, `username "${input.username}" is not <hub>.azure-devices.net/<deviceId>/?api-version=…`)
-  if (user.host.toLowerCase() !== ctx.hostName.toLowerCase()) {
+  const hosts = [ctx.hostName, ...(ctx.aliasHostNames ?? [])]
+  if (!hosts.some((h) => h.toLowerCase() === user.host.toLowerCase())) {
     return refuse(CONNACK.BAD_USERNAME_OR_PASSWORD, `username names hub "${user.host}", this hub is "${ctx.hostName}"`)
   }
   if (user.identity !== identity.clientId) {
@@ -109,16 +123,47 @@ export async function authenticate(input: AuthInput, ctx: AuthContext): Promise<
   } catch (err) {
     return refuse(CONNACK.BAD_USERNAME_OR_PASSWORD, `malformed SAS token: ${(err as Error).message}`)
   }
-  const ownResource = deviceResource(ctx.hostName, identity.deviceId, identity.moduleId)
-  let result = verifySasToken(fields, [rec.primaryKey ?? '', rec.secondaryKey ?? ''], { acceptedResources: [ownResource], now: ctx.now, skewSecs: ctx.skewSecs })
+  const ownResources = resourcesFor(hosts, identity.deviceId, identity.moduleId)
+  let result = verifySasToken(fields, [rec.primaryKey ?? '', rec.secondaryKey ?? ''], { acceptedResources: ownResources, now: ctx.now, skewSecs: ctx.skewSecs })
   // PROTOCOL.md §2: a device-scoped token (signed with the device's key) is accepted for its modules.
   if (!result.ok && module && result.failure === 'resource') {
     result = verifySasToken(fields, [device.primaryKey ?? '', device.secondaryKey ?? ''], {
-      acceptedResources: [deviceResource(ctx.hostName, identity.deviceId)],
+      acceptedResources: resourcesFor(hosts, identity.deviceId),
       now: ctx.now,
       skewSecs: ctx.skewSecs,
     })
   }
   if (!result.ok) return refuse(CONNACK.BAD_USERNAME_OR_PASSWORD, result.reason)
   return { ok: true, identity, method: 'sas', expiresAt: fields.se, device, ...(module ? { module } : {}) }
+}
+
+/** What a DPS registration connection presented at CONNECT (attested at its register request). */
+export interface DpsCredentials {
+  registrationId: string
+  idScope: string
+  sas?: string
+  certDer?: Buffer
+}
+
+export type DpsAuthResult = { ok: true; credentials: DpsCredentials } | { ok: false; code: ConnackCode; reason: string }
+
+/**
+ * A DPS CONNECT (username `<idScope>/registrations/<registrationId>/api-version=…`). Only its shape
+ * is checked here: the SAS token or certificate is attested when the device sends its register
+ * request, so a wrong key or a disabled enrollment is answered with DPS's error body (401002) as
+ * the device SDKs expect, not a bare CONNACK. Until then the connection can do nothing but that.
+ */
+export function authenticateDps(input: AuthInput, user: DpsUsername, idScope: string | undefined): DpsAuthResult {
+  if (input.clientId !== user.registrationId) {
+    return { ok: false, code: CONNACK.BAD_CLIENT_ID, reason: `DPS client id "${input.clientId}" is not the registration id "${user.registrationId}" of the username` }
+  }
+  if (!idScope || user.idScope !== idScope) return { ok: false, code: CONNACK.NOT_AUTHORIZED, reason: `DPS id scope "${user.idScope}" is not this hub's "${idScope ?? '(none)'}"` }
+  const hasPassword = input.password !== undefined && input.password.length > 0
+  const hasCert = input.peerCertDer !== undefined && input.peerCertDer.length > 0
+  if (hasPassword && hasCert) return { ok: false, code: CONNACK.BAD_USERNAME_OR_PASSWORD, reason: 'both a client certificate and a password were sent (send one)' }
+  if (!hasPassword && !hasCert) return { ok: false, code: CONNACK.BAD_USERNAME_OR_PASSWORD, reason: 'neither a SAS token nor a client certificate was sent' }
+  return {
+    ok: true,
+    credentials: { registrationId: user.registrationId, idScope: user.idScope, ...(hasPassword ? { sas: (input.password as Buffer).toString('utf8') } : { certDer: input.peerCertDer }) },
+  }
 }

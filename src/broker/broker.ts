@@ -29,6 +29,8 @@ import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
 import { BuiltinEndpoint } from '../eventhubs/endpoint.js'
 import { serveEventHubs } from '../eventhubs/amqp.js'
+import { setDpsAssignedHub } from '../dps/settings.js'
+import { DpsEndpoint } from './dps.js'
 import { installC2dAckTracking, installIotHubPacketRewrites, IotHub } from './iothub.js'
 import { brokerSettings, ConnectionGate, loggableId, PACKET_HEADROOM, RefusalLog } from './limits.js'
 import { installPacketGuard } from './packet-guard.js'
@@ -96,6 +98,8 @@ export interface EdgeBrokerOptions {
   heartbeatIntervalMs?: number
   /** Overrides of the hub's broker settings for this run (limits; see README "Limits"). */
   settings?: Partial<BrokerSettings>
+  /** The host DPS assigns devices to, accepted in their usernames and SAS tokens (persisted; default localhost). */
+  dpsAssignedHub?: string
 }
 
 
@@ -105,6 +109,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   readonly ctx: HubContext
   readonly sessions = new SessionTable()
   readonly iothub: IotHub
+  /** The Device Provisioning Service's MQTT endpoint (registration connections on the TLS port). */
+  readonly dps: DpsEndpoint
   readonly bridge: UpstreamBridge
   readonly hooks: Hooks
   readonly live: LiveConfig
@@ -165,11 +171,19 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.builtin = new BuiltinEndpoint({ file: opts.inMemory ? ':memory:' : ctx.paths.eventHubs, settings: this.settings, hub: ctx.hub, store: ctx.store, log })
     // Synchronous, inside the publish hook: the event is in the log before the device gets its PUBACK.
     this.iothub.events.on('event', (ev: HubEvent) => this.builtin.appendTelemetry(ev))
+    this.dps = new DpsEndpoint({
+      ctx,
+      log,
+      publish: (p) => this.publish(p),
+      writeTwin: (key, update, replace) => this.iothub.updateTwin(key, update, { replace }),
+      caPem: () => this.pki?.caPem,
+    })
     this.hooks = new Hooks({
       ctx,
       log,
       sessions: this.sessions,
       iothub: this.iothub,
+      dps: this.dps,
       policy: () => this.live.edgeHub.policy,
       caPem: () => this.pki?.caPem,
       clockSkewSecs: this.clockSkewSecs,
@@ -183,6 +197,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       id: ctx.hub.hostName,
       log,
       maxMessageSize: this.maxMessageSize,
+      maxConnections: this.settings.maxConnections,
       verifyToken: (token, _audience, hostname) => verifyAmqpToken(ctx.hub.policies, token, [ctx.hub.hostName, hostname ?? ''], this.clockSkewSecs),
     })
     serveIotHubOverAmqp(this.amqp, this.iothub)
@@ -206,6 +221,12 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   static async start(opts: EdgeBrokerOptions): Promise<EdgeBroker> {
     if (opts.cluster && !opts.context && !opts.inMemory) await attachClusterStore(opts.home, opts.cluster)
     const ctx = opts.context ?? (await openHub({ home: opts.home, inMemory: opts.inMemory, createDefault: true }))
+    try {
+      if (opts.dpsAssignedHub) await setDpsAssignedHub(ctx, opts.dpsAssignedHub)
+    } catch (err) {
+      if (!opts.context) await ctx.close()
+      throw err
+    }
     const log = opts.logger ?? createLogger({ level: opts.logLevel })
     // Cluster node: Redis for the bus and MQTT state too (the registry already is, via the home's pointer).
     const clusterUrl = opts.context || opts.inMemory ? opts.cluster : (readStorePointer(opts.home)?.url ?? opts.cluster)
@@ -641,6 +662,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       clearInterval(this.pollTimer)
       this.sessions.clearTimers()
       this.iothub.close()
+      this.dps.close()
       this.live.close()
       await this.bridge.close()
       await this.control?.close()

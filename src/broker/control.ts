@@ -15,6 +15,7 @@ import { DEAD_LETTERS_PATH, parseIds } from '../bridge/dead-letters.js'
 import { EdgeMqError, InvalidDocumentError, toWireError, TooLargeError, UnauthorizedError, UsageError } from '../errors.js'
 import type { TwinKey } from '../registry/types.js'
 import type { HubEvent, ServiceHost } from './host.js'
+import { isDpsRestPath, serveDpsRest } from './dps-rest.js'
 import { registryRoutes, type RestRoute } from './registry-rest.js'
 import { grants } from '../registry/rights.js'
 import { parseFeedbackAck, type FeedbackRecord } from '../iothub/index.js'
@@ -98,7 +99,7 @@ function twinKey(deviceId: string, moduleId?: string): TwinKey {
 }
 
 function twinJson(broker: ServiceHost, key: TwinKey) {
-  return serviceTwinView(broker.ctx, key, broker.iothub.isConnected(key))
+  return serviceTwinView(broker.ctx, key, broker.iothub)
 }
 
 function propsFromHeaders(req: IncomingMessage): Record<string, string> {
@@ -165,7 +166,6 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
     ['GET', /^\/edgemq\/status$/, 'ServiceConnect', async (_q, res) => send(res, 200, broker.status())],
     ['GET', /^\/edgemq\/events$/, 'ServiceConnect', async (req, res, _m, url) => streamEvents(broker, req, res, url)],
     ['GET', /^\/edgemq\/feedback$/, 'ServiceConnect', async (req, res, _m, url) => streamFeedback(broker, req, res, url)],
-    ['GET', /^\/edgemq\/feedback$/, 'ServiceConnect', async (req, res, _m, url) => streamFeedback(broker, req, res, url)],
     ['GET', /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await twinJson(broker, twinKey(m[0], m[1])))],
     [
       'PATCH|PUT',
@@ -193,6 +193,22 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
         send(res, 200, r)
       },
     ],
+    // IoT Hub's HTTPS device receive/settle paths (az iot device c2d-message receive/complete/abandon/reject), served to the CLI with ServiceConnect.
+    [
+      'GET',
+      /^\/devices\/([^/]+)\/messages\/deviceBound$/,
+      'ServiceConnect',
+      async (_q, res, m, url) => {
+        const lt = Number(url.searchParams.get('lockTimeout') ?? 60)
+        if (!Number.isInteger(lt) || lt < 1 || lt > 300) throw new UsageError('lockTimeout must be a whole number of seconds from 1 to 300')
+        const r = await broker.iothub.receiveC2dLocked(m[0], lt)
+        if (r) send(res, 200, r)
+        else send(res, 204)
+      },
+    ],
+    ['DELETE', /^\/devices\/([^/]+)\/messages\/deviceBound\/([^/]+)$/, 'ServiceConnect', async (_q, res, m, url) => send(res, 200, await broker.iothub.settleC2d(m[0], m[1], url.searchParams.has('reject') ? 'reject' : 'complete'))],
+    ['POST', /^\/devices\/([^/]+)\/messages\/deviceBound\/([^/]+)\/abandon$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await broker.iothub.settleC2d(m[0], m[1], 'abandon'))],
+    ['DELETE', /^\/devices\/([^/]+)\/commands$/, 'ServiceConnect', async (_q, res, m) => send(res, 200, await broker.iothub.purgeC2d(m[0]))],
     [
       'POST',
       /^\/devices\/([^/]+)\/messages\/deviceBound$/,
@@ -239,6 +255,8 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
 
   const onRequest: RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
+    // The DPS service API: its own policies and error shape (dps-rest.ts).
+    if (isDpsRestPath(url.pathname)) return void serveDpsRest(broker.dps.service(), req, res, url, { readJson, send }, broker.ctx.hub.hostName)
     const handle = async () => {
       const rights = authenticateRequest(broker, req)
       let pathKnown = false

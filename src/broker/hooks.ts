@@ -10,7 +10,9 @@ import type { Logger } from 'pino'
 import type { HubContext } from '../config/home.js'
 import type { BrokerSettings } from '../registry/types.js'
 import type { CompiledPolicy } from '../policy/index.js'
-import { authenticate, CONNACK, type ConnackCode } from './authenticate.js'
+import { isDpsRequest, parseDpsUsername, type DpsUsername } from '../dps/topics.js'
+import { authenticate, authenticateDps, CONNACK, type ConnackCode } from './authenticate.js'
+import type { DpsEndpoint } from './dps.js'
 import { parseClientId } from './identity.js'
 import type { IotHub } from './iothub.js'
 import { liveSubscriptions } from './aedes-internals.js'
@@ -44,6 +46,8 @@ export interface HooksDeps {
   log: Logger
   sessions: SessionTable
   iothub: IotHub
+  /** The DPS endpoint: answers registration connections' requests. */
+  dps: DpsEndpoint
   /** The policy in force now (undefined: none set, nobody may connect). */
   policy(): CompiledPolicy | undefined
   caPem(): string | undefined
@@ -91,11 +95,14 @@ export class Hooks {
     const early = this.refusedConnect.get(client)
     if (early) throw authError(early.code)
     const address = remoteAddress(client)
+    const dpsUser = username === undefined ? undefined : parseDpsUsername(username)
+    if (dpsUser) return this.authenticateDps(client, dpsUser, password, address)
     const { store, hub } = d.ctx
     const res = await authenticate(
       { clientId: client.id, username, password, peerCertDer: peerCert(client) },
       {
         hostName: hub.hostName,
+        aliasHostNames: hub.dps ? [hub.dps.assignedHub] : [],
         caPem: d.caPem(),
         lookupDevice: (id) => store.getDevice(id),
         lookupModule: (id, m) => store.getModule(id, m),
@@ -115,13 +122,28 @@ export class Hooks {
     }
     const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
     const generationId = (res.module ?? res.device).generationId
-    const session: Session = { client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, generationId, granted: new Set(), registered: false }
-    d.sessions.add(session)
+    this.open({ client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, generationId, granted: new Set(), registered: false })
+  }
+
+  private open(session: Session): void {
+    const { client } = session
+    this.d.sessions.add(session)
     // A client that closes before aedes registers it gets no clientDisconnect; a registered one
     // ends at clientDisconnect, after aedes has published (and we have authorized) its will.
     client.conn.once('close', () => {
-      if (!session.registered) d.sessions.end(client)
+      if (!session.registered) this.d.sessions.end(client)
     })
+  }
+
+  /** A DPS registration connection: no identity yet and no policy; it may only talk DPS (pipeline.ts). */
+  private authenticateDps(client: Client, user: DpsUsername, password: Buffer | undefined, address: string): void {
+    const res = authenticateDps({ clientId: client.id, password, peerCertDer: peerCert(client) }, user, this.d.ctx.hub.dps?.idScope)
+    if (!res.ok) {
+      this.d.log.info({ client: loggableId(client.id), address, code: res.code, reason: res.reason }, 'DPS connection refused')
+      throw authError(res.code)
+    }
+    const identity = { clientId: client.id, deviceId: client.id }
+    this.open({ client, identity, method: 'dps', address, connectedAt: Date.now(), authz: undefined, dps: res.credentials, granted: new Set(), registered: false })
   }
 
   async childrenOf(edgeId: string): Promise<Set<string>> {
@@ -189,7 +211,8 @@ export class Hooks {
     if (v.kind === 'answered') {
       // A request the hub answered still flows through aedes (no subscriber can see it), but it
       // must never become a retained message.
-      this.d.iothub.answer(actor as Actor, v.request, payload)
+      if (isDpsRequest(v.request)) this.d.dps.answer(actor as Actor, v.request, payload)
+      else this.d.iothub.answer(actor as Actor, v.request, payload)
       packet.retain = false
       return cb(null)
     }

@@ -9,8 +9,9 @@ import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 
 import type { DeadLetterOps } from '../bridge/dead-letters.js'
+import type { Dps } from '../dps/service.js'
 import type { HubContext } from '../config/home.js'
-import type { FeedbackAck, FeedbackQueue, SystemProperties } from '../iothub/index.js'
+import type { C2dReceived, C2dSettlement, FeedbackAck, FeedbackQueue, FeedbackStatus, SystemProperties } from '../iothub/index.js'
 import type { BrokerSettings, TwinKey, TwinRecord } from '../registry/types.js'
 import type { RefusalLog } from './limits.js'
 import type { BrokerRuntime } from './runtime.js'
@@ -85,8 +86,15 @@ export interface ServiceIotHub {
   readonly events: EventEmitter
   updateTwin(key: TwinKey, update: { desired?: unknown; tags?: unknown }, opts?: { ifMatch?: string; replace?: boolean }): Promise<TwinRecord>
   isConnected(key: TwinKey): boolean
+  /** Messages in the device's C2D queue (the twin's cloudToDeviceMessageCount). */
+  c2dDepth(deviceId: string): number
+  /** The client's last message or subscribe on this broker (the twin's lastActivityTime). */
+  lastActivityTime(key: TwinKey): string | undefined
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<MethodResult>
   sendC2d(deviceId: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties, opts?: { ack?: FeedbackAck }): Promise<C2dSendResult>
+  purgeC2d(deviceId: string): Promise<{ deviceId: string; totalMessagesPurged: number }>
+  receiveC2dLocked(deviceId: string, lockSecs?: number): Promise<C2dReceived | undefined>
+  settleC2d(deviceId: string, lockToken: string, how: C2dSettlement): Promise<{ deviceId: string; etag: string; settled: C2dSettlement; outcome?: FeedbackStatus }>
   /** C2D delivery feedback waiting for the service to read it. */
   readonly feedback: FeedbackQueue
   sendModuleInput(deviceId: string, moduleId: string, inputName: string, data: Buffer, properties?: Record<string, string>, sys?: SystemProperties): Promise<void>
@@ -101,5 +109,7 @@ export interface ServiceHost {
   readonly refusals: RefusalLog
   /** The bridge's dead-letter store (messages the parent refused). */
   readonly deadLetters: DeadLetterOps
+  /** The Device Provisioning Service (its REST API shares the HTTPS port). */
+  readonly dps: { service(): Dps }
   status(): unknown
 }

@@ -18,6 +18,9 @@ import { DeviceNotOnlineError, TimeoutError, toWireError, TooLargeError } from '
 import {
   C2D_DEFAULT_TTL_MS,
   C2dQueue,
+  c2dReceivedView,
+  type C2dReceived,
+  type C2dSettlement,
   FeedbackQueue,
   parseIotHubTopic,
   wantsFeedback,
@@ -128,6 +131,8 @@ export class IotHub {
   /** C2D messages sent with ack ≠ none, by `<deviceId>\n<messageId>`. */
   private readonly awaiting = new Map<string, AwaitingOutcome>()
   private sweepTimer?: NodeJS.Timeout
+  /** Last time each client sent the hub something or subscribed (the twin's lastActivityTime; this node's view). */
+  private readonly activity = new Map<string, number>()
 
   constructor(private readonly host: IotHubHost) {
     this.events.setMaxListeners(0)
@@ -149,6 +154,7 @@ export class IotHub {
 
   /** Answers a request the pipeline decided is the hub's (`answered`): twin, method response, nested telemetry. */
   answer(actor: Actor, request: HubRequest, payload: Buffer): void {
+    this.touch(this.key(actor))
     switch (request.kind) {
       case 'telemetry':
         return this.routeOwnTelemetry(request, payload, actor)
@@ -165,6 +171,7 @@ export class IotHub {
 
   /** Telemetry as the device or module it names (the pipeline checked who may send it). */
   routeOwnTelemetry(t: TelemetryTopic, body: Buffer, sender?: Actor): void {
+    this.touch(t.moduleId ? { deviceId: t.deviceId, moduleId: t.moduleId } : { deviceId: t.deviceId })
     // The sender's authentication is the message's only when it sent as itself (not an edge device for a child).
     const self = sender && sender.identity.deviceId === t.deviceId && sender.identity.moduleId === t.moduleId
     const auth = self ? { authMethod: (sender as Partial<Session>).method, generationId: sender.generationId } : {}
@@ -245,6 +252,20 @@ export class IotHub {
     return this.host.sessions.has(clientIdOf(key))
   }
 
+  c2dDepth(deviceId: string): number {
+    return this.c2d.depth(deviceId)
+  }
+
+  private touch(key: TwinKey): void {
+    this.activity.set(clientIdOf(key), Date.now())
+  }
+
+  /** ISO time of the client's last message or subscribe on this broker, if any since it started. */
+  lastActivityTime(key: TwinKey): string | undefined {
+    const t = this.activity.get(clientIdOf(key))
+    return t === undefined ? undefined : new Date(t).toISOString()
+  }
+
   /** A direct method round trip (PROTOCOL.md §4). 404 when not connected, 504 on timeout. */
   invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number, opts: { local?: boolean } = {}): Promise<MethodResult> {
     const clientId = clientIdOf(key)
@@ -295,6 +316,37 @@ export class IotHub {
    * its `$.exp`) and goes out on the device's next SUBSCRIBE to its devicebound topic, as IoT Hub
    * keeps C2D messages whatever the MQTT session.
    */
+  /**
+   * `az iot device c2d-message receive` (IoT Hub's HTTPS device receive): the device's oldest queued
+   * message, locked for `lockSecs` (it stays queued until settled), or undefined when none waits.
+   */
+  async receiveC2dLocked(deviceId: string, lockSecs = 60): Promise<C2dReceived | undefined> {
+    await this.host.ctx.registry.getDevice(deviceId)
+    const m = this.c2d.lock(deviceId, lockSecs * 1000)
+    if (!m) return undefined
+    const t = parseIotHubTopic(m.topic)
+    return c2dReceivedView(m, t.kind === 'c2d' ? t : { properties: {}, systemProperties: {} })
+  }
+
+  /** Completes, rejects or abandons a message locked by receiveC2dLocked (its etag); feedback as IoT Hub sends it. */
+  async settleC2d(deviceId: string, lockToken: string, how: C2dSettlement): Promise<{ deviceId: string; etag: string; settled: C2dSettlement; outcome?: FeedbackStatus }> {
+    await this.host.ctx.registry.getDevice(deviceId)
+    const r = this.c2d.settle(deviceId, lockToken, how)
+    if (r.outcome) this.outcome(deviceId, r.message.messageId, r.outcome)
+    return { deviceId, etag: lockToken, settled: how, ...(r.outcome ? { outcome: r.outcome } : {}) }
+  }
+
+  /**
+   * `az iot device c2d-message purge` (IoT Hub: DELETE /devices/{id}/commands): drops the device's
+   * queued cloud-to-device messages, without feedback, as IoT Hub does. An unknown device is 404.
+   */
+  async purgeC2d(deviceId: string): Promise<{ deviceId: string; totalMessagesPurged: number }> {
+    await this.host.ctx.registry.getDevice(deviceId)
+    const n = this.c2d.purge(deviceId)
+    if (n > 0) this.host.log.info({ device: deviceId, purged: n }, 'C2D queue purged')
+    return { deviceId, totalMessagesPurged: n }
+  }
+
   async sendC2d(deviceId: string, data: Buffer, properties: Record<string, string> = {}, sys: SystemProperties = {}, opts: { ack?: FeedbackAck } = {}): Promise<C2dSendResult> {
     this.checkSize(data)
     const device = await this.host.ctx.registry.getDevice(deviceId)
@@ -369,6 +421,7 @@ export class IotHub {
 
   /** A client subscribed (aedes 'subscribe'): a device subscribing to its devicebound topic gets its queued C2D messages, oldest first. */
   subscribed(actor: Actor, filters: string[]): void {
+    this.touch(this.key(actor))
     const { deviceId, moduleId } = actor.identity
     if (moduleId || this.c2d.depth(deviceId) === 0) return
     const probe = formatC2dTopic(deviceId)

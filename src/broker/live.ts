@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import type { UpstreamBridge } from '../bridge/bridge.js'
 import type { HubContext } from '../config/home.js'
 import type { Change, TwinKey, TwinRecord } from '../registry/types.js'
+import { mergeMetadata, type TwinObject } from '../twin/index.js'
 import { brokerPersistence, liveSubscriptions } from './aedes-internals.js'
 import { compileEdgeHubDesired, emptyEdgeHubState, type DesiredStatus, type EdgeHubState } from './edgehub-state.js'
 import type { IotHub } from './iothub.js'
@@ -86,6 +87,7 @@ export class LiveConfig {
   private async recheckIdentities(deviceIds: Set<string>): Promise<void> {
     const { store } = this.d.ctx
     for (const s of [...this.d.sessions.values()]) {
+      if (s.dps) continue // a DPS registration connection is no device identity (yet)
       if (s.actsFor) s.actsFor = await this.d.childrenOf(s.identity.deviceId)
       if (!deviceIds.has('*') && !deviceIds.has(s.identity.deviceId)) continue
       const dev = await store.getDevice(s.identity.deviceId)
@@ -184,6 +186,7 @@ export class LiveConfig {
           ...t,
           ...(lastGood ? { lastGood } : {}),
           reported: { ...t.reported, lastDesiredStatus: status, lastDesiredVersion: this.edgeHub.desiredVersion },
+          reportedMetadata: mergeMetadata(t.reportedMetadata as TwinObject | undefined, { lastDesiredStatus: {}, lastDesiredVersion: 0 }, { $lastUpdated: new Date().toISOString() }),
           reportedVersion: t.reportedVersion + 1,
           version: t.version + 1,
         }),
@@ -196,6 +199,7 @@ export class LiveConfig {
   private reauthorizeAll(): void {
     const policy = this.edgeHub.policy
     for (const s of [...this.d.sessions.values()]) {
+      if (s.dps) continue // DPS connections are outside the broker's policy
       const authz = policy?.forIdentity(s.identity)
       s.authz = authz
       if (!authz || !authz.canConnect()) {

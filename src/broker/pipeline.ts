@@ -15,15 +15,16 @@ import {
   type TwinGetTopic,
   type TwinPatchReportedTopic,
 } from '../iothub/index.js'
+import { DPS_PREFIX, isDpsResponseFilter, parseDpsTopic, type DpsRequest } from '../dps/topics.js'
 import type { Actor } from './session.js'
 
 /** `$`-rooted private namespace that carries one client's IoT Hub responses (see iothub.ts). */
 export const PRIVATE_PREFIX = '$edgemq/'
 
-export type StepName = 'session' | 'size' | 'iothub' | 'policy'
+export type StepName = 'dps' | 'session' | 'size' | 'iothub' | 'policy'
 
-/** A request the hub answers itself: the message goes to no subscriber and is never retained. */
-export type HubRequest = TwinGetTopic | TwinPatchReportedTopic | MethodResponseTopic | TelemetryTopic
+/** A request the hub (or its DPS) answers itself: the message goes to no subscriber and is never retained. */
+export type HubRequest = TwinGetTopic | TwinPatchReportedTopic | MethodResponseTopic | TelemetryTopic | DpsRequest
 
 export type Verdict<R = never> =
   | { kind: 'allow'; step: StepName; reason?: string }
@@ -60,14 +61,30 @@ const deny = (step: StepName, reason: string): { kind: 'deny'; step: StepName; r
 
 // ---- publish ----
 
+/**
+ * DPS: a registration connection only sends its register and operation-status requests (the
+ * broker's DPS endpoint answers them); nobody else publishes on `$dps/`.
+ */
+const publishDps: PublishStep = (p, limits) => {
+  if (!p.actor?.dps) return p.topic.startsWith(DPS_PREFIX) ? deny('dps', `only a DPS registration connection publishes on ${DPS_PREFIX}… topics`) : undefined
+  if (p.origin !== 'client') return deny('dps', `a ${p.origin} cannot carry a DPS request`)
+  const tooLarge = publishSize(p, limits)
+  if (tooLarge) return tooLarge
+  const parsed = parseDpsTopic(p.topic)
+  if (parsed.kind === 'invalid') return deny('dps', `a DPS registration connection may only send DPS requests: ${parsed.reason}`)
+  if (p.qos === 2) return deny('dps', 'QoS 2 is not supported on DPS topics')
+  return { kind: 'answered', step: 'dps', request: parsed }
+}
+
 const publishSession: PublishStep = (p) => {
   if (!p.actor) return deny('session', `a ${p.origin} publish that no connected or registered identity owns is never trusted`)
   if (!p.actor.authz) return deny('session', 'no authorization policy is set')
   return undefined
 }
 
-const publishSize: PublishStep = (p, limits) =>
-  p.payloadBytes > limits.maxMessageSize ? deny('size', `message of ${p.payloadBytes} bytes is larger than the hub's maximum of ${limits.maxMessageSize}`) : undefined
+function publishSize(p: PublishState, limits: PipelineLimits): PublishVerdict | undefined {
+  return p.payloadBytes > limits.maxMessageSize ? deny('size', `message of ${p.payloadBytes} bytes is larger than the hub's maximum of ${limits.maxMessageSize}`) : undefined
+}
 
 /** IoT Hub topics: requests the hub answers, topics only the hub may publish, malformed ones. */
 const publishIotHub: PublishStep = (p) => {
@@ -112,7 +129,7 @@ const publishPolicy: PublishStep = (p) => {
   return own ? { kind: 'allow', step: 'policy', reason: d.reason, telemetry: own } : { kind: 'allow', step: 'policy', reason: d.reason }
 }
 
-export const PUBLISH_STEPS: readonly PublishStep[] = [publishSession, publishSize, publishIotHub, publishPolicy]
+export const PUBLISH_STEPS: readonly PublishStep[] = [publishDps, publishSession, publishSize, publishIotHub, publishPolicy]
 
 export function decidePublish(input: PublishInput, limits: PipelineLimits): PublishVerdict {
   // Built field by field: an object spread here cost ~1 µs per PUBLISH (issue 16's profile).
@@ -154,12 +171,18 @@ export function privateTopic(clientId: string, topic: string): string {
 
 /** True for a filter the hub serves from the private namespace (UNSUBSCRIBE must map it too). */
 export function isPrivateKind(filter: string): boolean {
-  return PRIVATE_KINDS.has(iotHubSubscriptionKind(filter))
+  return PRIVATE_KINDS.has(iotHubSubscriptionKind(filter)) || isDpsResponseFilter(filter)
 }
 
 export function decideSubscribe(input: SubscribeInput): SubscribeVerdict {
   const { actor, filter } = input
   if (!actor) return deny('session', 'no session')
+  // DPS responses come from the client's private namespace, like twin responses; nothing else is open to it.
+  if (actor.dps) {
+    if (!isDpsResponseFilter(filter)) return deny('dps', `a DPS registration connection may only subscribe to $dps/registrations/res/#`)
+    return { kind: 'rewritten', step: 'dps', value: { topic: privateTopic(actor.identity.clientId, filter), qos: Math.min(input.qos, 1) as 0 | 1 } }
+  }
+  if (filter.startsWith(DPS_PREFIX)) return deny('dps', 'only a DPS registration connection subscribes to $dps/ topics')
   if (!actor.authz) return deny('session', 'no authorization policy is set')
   if (filter.startsWith(PRIVATE_PREFIX)) return deny('iothub', `${PRIVATE_PREFIX}… is the hub's private namespace`)
   const d = actor.authz.decideSubscribe(filter)

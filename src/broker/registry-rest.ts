@@ -12,6 +12,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 
 import { ConflictError, NotFoundError, PreconditionFailedError, UsageError, withWireCode } from '../errors.js'
 import { deviceScope, deviceView, moduleView } from '../registry/views.js'
+import { runQuery } from '../query/index.js'
+import { twinQuerySource } from '../service/twin-view.js'
 import type { AuthType, DeviceRecord, IdentityStatus, ModuleRecord } from '../registry/types.js'
 import type { ServiceHost } from './host.js'
 import type { ServiceRight } from '../registry/rights.js'
@@ -152,7 +154,22 @@ export function registryRoutes(broker: ServiceHost, io: RestIo): RestRoute[] {
     io.send(res, 200, moduleJson(next))
   }
 
+  /** IoT Hub's query API: `{"query": "…"}`, paged by x-ms-max-item-count / x-ms-continuation. */
+  const query: RestHandler = async (req, res) => {
+    const body = await io.readJson(req)
+    if (typeof body.query !== 'string') throw badRequest('the body must be {"query": "SELECT … FROM devices …"}')
+    const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined)
+    const page = await runQuery(twinQuerySource(broker.ctx, broker.iothub), body.query, {
+      pageSize: header('x-ms-max-item-count'),
+      continuationToken: header('x-ms-continuation'),
+    })
+    res.setHeader('x-ms-item-type', page.itemType)
+    if (page.continuationToken) res.setHeader('x-ms-continuation', page.continuationToken)
+    io.send(res, 200, page.items)
+  }
+
   return [
+    ['POST', /^\/devices\/query$/, 'RegistryRead', query],
     ['GET', /^\/devices\/?$/, 'RegistryRead', async (_q, res) => io.send(res, 200, await Promise.all((await registry.listDevices()).map(deviceJson)))],
     [
       'GET',

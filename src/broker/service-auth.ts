@@ -16,7 +16,7 @@ export interface ServiceGrant {
 }
 
 /** Verifies `token`; throws UnauthorizedError saying why it is refused. */
-export function verifyServiceToken(policies: readonly ServicePolicy[], token: string, acceptedResources: string[], opts: { skewSecs?: number; keyAsText?: boolean } = {}): ServiceGrant {
+export function verifyServiceToken(policies: readonly ServicePolicy[], token: string, acceptedResources: string[], opts: { skewSecs?: number } = {}): ServiceGrant {
   let fields
   try {
     fields = parseSasToken(token)
@@ -25,15 +25,15 @@ export function verifyServiceToken(policies: readonly ServicePolicy[], token: st
   }
   const policy = policies.find((p) => p.name === fields.skn)
   if (!policy) throw new UnauthorizedError(fields.skn ? `unknown shared access policy "${fields.skn}"` : 'the SAS token names no shared access policy (skn): a service token is needed')
-  const r = verifySasToken(fields, [policy.primaryKey, policy.secondaryKey], { acceptedResources, keyAsText: opts.keyAsText, ...(opts.skewSecs !== undefined ? { skewSecs: opts.skewSecs } : {}) })
+  const r = verifySasToken(fields, [policy.primaryKey, policy.secondaryKey], { acceptedResources, ...(opts.skewSecs !== undefined ? { skewSecs: opts.skewSecs } : {}) })
   if (!r.ok) throw new UnauthorizedError(r.reason)
   return { policy: policy.name, rights: policy.rights, expiresAt: fields.se }
 }
 
 /**
- * A CBS token for an AMQP audience: its `sr` may carry a scheme and a path (`sb://<host>/<entity>`,
- * as Event Hubs clients sign, or `<host>/…`); what must match is the host, one of `hosts` (the hub's
- * host name, or the one the peer opened the connection to).
+ * A CBS token for an AMQP audience: its `sr` may carry a scheme, a port and a path
+ * (`sb://<host>[:port]/<entity>`, as Event Hubs clients sign, or `<host>/…`); what must match is the
+ * host, one of `hosts` (the hub's host name, or the one the peer opened the connection to).
  */
 export function verifyAmqpToken(policies: readonly ServicePolicy[], token: string, hosts: string[], skewSecs?: number): ServiceGrant {
   let resource = ''
@@ -42,9 +42,22 @@ export function verifyAmqpToken(policies: readonly ServicePolicy[], token: strin
   } catch {
     /* verifyServiceToken says what is wrong with it */
   }
-  // An Event Hubs client signs its endpoint as given, port included (sb://localhost:5672/<entity>).
+  // The host may carry the port the client dialled (`sb://localhost:5672/…`, emulator connection strings).
   const host = resource.replace(/^[a-z][a-z0-9+.-]*:\/\//, '').split('/')[0].replace(/:\d+$/, '')
   const known = hosts.filter(Boolean).map((h) => h.toLowerCase())
-  // sb:// audiences may be signed the Service Bus way (Event Hubs clients): the key's text is the HMAC key.
-  return verifyServiceToken(policies, token, known.includes(host) ? [resource] : known, { skewSecs, keyAsText: resource.startsWith('sb://') })
+  const accepted = known.includes(host) ? [resource] : known
+  try {
+    return verifyServiceToken(policies, token, accepted, { skewSecs })
+  } catch (err) {
+    if (!(err instanceof UnauthorizedError) || !/signature/.test(err.message)) throw err
+    // Event Hubs / Service Bus clients sign with the key's text as the HMAC key, where IoT Hub's SDKs
+    // base64-decode it first: the same policy key, taken that way.
+    const asText = policies.map((p) => ({ ...p, primaryKey: utf8Key(p.primaryKey), secondaryKey: utf8Key(p.secondaryKey) }))
+    return verifyServiceToken(asText, token, accepted, { skewSecs })
+  }
+}
+
+/** The base64 form of a key whose text itself is the HMAC key. */
+function utf8Key(key: string): string {
+  return key === '' ? '' : Buffer.from(key, 'utf8').toString('base64')
 }

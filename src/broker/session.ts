@@ -6,7 +6,7 @@
 import type { Client } from 'aedes'
 
 import type { IdentityPolicy } from '../policy/index.js'
-import type { AuthMethod } from './authenticate.js'
+import type { AuthMethod, DpsCredentials } from './authenticate.js'
 import type { ClientIdentity } from './identity.js'
 
 /** Whoever a publish or subscribe is decided for: a live session, or the owner of an orphaned will. */
@@ -18,7 +18,13 @@ export interface Actor {
   actsFor?: Set<string>
   /** The identity's generation id at authentication (IoT Hub's `iothub-connection-auth-generation-id`). */
   generationId?: string
+  /**
+   * Set for a DPS registration connection (src/dps/): what it presented at CONNECT, attested when it
+   * sends its register request. Such a session only talks DPS; the policy never applies to it.
+   */
+  dps?: DpsCredentials
 }
+
 
 export interface Session extends Actor {
   client: Client

@@ -8,6 +8,7 @@ import { Command, Flags, type Interfaces } from '@oclif/core'
 import { openHub, resolveHome, type HubContext } from '../config/home.js'
 import { EdgeMqError, InvalidDocumentError } from '../errors.js'
 import { formatOutput, type FormatOptions, type OutputFormat } from './output.js'
+import { normalizeThreeState } from './three-state.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -24,6 +25,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   public async init(): Promise<void> {
     await super.init()
+    this.argv = normalizeThreeState(this.argv, { ...(this.ctor.flags ?? {}) } as Parameters<typeof normalizeThreeState>[1])
     const { flags, args } = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (super.ctor as typeof BaseCommand).baseFlags,

@@ -22,6 +22,7 @@ const redisStore = async () => (await import('../registry/redis-store.js')).Redi
 import { DEFAULT_BROKER_SETTINGS, type HubRecord, type Store } from '../registry/types.js'
 import { DEFAULT_POLICY_RIGHTS } from '../registry/rights.js'
 import { validateDeviceId } from '../registry/validate.js'
+import { newDpsSettings } from '../dps/settings.js'
 import { hubHostName } from '../sas/resource.js'
 import { restrictSqliteFiles, writeFileAtomicSync } from '../util/fs.js'
 
@@ -110,6 +111,7 @@ export function newHubRecord(opts: NewHubOptions = {}): HubRecord {
     // IoT Hub's five default shared access policies, with their rights (PROTOCOL.md §8).
     policies: Object.entries(DEFAULT_POLICY_RIGHTS).map(([policyName, rights]) => ({ name: policyName, primaryKey: generateKey(), secondaryKey: generateKey(), rights: [...rights] })),
     broker: { ...DEFAULT_BROKER_SETTINGS },
+    dps: newDpsSettings(),
   }
 }
 
@@ -228,6 +230,8 @@ export async function openHub(opts: OpenHubOptions): Promise<HubContext> {
     createdHub = await store.initHub(newHubRecord(opts.hub))
     hub = (await store.getHub()) as HubRecord
   }
+  // Homes made before DPS get their id scope once (a concurrent opener may win: keep its scope).
+  if (!hub.dps) hub = await store.updateHub((h) => (h.dps ? h : { ...h, dps: newDpsSettings() }))
   const registry = new Registry(store, hub)
   if (!(await store.getDevice(hub.edgeDeviceId))) {
     await registry.createDevice({ deviceId: hub.edgeDeviceId, edge: true }).catch((err: unknown) => {

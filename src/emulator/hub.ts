@@ -6,7 +6,8 @@
  * to disk. Every hub owns its store, aedes instance, message bus, PKI and servers, so several hubs in
  * one process (parallel test files) never see each other. Ports are free ones unless given.
  */
-import { serviceTwinView } from '../service/twin-view.js'
+import { serviceTwinView, twinQuerySource } from '../service/twin-view.js'
+import { queryAll, runQuery, type QueryDocument, type QueryOptions, type QueryPage } from '../query/index.js'
 import { on } from 'node:events'
 
 import type { Logger } from 'pino'
@@ -23,6 +24,7 @@ import { parseEdgeHubDocument } from '../edgehub/index.js'
 import { eventHubConnectionString } from '../eventhubs/connection-string.js'
 import { setEdgeHubDesired, type SetEdgeHubResult } from '../service/edgehub.js'
 import type { ServiceTwinJson } from '../twin/index.js'
+import type { Dps } from '../dps/service.js'
 
 /**
  * `'allow-all'`: every registered identity may connect, publish and subscribe to any non-`$` topic
@@ -55,6 +57,8 @@ export interface StartHubOptions {
   clockSkewSecs?: number
   /** Overrides of the hub's broker settings (limits) for this run. */
   settings?: Partial<BrokerSettings>
+  /** The host DPS registrations are assigned to (default localhost). */
+  dpsAssignedHub?: string
 }
 
 export type DeviceTarget = string | TwinKey
@@ -85,6 +89,8 @@ export interface Hub {
   readonly caPem: string
   /** The CA file, for an on-disk hub only (in memory nothing is written). */
   readonly caFile?: string
+  /** The hub's Device Provisioning Service: enrollments, groups, registrations, `idScope`, `connectionString()`. */
+  readonly dps: Dps
   /** The underlying registry and broker, for anything the helpers below do not cover. */
   readonly context: HubContext
   readonly broker: EdgeBroker
@@ -109,6 +115,13 @@ export interface Hub {
   /** Service twin update: desired reaches a connected device at once. `etag` = If-Match. */
   updateTwin(target: DeviceTarget, patch: TwinUpdate, opts?: { etag?: string }): Promise<ServiceTwinJson>
   getTwin(target: DeviceTarget): Promise<ServiceTwinJson>
+  /**
+   * An IoT Hub query over device or module twins (`SELECT * FROM devices WHERE tags.site = 'a'`):
+   * every result, at most `top`. QueryParseError (with the position) on bad SQL.
+   */
+  query(sql: string, opts?: { top?: number }): Promise<QueryDocument[]>
+  /** One page of a query, as POST /devices/query answers it (pageSize, continuationToken). */
+  queryPage(sql: string, opts?: QueryOptions): Promise<QueryPage>
   /**
    * C2D message to a device (QoS 1). A device that is not subscribed (and has no persistent session
    * keeping its subscription) gets it from its C2D queue (max 50, TTL 1 h or `$.exp`) on its next
@@ -170,6 +183,7 @@ export async function startHub(opts: StartHubOptions = {}): Promise<Hub> {
       ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
       ...(opts.clockSkewSecs !== undefined ? { clockSkewSecs: opts.clockSkewSecs } : {}),
       ...(opts.settings ? { settings: opts.settings } : {}),
+      ...(opts.dpsAssignedHub ? { dpsAssignedHub: opts.dpsAssignedHub } : {}),
       writeRuntimeFile: !inMemory,
     })
   } catch (err) {
@@ -203,6 +217,9 @@ class RunningHub implements Hub {
   }
   get caPem(): string {
     return this.broker.pki?.caPem ?? ''
+  }
+  get dps(): Dps {
+    return this.broker.dps.service()
   }
   get caFile(): string | undefined {
     return this.inMemory ? undefined : this.broker.pki?.caCertPath || undefined
@@ -290,9 +307,21 @@ class RunningHub implements Hub {
 
   async getTwin(target: DeviceTarget): Promise<ServiceTwinJson> {
     const key = twinKey(target)
-    return serviceTwinView(this.context, key, this.broker.iothub.isConnected(key))
+    return serviceTwinView(this.context, key, this.broker.iothub)
   }
 
+
+  query(sql: string, opts: { top?: number } = {}): Promise<QueryDocument[]> {
+    return queryAll(this.querySource(), sql, opts)
+  }
+
+  queryPage(sql: string, opts: QueryOptions = {}): Promise<QueryPage> {
+    return runQuery(this.querySource(), sql, opts)
+  }
+
+  private querySource() {
+    return twinQuerySource(this.context, this.broker.iothub)
+  }
 
   sendC2d(deviceId: string, data: string | Buffer, properties: Record<string, string> = {}): Promise<string> {
     return this.broker.iothub.sendC2d(deviceId, Buffer.isBuffer(data) ? data : Buffer.from(data), properties).then((r) => r.messageId)

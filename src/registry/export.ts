@@ -15,6 +15,8 @@ import type { HubContext } from '../config/home.js'
 import { deviceView, moduleView } from './views.js'
 import type { AuthType, IdentityStatus, TwinRecord } from './types.js'
 import { etagFor } from '../twin/twin.js'
+import { metadataFor } from '../twin/metadata.js'
+import type { TwinObject } from '../twin/types.js'
 import { writeFileAtomicSync } from '../util/fs.js'
 
 export const EXPORT_VERSION = 1
@@ -47,6 +49,8 @@ export interface ImportResult {
   modules: number
   twins: number
   edgeHub: boolean
+  /** E.g. SAS devices that came without keys (az's device-identity list prints twins, which have none) and got new ones. */
+  warnings: string[]
 }
 
 function strip(o: Json): Json {
@@ -96,10 +100,12 @@ const AUTH: Record<string, AuthType> = { sas: 'sas', selfSigned: 'selfSigned', c
 
 function authOf(d: Json, path: string) {
   const a = isObj(d.authentication) ? d.authentication : {}
-  const type = a.type === undefined || a.type === null ? 'sas' : AUTH[String(a.type)]
-  if (!type) throw bad(`unknown authentication.type "${String(a.type)}"`, `${path}.authentication.type`)
+  // A twin (what `az iot hub device-identity list` prints) has authenticationType and x509Thumbprint at the top.
+  const rawType = a.type ?? d.authenticationType
+  const type = rawType === undefined || rawType === null ? 'sas' : AUTH[String(rawType)]
+  if (!type) throw bad(`unknown authentication.type "${String(rawType)}"`, `${path}.authentication.type`)
   const sk = isObj(a.symmetricKey) ? a.symmetricKey : {}
-  const tp = isObj(a.x509Thumbprint) ? a.x509Thumbprint : {}
+  const tp = isObj(a.x509Thumbprint) ? a.x509Thumbprint : isObj(d.x509Thumbprint) ? d.x509Thumbprint : {}
   return {
     auth: type,
     ...(type === 'sas' ? { primaryKey: optStr(sk.primaryKey), secondaryKey: optStr(sk.secondaryKey) } : {}),
@@ -145,7 +151,7 @@ export async function importHub(ctx: HubContext, doc: unknown): Promise<ImportRe
     if (!isObj(d) || typeof d.deviceId !== 'string') throw bad('each device needs a string deviceId', `devices[${i}]`)
   })
 
-  const result: ImportResult = { format, devices: { created: 0, updated: 0, skipped: 0 }, modules: 0, twins: 0, edgeHub: false }
+  const result: ImportResult = { format, devices: { created: 0, updated: 0, skipped: 0 }, modules: 0, twins: 0, edgeHub: false, warnings: [] }
   // Edge devices first, so children can name them as parents; scopes are resolved by generation-free id.
   const ordered = [...devices].sort((a, b) => Number(isEdge(b)) - Number(isEdge(a)))
   const scopeOwner = new Map<string, string>()
@@ -168,6 +174,7 @@ export async function importHub(ctx: HubContext, doc: unknown): Promise<ImportRe
     if (!existing) {
       await registry.createDevice({ deviceId: d.deviceId, ...creds, status, statusReason: optStr(d.statusReason), edge: isEdge(d), parentId })
       result.devices.created++
+      if (creds.auth === 'sas' && !creds.primaryKey) result.warnings.push(`device "${d.deviceId}": the input has no keys, so it got new ones (az device-identity list prints twins, without keys)`)
     } else if (existing.authType !== creds.auth) {
       result.devices.skipped++
       continue
@@ -210,6 +217,7 @@ function isEdge(d: DeviceJson): boolean {
 
 function bumpTwin(t: TwinRecord, set: { tags?: Json; desired?: Json; reported?: Json }, desiredChanged: boolean): TwinRecord {
   const version = t.version + 1
+  const now = new Date().toISOString()
   return {
     ...t,
     ...(set.tags ? { tags: set.tags } : {}),
@@ -217,6 +225,8 @@ function bumpTwin(t: TwinRecord, set: { tags?: Json; desired?: Json; reported?: 
     ...(set.reported ? { reported: set.reported } : {}),
     desiredVersion: desiredChanged ? t.desiredVersion + 1 : t.desiredVersion,
     reportedVersion: set.reported ? t.reportedVersion + 1 : t.reportedVersion,
+    ...(set.desired ? { desiredMetadata: metadataFor(set.desired as TwinObject, { $lastUpdated: now, $lastUpdatedVersion: desiredChanged ? t.desiredVersion + 1 : t.desiredVersion }) } : {}),
+    ...(set.reported ? { reportedMetadata: metadataFor(set.reported as TwinObject, { $lastUpdated: now }) } : {}),
     version,
     etag: etagFor(version),
   }

@@ -6,6 +6,7 @@
  *   devices             hash    deviceId → DeviceRecord
  *   modules:<deviceId>  hash    moduleId → ModuleRecord
  *   twins               hash    "<deviceId>\0<moduleId>" (moduleId '' for a device) → TwinRecord
+ *   dps:<kind>          hash    id → DPS document (enrollment, enrollmentGroup, registration)
  *   seq                 string  last change seq (INCR)
  *   changes             zset    score seq → Change (JSON); trimmed to the last 10,000
  *   (channel) changes   pub/sub the seq of each new change, so followers react at once
@@ -20,7 +21,7 @@ import type { Redis } from 'ioredis'
 import { connectRedis } from '../cluster/redis.js'
 import { ConflictError, NotFoundError } from '../errors.js'
 import { emptyTwin } from './twin-record.js'
-import type { Change, DeviceRecord, HubRecord, ModuleRecord, Store, TwinKey, TwinRecord } from './types.js'
+import type { Change, DeviceRecord, DpsDocKind, HubRecord, ModuleRecord, Store, TwinKey, TwinRecord } from './types.js'
 
 export const CHANGE_FEED_KEEP = 10_000
 
@@ -49,7 +50,7 @@ local exists = redis.call('EXISTS', P .. 'hub') == 1
 if exists and ARGV[3] ~= '1' then return 0 end
 if exists then
   for _, d in ipairs(redis.call('HKEYS', P .. 'devices')) do redis.call('DEL', P .. 'modules:' .. d) end
-  redis.call('DEL', P .. 'devices', P .. 'twins')
+  redis.call('DEL', P .. 'devices', P .. 'twins', P .. 'dps:enrollment', P .. 'dps:enrollmentGroup', P .. 'dps:registration')
 end
 redis.call('SET', P .. 'hub', ARGV[2])
 if exists then change('hub', 'replace') else change('hub', 'create') end
@@ -245,6 +246,27 @@ export class RedisStore implements Store {
       if (r === -1) throw notFound()
       await jitter(attempt)
     }
+  }
+
+  // DPS documents: one HSET/HDEL each is atomic; no change-feed entry (the broker reads them per request).
+  async getDpsDoc(kind: DpsDocKind, id: string): Promise<unknown> {
+    const doc = await this.redis.hget(this.k(`dps:${kind}`), id)
+    return doc ? (JSON.parse(doc) as unknown) : undefined
+  }
+
+  async listDpsDocs(kind: DpsDocKind): Promise<unknown[]> {
+    const all = await this.redis.hgetall(this.k(`dps:${kind}`))
+    return Object.keys(all)
+      .sort()
+      .map((id) => JSON.parse(all[id]) as unknown)
+  }
+
+  async putDpsDoc(kind: DpsDocKind, id: string, doc: unknown): Promise<void> {
+    await this.redis.hset(this.k(`dps:${kind}`), id, JSON.stringify(doc))
+  }
+
+  async deleteDpsDoc(kind: DpsDocKind, id: string): Promise<boolean> {
+    return (await this.redis.hdel(this.k(`dps:${kind}`), id)) > 0
   }
 
   async changesSince(seq: number): Promise<Change[]> {

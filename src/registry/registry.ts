@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 
-import { NotFoundError, UsageError } from '../errors.js'
+import { NotFoundError, PreconditionFailedError, UsageError } from '../errors.js'
 import { buildSasToken, deviceResource } from '../sas/index.js'
 import { newEtag } from './twin-record.js'
 import type { AuthType, DeviceRecord, HubRecord, IdentityStatus, ModuleRecord, Store, UpstreamSettings } from './types.js'
@@ -191,7 +191,12 @@ export class Registry {
     return next
   }
 
-  async deleteDevice(deviceId: string): Promise<void> {
+  /** `etag` (az `delete --etag`): only while the device still has it ('*' = any). */
+  async deleteDevice(deviceId: string, opts: { etag?: string } = {}): Promise<void> {
+    if (opts.etag && opts.etag !== '*') {
+      const d = await this.getDevice(deviceId)
+      if (opts.etag !== d.etag) throw new PreconditionFailedError(`etag "${opts.etag}" does not match the device's current etag "${d.etag}"`, 'show the device again and retry with its etag')
+    }
     if (deviceId === this.hub.edgeDeviceId) {
       throw new UsageError(`"${deviceId}" is this hub's edge device and cannot be deleted`, 're-create the hub with `edgemq hub init --force` instead')
     }

@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3'
 
 import { ConflictError, EdgeMqError, NotFoundError } from '../errors.js'
-import type { Change, ChangeKind, DeviceRecord, HubRecord, ModuleRecord, Store, TwinKey, TwinRecord } from './types.js'
+import type { Change, ChangeKind, DeviceRecord, DpsDocKind, HubRecord, ModuleRecord, Store, TwinKey, TwinRecord } from './types.js'
 import { emptyTwin } from './twin-record.js'
 
 const SCHEMA = `
@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS modules (device_id TEXT NOT NULL, module_id TEXT NOT 
   PRIMARY KEY (device_id, module_id));
 CREATE TABLE IF NOT EXISTS twins (device_id TEXT NOT NULL, module_id TEXT NOT NULL DEFAULT '', doc TEXT NOT NULL,
   PRIMARY KEY (device_id, module_id));
+CREATE TABLE IF NOT EXISTS dps (kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, id));
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
   device_id TEXT, module_id TEXT, op TEXT NOT NULL);
 `
@@ -104,7 +105,7 @@ export class SqliteStore implements Store {
       const exists = this.stmt('SELECT 1 FROM hub WHERE id = 1').get() !== undefined
       if (exists && !opts.force) return false
       if (exists) {
-        for (const t of ['devices', 'modules', 'twins']) this.db.exec(`DELETE FROM ${t}`)
+        for (const t of ['devices', 'modules', 'twins', 'dps']) this.db.exec(`DELETE FROM ${t}`)
       }
       this.stmt('INSERT OR REPLACE INTO hub (id, doc) VALUES (1, ?)').run(JSON.stringify(hub))
       this.change('hub', exists ? 'replace' : 'create')
@@ -220,6 +221,23 @@ export class SqliteStore implements Store {
       this.change('twin', op, key.deviceId, key.moduleId)
       return next
     })
+  }
+
+  async getDpsDoc(kind: DpsDocKind, id: string): Promise<unknown> {
+    const row = this.stmt('SELECT doc FROM dps WHERE kind = ? AND id = ?').get(kind, id) as Row | undefined
+    return row ? (JSON.parse(row.doc) as unknown) : undefined
+  }
+
+  async listDpsDocs(kind: DpsDocKind): Promise<unknown[]> {
+    return (this.stmt('SELECT doc FROM dps WHERE kind = ? ORDER BY id').all(kind) as Row[]).map((r) => JSON.parse(r.doc) as unknown)
+  }
+
+  async putDpsDoc(kind: DpsDocKind, id: string, doc: unknown): Promise<void> {
+    this.tx(() => this.stmt('INSERT OR REPLACE INTO dps (kind, id, doc) VALUES (?, ?, ?)').run(kind, id, JSON.stringify(doc)))
+  }
+
+  async deleteDpsDoc(kind: DpsDocKind, id: string): Promise<boolean> {
+    return this.tx(() => this.stmt('DELETE FROM dps WHERE kind = ? AND id = ?').run(kind, id).changes > 0)
   }
 
   async changesSince(seq: number): Promise<Change[]> {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 
-import { etagFor } from '../twin/twin.js'
+import { createTwin } from '../twin/twin.js'
 import type { TwinRecord } from './types.js'
 
 export function newEtag(): string {
@@ -9,5 +9,5 @@ export function newEtag(): string {
 
 /** A new twin, as IoT Hub creates it with an identity: versions at 1, etag from the version. */
 export function emptyTwin(): TwinRecord {
-  return { tags: {}, desired: {}, reported: {}, desiredVersion: 1, reportedVersion: 1, version: 1, etag: etagFor(1) }
+  return createTwin()
 }

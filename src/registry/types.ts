@@ -47,6 +47,9 @@ export interface TwinRecord {
   /** Twin version: increments on every change. */
   version: number
   etag: string
+  /** `$metadata` trees of desired / reported (src/twin/metadata.ts). */
+  desiredMetadata?: Record<string, unknown>
+  reportedMetadata?: Record<string, unknown>
 }
 
 export interface ServicePolicy {
@@ -130,6 +133,41 @@ export interface ConsumerGroupRecord {
   createdAt: string
 }
 
+/** A deployment as az prints it (IoT Hub's Configuration object). */
+export interface EdgeDeployment {
+  id: string
+  schemaVersion: '1.0'
+  labels: Record<string, string> | null
+  content: { modulesContent: Record<string, unknown> }
+  contentType: 'assignment'
+  targetCondition: string
+  priority: number
+  createdTimeUtc: string
+  lastUpdatedTimeUtc: string
+  etag: string
+  metrics: { queries: Record<string, string>; results: Record<string, number> }
+  systemMetrics: {
+    queries: Record<string, string>
+    results: { targetedCount: number; appliedCount: number; reportedSuccessfulCount: number; reportedFailedCount: number }
+  }
+}
+
+/** Kept in the hub record: the deployments, and which one each edge device last got. */
+export interface EdgeDeploymentState {
+  deployments: Record<string, EdgeDeployment>
+  applied: Record<string, { id: string; etag: string }>
+}
+
+/** The hub's Device Provisioning Service (src/dps/): its id scope, the host it assigns, its service policy. */
+export interface DpsSettings {
+  /** `0ne` + 8 hex digits, as DPS id scopes look. */
+  idScope: string
+  /** `assignedHub` in registration results: a host name devices can reach (default `localhost`). */
+  assignedHub: string
+  /** `provisioningserviceowner` (DPS's default policy) for the service REST API and `dps connection-string show`. */
+  policies: ServicePolicy[]
+}
+
 export interface HubRecord {
   name: string
   /** `<name>.azure-devices.net`: what usernames and SAS resources carry. */
@@ -141,6 +179,10 @@ export interface HubRecord {
   upstream?: UpstreamSettings
   /** Consumer groups created on the built-in Event Hubs-compatible endpoint (`hub consumer-group create`). */
   consumerGroups?: ConsumerGroupRecord[]
+  /** IoT Edge automatic deployments (src/deployment/edge-deployments.ts). */
+  edgeDeployments?: EdgeDeploymentState
+  /** Absent in homes made before DPS; openHub adds it. */
+  dps?: DpsSettings
 }
 
 export type ChangeKind = 'hub' | 'device' | 'module' | 'twin'
@@ -154,6 +196,9 @@ export interface Change {
   /** 'create' | 'update' | 'delete' | 'desired' | 'reported' | 'tags' */
   op: string
 }
+
+/** What the Device Provisioning Service keeps (src/dps/): REST-shaped JSON documents by id. */
+export type DpsDocKind = 'enrollment' | 'enrollmentGroup' | 'registration'
 
 export interface TwinKey {
   deviceId: string
@@ -186,6 +231,12 @@ export interface Store {
   getTwin(key: TwinKey): Promise<TwinRecord | undefined>
   /** Atomic read-modify-write of one twin; `mutate` may throw to abort. */
   updateTwin(key: TwinKey, mutate: (twin: TwinRecord) => TwinRecord, op: string): Promise<TwinRecord>
+
+  /** DPS documents (enrollments, enrollment groups, registration states), JSON by kind and id. */
+  getDpsDoc(kind: DpsDocKind, id: string): Promise<unknown>
+  listDpsDocs(kind: DpsDocKind): Promise<unknown[]>
+  putDpsDoc(kind: DpsDocKind, id: string, doc: unknown): Promise<void>
+  deleteDpsDoc(kind: DpsDocKind, id: string): Promise<boolean>
 
   /** Change feed: entries after `seq`, oldest first. */
   changesSince(seq: number): Promise<Change[]>

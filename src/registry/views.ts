@@ -10,7 +10,7 @@ function authentication(rec: DeviceRecord | ModuleRecord) {
   return {
     symmetricKey: { primaryKey: rec.primaryKey ?? null, secondaryKey: rec.secondaryKey ?? null },
     type: rec.authType,
-    x509Thumbprint: { primaryThumbprint: rec.primaryThumbprint ?? null, secondaryThumbprint: rec.secondaryThumbprint ?? null },
+    x509Thumbprint: thumbprintsOf(rec),
   }
 }
 
@@ -19,8 +19,17 @@ export interface ConnectionInfo {
   lastActivityTime?: string
 }
 
+/** `deviceScope` (an edge device's own, or a child's parent's) and `parentScopes`. */
+export function scopesOf(device: DeviceRecord, parent?: DeviceRecord): { deviceScope: string | null; parentScopes: string[] } {
+  return { deviceScope: device.edge ? deviceScope(device) : parent ? deviceScope(parent) : null, parentScopes: parent ? [deviceScope(parent)] : [] }
+}
+
+export function thumbprintsOf(rec: DeviceRecord | ModuleRecord) {
+  return { primaryThumbprint: rec.primaryThumbprint ?? null, secondaryThumbprint: rec.secondaryThumbprint ?? null }
+}
+
 export function deviceView(device: DeviceRecord, parent?: DeviceRecord, conn?: ConnectionInfo) {
-  const scope = device.edge ? deviceScope(device) : parent ? deviceScope(parent) : null
+  const scopes = scopesOf(device, parent)
   return {
     authentication: authentication(device),
     capabilities: { iotEdge: device.edge },
@@ -28,11 +37,11 @@ export function deviceView(device: DeviceRecord, parent?: DeviceRecord, conn?: C
     connectionState: conn?.connectionState ?? 'Disconnected',
     connectionStateUpdatedTime: '0001-01-01T00:00:00Z',
     deviceId: device.deviceId,
-    deviceScope: scope,
+    deviceScope: scopes.deviceScope,
     etag: device.etag,
     generationId: device.generationId,
     lastActivityTime: conn?.lastActivityTime ?? '0001-01-01T00:00:00Z',
-    parentScopes: parent ? [deviceScope(parent)] : [],
+    parentScopes: scopes.parentScopes,
     status: device.status,
     statusReason: device.statusReason ?? null,
     statusUpdatedTime: device.statusUpdatedAt,
@@ -64,5 +73,6 @@ export function hubView(hub: HubRecord, home: string) {
     broker: hub.broker,
     upstream: hub.upstream ? { hostName: hub.upstream.hostName, gatewayHostName: hub.upstream.gatewayHostName, deviceId: hub.upstream.deviceId, port: hub.upstream.port } : null,
     policies: hub.policies.map((p) => ({ keyName: p.name, rights: p.rights.join(', ') })),
+    dps: hub.dps ? { idScope: hub.dps.idScope, assignedHub: hub.dps.assignedHub, policies: hub.dps.policies.map((p) => ({ keyName: p.name, rights: p.rights.join(', ') })) } : null,
   }
 }

@@ -157,16 +157,6 @@ export interface VerifyOptions {
   acceptedResources: string[]
   now?: number
   skewSecs?: number
-  /**
-   * Also accept Service Bus / Event Hubs signing (what `@azure/event-hubs` does for `sb://`
-   * audiences): the HMAC key is the key's text as UTF-8, not its base64-decoded bytes as in IoT Hub.
-   */
-  keyAsText?: boolean
-}
-
-/** HMAC-SHA256 keyed with the key's text (Service Bus / Event Hubs SAS). */
-export function signWithTextKey(stringToSign: string, key: string): string {
-  return createHmac('sha256', Buffer.from(key, 'utf8')).update(stringToSign, 'utf8').digest('base64')
 }
 
 /**
@@ -182,9 +172,7 @@ export function verifySasToken(fields: SasFields, keys: readonly string[], opts:
   }
   // The sr as sent first, each key in order; the other escapings only when that fails. Which key
   // or escaping matched is no secret, so stopping at the first match leaks nothing.
-  const signedBy = (text: string, key: string) =>
-    constantTimeEqualStr(sign(text, key), fields.sig) || (opts.keyAsText === true && constantTimeEqualStr(signWithTextKey(text, key), fields.sig))
-  const matches = (sr: string) => keys.findIndex((key) => key !== '' && signedBy(`${sr}\n${fields.se}`, key))
+  const matches = (sr: string) => keys.findIndex((key) => key !== '' && constantTimeEqualStr(sign(`${sr}\n${fields.se}`, key), fields.sig))
   let keyIndex = matches(fields.sr)
   for (const sr of keyIndex < 0 ? srVariants(fields.sr) : []) {
     if (sr === fields.sr) continue

@@ -37,6 +37,7 @@ export function banner(broker: EdgeBroker): string[] {
   const lines = [`edgemq broker for hub "${hub.name}" (${hub.hostName}), home ${broker.ctx.home}`]
   if (broker.ports.mqtt !== undefined) lines.push(`  mqtt   ${broker.host}:${broker.ports.mqtt}`)
   if (broker.ports.rest !== undefined) lines.push(`  rest   https://${broker.host}:${broker.ports.rest}   (IoT Hub service REST for azure-iothub; MQTT over wss at /$iothub/websocket)`)
+  if (hub.dps && broker.ports.mqtts !== undefined) lines.push(`  dps    id scope ${hub.dps.idScope} on the mqtts port; devices are assigned to ${hub.dps.assignedHub}`)
   if (broker.ports.ws !== undefined) lines.push(`  ws     ws://${broker.host}:${broker.ports.ws}/$iothub/websocket   (MQTT over WebSockets)`)
   if (broker.ports.amqps !== undefined) lines.push(`  amqps  amqps://${broker.host}:${broker.ports.amqps}   (IoT Hub service AMQP: azure-iothub Client, C2D and feedback)`)
   if (broker.ports.amqp !== undefined) lines.push(`  amqp   amqp://${broker.host}:${broker.ports.amqp}   (plain AMQP)`)

@@ -14,6 +14,7 @@ import { buildSasToken } from '../sas/index.js'
 export interface ControlResponse {
   status: number
   body: unknown
+  headers: Record<string, string | string[] | undefined>
 }
 
 export class ControlClient {
@@ -62,7 +63,7 @@ export class ControlClient {
             } catch {
               /* keep text */
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed })
+            resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers })
           })
         },
       )

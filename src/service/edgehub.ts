@@ -9,6 +9,7 @@ import { DEFAULT_AUTHORIZATIONS, assertNoErrors, mergeDesiredPatch, parseEdgeHub
 import { EdgeMqError, NotFoundError } from '../errors.js'
 import type { JsonObject } from '../policy/index.js'
 import type { TwinRecord } from '../registry/types.js'
+import { mergeMetadata, metadataFor, type TwinObject } from '../twin/index.js'
 
 /** Reads a file path or `-` (stdin) with a clear error for missing files. */
 export function readDocument(source: string): string {
@@ -43,7 +44,10 @@ export async function setEdgeHubDesired(ctx: HubContext, patch: JsonObject, opts
       const issues = validateEdgeHubDesired(merged)
       assertNoErrors(issues)
       warnings = issues.filter((i) => i.severity === 'warning')
-      return { ...t, desired: merged, desiredVersion: t.desiredVersion + 1, version: t.version + 1 }
+      const desiredVersion = t.desiredVersion + 1
+      const stamp = { $lastUpdated: new Date().toISOString(), $lastUpdatedVersion: desiredVersion }
+      const desiredMetadata = opts.replace ? metadataFor(merged as TwinObject, stamp) : mergeMetadata(t.desiredMetadata as TwinObject | undefined, patch as TwinObject, stamp)
+      return { ...t, desired: merged, desiredVersion, desiredMetadata, version: t.version + 1 }
     },
     'desired',
   )

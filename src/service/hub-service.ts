@@ -6,13 +6,14 @@
  */
 import { statSync } from 'node:fs'
 
-import { serviceTwinView } from './twin-view.js'
+import { serviceTwinView, twinQuerySource } from './twin-view.js'
+import { collectPages, queryAll, type QueryDocument, type QueryPage } from '../query/index.js'
 import type { HubContext } from '../config/home.js'
-import { BrokerUnreachableError, NotFoundError, UsageError } from '../errors.js'
+import { BrokerUnreachableError, fromWireError, NotFoundError, UsageError } from '../errors.js'
 import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
-import { parsePropsFlag, type FeedbackAck, type FeedbackRecord } from '../iothub/index.js'
+import { parsePropsFlag, type C2dReceived, type C2dSettlement, type FeedbackAck, type FeedbackRecord } from '../iothub/index.js'
 import { ControlClient } from './control-client.js'
 import { readDocument, setEdgeHubDesired } from './edgehub.js'
 
@@ -35,6 +36,24 @@ export function parseJsonArg(value: string, what: string): unknown {
     if (looksLikeFile(value)) throw new NotFoundError(`${what}: file "${value}" not found (and the value is not JSON)`, 'check the path, or pass the JSON itself')
     throw err
   }
+}
+
+/**
+ * A twin document (`--json` of az `device-twin replace`) → the sections a replace sets: `tags` and
+ * `properties.desired`, without `$metadata`/`$version` (what `twin show` prints back).
+ */
+export function twinReplacement(doc: unknown): { tags?: unknown; desired?: unknown } {
+  if (!isJsonObject(doc)) throw new UsageError('--json must be a twin object: {"tags": {…}, "properties": {"desired": {…}}}')
+  const props = doc.properties
+  if (props !== undefined && !isJsonObject(props)) throw new UsageError('--json: properties must be an object')
+  const desired = isJsonObject(props) ? props.desired : undefined
+  if (desired === undefined && doc.tags === undefined) throw new UsageError('--json has neither tags nor properties.desired: nothing to replace')
+  const clean = (v: unknown) => {
+    if (!isJsonObject(v)) return v
+    const { $metadata: _m, $version: _v, ...rest } = v
+    return rest
+  }
+  return { ...(doc.tags !== undefined ? { tags: doc.tags ?? {} } : {}), ...(desired !== undefined ? { desired: clean(desired) } : {}) }
 }
 
 function isFile(path: string): boolean {
@@ -90,9 +109,50 @@ export class HubService {
     return this.showTwin(key)
   }
 
+  /**
+   * An IoT Hub query (az `hub query`): through the running broker (connectionState is live), else
+   * over the store. QueryParseError (exit 2) on bad SQL.
+   */
+  async query(sql: string, opts: { top?: number } = {}): Promise<QueryDocument[]> {
+    const control = this.control
+    const offline = () => queryAll(twinQuerySource(this.ctx), sql, opts)
+    if (!control) return offline()
+    // A read: when the broker does not answer, the store still does (connectionState then unknown: Disconnected).
+    return collectPages(async (token): Promise<QueryPage> => {
+      const r = await control.request('POST', '/devices/query', { query: sql }, { 'x-ms-max-item-count': '1000', ...(token ? { 'x-ms-continuation': token } : {}) })
+      if (r.status !== 200) throw fromWireError(r.status, r.body)
+      const next = r.headers['x-ms-continuation']
+      return { items: r.body as QueryDocument[], itemType: r.headers['x-ms-item-type'] === 'Twin' ? 'Twin' : 'Raw', ...(typeof next === 'string' ? { continuationToken: next } : {}) }
+    }, opts).catch((err: unknown) => {
+      if (err instanceof BrokerUnreachableError) return offline()
+      throw err
+    })
+  }
+
   async invokeMethod(key: TwinKey, methodName: string, payload: unknown, timeoutSecs: number): Promise<{ status: number; payload: unknown }> {
     await this.ctx.registry.identity(key.deviceId, key.moduleId)
     return this.live().call('POST', path(key, '/methods'), { methodName, payload, responseTimeoutInSeconds: timeoutSecs })
+  }
+
+  /** The device's oldest queued C2D message, locked for `lockSecs` (IoT Hub's HTTPS receive), or undefined. Needs the running broker (the queue lives there). */
+  async receiveC2dLocked(deviceId: string, lockSecs = 60): Promise<C2dReceived | undefined> {
+    await this.ctx.registry.getDevice(deviceId)
+    return (await this.live().call<C2dReceived | undefined>('GET', `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound?lockTimeout=${lockSecs}`)) || undefined
+  }
+
+  /** Completes, rejects or abandons a locked C2D message by its etag (lock token). */
+  async settleC2d(deviceId: string, etag: string, how: C2dSettlement): Promise<{ deviceId: string; etag: string; settled: C2dSettlement; outcome?: string }> {
+    await this.ctx.registry.getDevice(deviceId)
+    const base = `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound/${encodeURIComponent(etag)}`
+    if (how === 'abandon') return this.live().call('POST', `${base}/abandon`)
+    return this.live().call('DELETE', how === 'reject' ? `${base}?reject` : base)
+  }
+
+  /** Drops the device's queued C2D messages. The queue lives in the running broker: without one nothing is queued. */
+  async purgeC2d(deviceId: string): Promise<{ deviceId: string; totalMessagesPurged: number }> {
+    await this.ctx.registry.getDevice(deviceId)
+    if (!this.control) return { deviceId, totalMessagesPurged: 0 }
+    return this.control.call('DELETE', `/devices/${encodeURIComponent(deviceId)}/commands`)
   }
 
   /** `queued`: the device was not subscribed; IoT Hub's C2D queue keeps it for its next subscribe. */
@@ -153,23 +213,76 @@ export function eventFilter(opts: { device?: string; module?: string; outputName
     (!deviceRe || deviceRe.test(ev.deviceId)) && (opts.module === undefined || ev.moduleId === opts.module) && (opts.outputName === undefined || ev.outputName === opts.outputName)
 }
 
-/** az monitor-events' JSON shape for one event. */
-export function monitorView(ev: WireEvent, opts: { props?: boolean }) {
+/** az monitor-events `--props`: sys, app, anno, all (case-insensitive). */
+export type MonitorPropKind = 'sys' | 'app' | 'anno' | 'all'
+
+export function parseMonitorProps(values: string[]): Set<MonitorPropKind> {
+  const out = new Set<MonitorPropKind>()
+  for (const v of values.flatMap((x) => x.split(/[\s,]+/)).filter(Boolean)) {
+    const k = v.toLowerCase()
+    if (k !== 'sys' && k !== 'app' && k !== 'anno' && k !== 'all') throw new UsageError(`--props "${v}" is not one of sys, app, anno, all`)
+    out.add(k)
+  }
+  return out
+}
+
+/** az's AMQP system property names for the MQTT ones edgemq carries. */
+const AZ_SYSTEM_NAMES: Record<string, string> = {
+  messageId: 'message_id',
+  correlationId: 'correlation_id',
+  userId: 'user_id',
+  to: 'to',
+  contentType: 'content_type',
+  contentEncoding: 'content_encoding',
+  expiryTimeUtc: 'absolute_expiry_time',
+}
+
+/**
+ * az monitor-events' JSON shape for one event (azext_iot/monitor/parsers/common_parser.py): `properties`
+ * with `system`/`application` and `annotations` as `--props` asks. The payload is parsed as JSON when the
+ * content type (`--ct`, else the message's) is application/json, as az does, or — with neither — when it
+ * parses (edgemq's leniency for devices that send JSON without a content type).
+ */
+export function monitorView(ev: WireEvent, opts: { props?: Set<MonitorPropKind>; contentType?: string } = {}) {
   const raw = Buffer.from(ev.payload, 'base64')
   const text = raw.toString('utf8')
+  const contentType = (opts.contentType ?? ev.systemProperties.contentType ?? '').toLowerCase()
   let payload: unknown = text
-  try {
-    payload = JSON.parse(text)
-  } catch {
-    /* not JSON: keep the text, like az */
+  if (contentType === '' || contentType.includes('application/json')) {
+    try {
+      payload = JSON.parse(text)
+    } catch {
+      /* not JSON: keep the text, like az */
+    }
   }
+  const props = opts.props ?? new Set<MonitorPropKind>()
+  const all = props.has('all')
+  const enqueuedMs = Date.parse(ev.enqueuedTime)
+  const annotations = {
+    'iothub-connection-device-id': ev.deviceId,
+    ...(ev.moduleId ? { 'iothub-connection-module-id': ev.moduleId } : {}),
+    'iothub-enqueuedtime': enqueuedMs,
+    'iothub-message-source': 'Telemetry',
+    'x-opt-enqueued-time': enqueuedMs,
+  }
+  const system: Record<string, string> = {}
+  for (const [k, v] of Object.entries(ev.systemProperties)) if (v !== undefined && k !== 'outputName') system[AZ_SYSTEM_NAMES[k] ?? k] = v
+  system['iothub-enqueuedtime'] = ev.enqueuedTime
   return {
     event: {
       origin: ev.deviceId,
       module: ev.moduleId ?? '',
       interface: '',
       component: '',
-      ...(opts.props ? { properties: { system: { ...ev.systemProperties, 'iothub-enqueuedtime': ev.enqueuedTime }, application: ev.properties } } : {}),
+      ...(props.size > 0
+        ? {
+            properties: {
+              ...(all || props.has('sys') ? { system } : {}),
+              ...(all || props.has('app') ? { application: ev.properties } : {}),
+            },
+          }
+        : {}),
+      ...(all || props.has('anno') ? { annotations } : {}),
       ...(ev.outputName ? { output: ev.outputName } : {}),
       payload,
     },

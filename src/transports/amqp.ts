@@ -6,12 +6,14 @@
  *
  * Authentication is IoT Hub's claims-based security: SASL ANONYMOUS (or MSSBCBS, or no SASL layer),
  * then a `put-token` request to the `$cbs` node carrying a service SAS token. `verifyToken` (given by
- * the hub) checks it; the rights of the policy that signed it are kept on the connection until the
- * token expires, and every later link is checked against them.
+ * the hub: broker/service-auth.ts verifyAmqpToken) checks it — `sr` on the hub's host name or the one
+ * the peer opened with (any scheme, port and path: `sb://host:5671/<entity>`), key as IoT Hub's SDKs
+ * or Event Hubs clients use it; the rights of the policy that signed it are kept on the connection
+ * until the token expires, and every later link is checked against them.
  *
  * ROUTING API (other features serve their addresses on this same listener):
  *
- *   const amqp = broker.amqp                        // AmqpListener | undefined (no AMQP port asked for)
+ *   const amqp = broker.amqp                        // always there; it listens on the ports asked for
  *   const off = amqp.route({
  *     name: 'c2d',                                  // for logs
  *     matches: (address) => address === '/messages/devicebound',
@@ -33,9 +35,10 @@
  *   long may detach with `ctx.unauthorized(link)`).
  * - Handlers run synchronously inside rhea's frame processing: do async work after returning.
  *
- * Limits: frames larger than `maxFrameSize` and messages larger than `maxMessageSize` close the
- * connection (`amqp:frame-size-too-small` / `amqp:link:message-size-exceeded`); garbage on the
- * socket closes it; nothing a peer sends throws out of here.
+ * Limits: connections past `maxConnections` are closed on accept; frames larger than `maxFrameSize`, messages larger than `maxMessageSize` and more than
+ * 256 links + sessions close the connection (`amqp:frame-size-too-small`,
+ * `amqp:link:message-size-exceeded`, `amqp:resource-limit-exceeded`); garbage on the socket closes
+ * it; nothing a peer sends throws out of here.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -92,6 +95,8 @@ export interface AmqpListenerOptions {
   maxMessageSize: number
   /** Credit given to a receiver at a time (grantCredit). Default 50. */
   creditWindow?: number
+  /** Connections at once (TCP, TLS and WebSocket together); more are closed on accept. Default 1000. */
+  maxConnections?: number
   /** Close connections idle for longer (ms; AMQP idle-time-out, heartbeats keep them). Default 240 s as IoT Hub. */
   idleTimeoutMs?: number
 }
@@ -102,6 +107,8 @@ export const AMQP_WS_SUBPROTOCOL = 'AMQPWSB10'
 export const AMQP_WS_PATHS: readonly string[] = ['/$servicebus/websocket', '/$iothub/websocket']
 
 const CBS_ADDRESS = '$cbs'
+/** Sessions + links one connection may hold (the SDKs use a handful). */
+const MAX_LINKS = 256
 const CBS_TOKEN_TYPES = new Set(['servicebus.windows.net:sastoken', 'azure-devices.net:sastoken'])
 
 /** rhea's connection fields this file reads that its typings leave out. */
@@ -168,12 +175,19 @@ export class AmqpListener {
 
   /** Hands an accepted TCP or TLS socket (or any byte stream) to AMQP. */
   accept(socket: Duplex): void {
-    if (this.closed) {
+    if (this.closed || this.sockets.size >= (this.opts.maxConnections ?? 1000)) {
+      if (!this.closed) {
+        this.refused++
+        this.log.info({ connections: this.sockets.size }, 'AMQP connection refused: too many connections')
+      }
       socket.destroy()
       return
     }
     this.sockets.add(socket)
-    socket.on('close', () => this.sockets.delete(socket))
+    socket.on('close', () => {
+      this.sockets.delete(socket)
+      this.log.debug({ connections: this.sockets.size }, 'AMQP socket closed')
+    })
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'AMQP socket error'))
     // rhea only ends its side (after a close, or on a protocol error); a peer that never ends
     // its own would hold the socket open: once everything is written, it goes.
@@ -227,6 +241,13 @@ export class AmqpListener {
     return undefined
   }
 
+  /** Links (and so sessions) a peer holds open on one connection: each costs memory here. */
+  private linkCount(conn: Connection): number {
+    let n = 0
+    for (const session of Object.values((conn as unknown as RheaConnectionInternals).local_channel_map ?? {})) n += 1 + Object.keys(session.links ?? {}).length
+    return n
+  }
+
   private rightsOf(conn: Connection): readonly string[] {
     const s = this.state.get(conn)
     if (!s) return []
@@ -252,11 +273,12 @@ export class AmqpListener {
     const c = this.container
     // rhea reports bad input as 'protocol_error' and 'error' (an unhandled 'error' would throw) and
     // logs to the console when nobody listens: every connection-level event is handled here.
-    c.on('protocol_error', (ctx: EventContext & { error?: Error }) => {
+    // Both pass an Error (rhea's ProtocolError, or what a connection's read or write threw).
+    c.on('protocol_error', (err: Error) => {
       this.refused++
-      this.log.info({ reason: (ctx as unknown as Error).message ?? ctx.error?.message }, 'AMQP connection closed: protocol error')
+      this.log.info({ reason: err?.message }, 'AMQP connection closed: protocol error')
     })
-    c.on('error', (ctx: EventContext & { error?: Error }) => this.log.info({ reason: ctx.error?.message ?? String(ctx) }, 'AMQP connection error'))
+    c.on('error', (err: Error) => this.log.info({ reason: err?.message ?? String(err) }, 'AMQP connection error'))
     c.on('disconnected', (ctx: EventContext) => this.log.debug({ container: ctx.connection?.container_id }, 'AMQP connection ended'))
     c.on('connection_open', (ctx: EventContext) => this.log.info({ container: ctx.connection.container_id, hostname: ctx.connection.hostname }, 'AMQP connection opened'))
     c.on('connection_error', () => undefined)
@@ -273,6 +295,13 @@ export class AmqpListener {
   }
 
   private onLink(conn: Connection, link: Sender | Receiver, role: 'sender' | 'receiver'): void {
+    const open = this.linkCount(conn)
+    if (open > MAX_LINKS) {
+      this.refused++
+      this.log.info({ links: open }, 'AMQP connection closed: too many links')
+      conn.close({ condition: 'amqp:resource-limit-exceeded', description: `more than ${MAX_LINKS} links on one connection` })
+      return
+    }
     const terminus = role === 'sender' ? link.source : link.target
     const address = terminus?.address ?? ''
     // The attach echoes the peer's termini (a refused link is detached right after, which is how

@@ -1,3 +1,4 @@
 export * from './types.js'
 export * from './validate.js'
 export * from './twin.js'
+export * from './metadata.js'

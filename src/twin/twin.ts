@@ -8,6 +8,7 @@
  *   fresh device).
  */
 import { TwinPreconditionError, TwinValidationError, jsonSize, sectionLimit, validateTwinPatch } from './validate.js'
+import { mergeMetadata, metadataFor, NEVER, renderMetadata, type MetadataStamp } from './metadata.js'
 import type { ServiceTwinJson, Twin, TwinIdentityInfo, TwinObject, TwinResponseBody, TwinSection, TwinValue } from './types.js'
 
 /** IoT Hub etags look like `AAAAAAAAAAE=`: base64 of the 64-bit big-endian version. */
@@ -17,15 +18,19 @@ export function etagFor(version: number): string {
   return b.toString('base64')
 }
 
-export function createTwin(init: Partial<Pick<Twin, 'tags' | 'desired' | 'reported'>> = {}): Twin {
+export function createTwin(init: Partial<Pick<Twin, 'tags' | 'desired' | 'reported'>> = {}, now = new Date().toISOString()): Twin {
+  const desired = clone(init.desired ?? {})
+  const reported = clone(init.reported ?? {})
   return {
     tags: clone(init.tags ?? {}),
-    desired: clone(init.desired ?? {}),
-    reported: clone(init.reported ?? {}),
+    desired,
+    reported,
     desiredVersion: 1,
     reportedVersion: 1,
     version: 1,
     etag: etagFor(1),
+    desiredMetadata: metadataFor(desired, { $lastUpdated: now, $lastUpdatedVersion: 1 }),
+    reportedMetadata: metadataFor(reported, { $lastUpdated: now }),
   }
 }
 
@@ -76,6 +81,12 @@ function checkSize(section: TwinSection, value: TwinObject): void {
 export interface UpdateOptions {
   /** az `--etag` / REST `If-Match`: must equal the twin's etag (`*` = any). */
   ifMatch?: string
+  /** The `$metadata.$lastUpdated` this update stamps (default: the clock). */
+  now?: string
+}
+
+function stamp(opts: UpdateOptions, desiredVersion?: number): MetadataStamp {
+  return { $lastUpdated: opts.now ?? new Date().toISOString(), ...(desiredVersion === undefined ? {} : { $lastUpdatedVersion: desiredVersion }) }
 }
 
 function checkEtag(twin: Twin, ifMatch: string | undefined): void {
@@ -95,15 +106,16 @@ export function applyDesiredPatch(twin: Twin, patch: unknown, opts: UpdateOption
   const clean = validateTwinPatch(patch, 'desired')
   const desired = mergePatch(twin.desired, clean)
   checkSize('desired', desired)
-  return { ...twin, desired, desiredVersion: twin.desiredVersion + 1, ...bump(twin) }
+  const desiredVersion = twin.desiredVersion + 1
+  return { ...twin, desired, desiredVersion, desiredMetadata: mergeMetadata(twin.desiredMetadata, clean, stamp(opts, desiredVersion)), ...bump(twin) }
 }
 
 /** Apply a reported-properties patch (device side, `$iothub/twin/PATCH/properties/reported/`). */
-export function applyReportedPatch(twin: Twin, patch: unknown): Twin {
+export function applyReportedPatch(twin: Twin, patch: unknown, opts: Pick<UpdateOptions, 'now'> = {}): Twin {
   const clean = validateTwinPatch(patch, 'reported')
   const reported = mergePatch(twin.reported, clean)
   checkSize('reported', reported)
-  return { ...twin, reported, reportedVersion: twin.reportedVersion + 1, ...bump(twin) }
+  return { ...twin, reported, reportedVersion: twin.reportedVersion + 1, reportedMetadata: mergeMetadata(twin.reportedMetadata, clean, stamp(opts)), ...bump(twin) }
 }
 
 /** Apply a tags patch (service side). */
@@ -139,6 +151,8 @@ export function updateTwin(twin: Twin, update: ServiceUpdate, opts: UpdateOption
     next.desired = opts.replace === true ? stripNulls(desiredPatch) : mergePatch(twin.desired, desiredPatch)
     checkSize('desired', next.desired)
     next.desiredVersion = twin.desiredVersion + 1
+    const s = stamp(opts, next.desiredVersion)
+    next.desiredMetadata = opts.replace === true ? metadataFor(next.desired, s) : mergeMetadata(twin.desiredMetadata, desiredPatch, s)
   }
   return next
 }
@@ -158,23 +172,31 @@ export function desiredPatchNotification(patch: TwinObject, desiredVersion: numb
 
 /**
  * The twin as the service side shows it (az `device-twin show` / `module-twin show`, REST GET
- * /twins/<d>[/modules/<m>]). `tags` appears only when set, as IoT Hub omits it for a bare twin;
- * `$metadata` is not produced.
+ * /twins/<d>[/modules/<m>], query results): IoT Hub's twin fields. `tags` appears only when set,
+ * as IoT Hub omits it for a bare twin.
  */
 export function serviceTwinJson(twin: Twin, info: TwinIdentityInfo): ServiceTwinJson {
+  const device = info.moduleId === undefined
   return {
     deviceId: info.deviceId,
-    ...(info.moduleId === undefined ? {} : { moduleId: info.moduleId }),
+    ...(device ? {} : { moduleId: info.moduleId }),
     etag: twin.etag,
+    deviceEtag: info.deviceEtag ?? null,
     version: twin.version,
     status: info.status ?? 'enabled',
+    ...(device ? { statusReason: info.statusReason ?? null } : {}),
+    statusUpdateTime: info.statusUpdateTime ?? NEVER,
     authenticationType: info.authenticationType ?? 'sas',
     connectionState: info.connectionState ?? 'Disconnected',
-    ...(info.moduleId === undefined ? { capabilities: { iotEdge: info.iotEdge ?? false } } : {}),
+    lastActivityTime: info.lastActivityTime ?? NEVER,
+    cloudToDeviceMessageCount: info.cloudToDeviceMessageCount ?? 0,
+    x509Thumbprint: info.x509Thumbprint ?? { primaryThumbprint: null, secondaryThumbprint: null },
+    modelId: info.modelId ?? '',
+    ...(device ? { capabilities: { iotEdge: info.iotEdge ?? false }, deviceScope: info.deviceScope ?? null, parentScopes: info.parentScopes ?? [] } : {}),
     ...(Object.keys(twin.tags).length > 0 ? { tags: clone(twin.tags) } : {}),
     properties: {
-      desired: { ...clone(twin.desired), $version: twin.desiredVersion },
-      reported: { ...clone(twin.reported), $version: twin.reportedVersion },
+      desired: { ...clone(twin.desired), $metadata: renderMetadata(twin.desired, twin.desiredMetadata, { $lastUpdated: NEVER }), $version: twin.desiredVersion },
+      reported: { ...clone(twin.reported), $metadata: renderMetadata(twin.reported, twin.reportedMetadata, { $lastUpdated: NEVER }), $version: twin.reportedVersion },
     },
   }
 }

@@ -18,6 +18,9 @@ export interface Twin {
   version: number
   /** The twin's `etag` (changes with `version`); az `--etag` / REST `If-Match` compare against it. */
   etag: string
+  /** `properties.desired.$metadata` as a tree (metadata.ts); absent on twins stored before it existed. */
+  desiredMetadata?: TwinObject
+  reportedMetadata?: TwinObject
 }
 
 export type TwinSection = 'tags' | 'desired' | 'reported'
@@ -38,6 +41,17 @@ export interface TwinIdentityInfo {
   connectionState?: 'Connected' | 'Disconnected'
   /** Edge devices show `capabilities.iotEdge: true` (devices only). */
   iotEdge?: boolean
+  /** The identity's etag (the twin's own `etag` follows the twin version). */
+  deviceEtag?: string
+  statusReason?: string | null
+  statusUpdateTime?: string
+  lastActivityTime?: string
+  cloudToDeviceMessageCount?: number
+  x509Thumbprint?: { primaryThumbprint: string | null; secondaryThumbprint: string | null }
+  modelId?: string
+  /** Devices only: `ms-azure-iot-edge://…` of an edge device or of a child's parent. */
+  deviceScope?: string | null
+  parentScopes?: string[]
 }
 
 /** The twin as `az iot hub device-twin show` / `module-twin show` prints it (and the service REST returns). */
@@ -45,14 +59,23 @@ export interface ServiceTwinJson {
   deviceId: string
   moduleId?: string
   etag: string
+  deviceEtag: string | null
   version: number
   status: 'enabled' | 'disabled'
+  statusReason?: string | null
+  statusUpdateTime: string
   authenticationType: string
   connectionState: 'Connected' | 'Disconnected'
+  lastActivityTime: string
+  cloudToDeviceMessageCount: number
+  x509Thumbprint: { primaryThumbprint: string | null; secondaryThumbprint: string | null }
+  modelId: string
   capabilities?: { iotEdge: boolean }
+  deviceScope?: string | null
+  parentScopes?: string[]
   tags?: TwinObject
   properties: {
-    desired: TwinObject & { $version: number }
-    reported: TwinObject & { $version: number }
+    desired: TwinObject & { $metadata: TwinObject; $version: number }
+    reported: TwinObject & { $metadata: TwinObject; $version: number }
   }
 }

@@ -8,33 +8,20 @@
  * the child's `hub set-upstream` stays valid.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 
-import type { MqttClient } from 'mqtt'
-
-import { bridgeStatus, deviceClient, startLinkedPair, type Pair, publishAck } from '../helpers/bridge.js'
-import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { bridgeStatus, deviceClient, useLinkedPair, publishAck } from '../helpers/bridge.js'
+import { startBroker } from '../helpers/broker.js'
 import { collect, subscribeOk } from '../helpers/mqtt.js'
 
 const N = 5000
 
 describe('bridge: store and forward across a parent outage and a child crash', () => {
-  let pair: Pair
-  let tlsPort: number
-  let parent: BrokerProc
-  let child: BrokerProc
-  const clients: MqttClient[] = []
-
-  before(async () => {
-    ;({ pair, tlsPort, parent, child } = await startLinkedPair())
-  })
-
-  after(async () => {
-    await Promise.all(clients.map((c) => c.endAsync(true)))
-    await Promise.all([child?.stop(), parent?.stop()])
-  })
+  const lp = useLinkedPair()
 
   it(`${N} QoS1 messages published while the parent is down all arrive after both restart, in order, none twice`, async () => {
+    const { pair, tlsPort, clients } = lp
+    let { parent, child } = lp
     // Parent gone: the child notices and starts backing off.
     const reconnecting = child.waitForLog(/bridge reconnecting/, { since: child.mark() })
     await parent.kill()
@@ -54,7 +41,7 @@ describe('bridge: store and forward across a parent outage and a child crash', (
     await child.kill()
 
     // Parent back on the same port; its subscriber is in place before the child returns.
-    parent = await startBroker(pair.parent.home, ['--tls-port', String(tlsPort)])
+    parent = lp.parent = await startBroker(pair.parent.home, ['--tls-port', String(tlsPort)])
     assert.equal(parent.ports.mqtts, tlsPort)
     const watcher = await deviceClient(pair.parent, parent, 'watcher')
     clients.push(watcher)
@@ -66,7 +53,7 @@ describe('bridge: store and forward across a parent outage and a child crash', (
     await subscribeOk(watcher, ['/remote/messages/#'], 1)
 
     const t1 = Date.now()
-    child = await startBroker(pair.child.home)
+    child = lp.child = await startBroker(pair.child.home)
     const local2 = await deviceClient(pair.child, child, 'local')
     clients.push(local2)
     // The marker is queued behind the 5,000: when it arrives, every one of them (and any

@@ -8,33 +8,23 @@
  * cannot pass just because nobody was listening. The `forwarded` counter checks it too.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
-import { bridgeStatus, deviceClient, startLinkedPair, type Pair, publishAck, reportedBridges } from '../helpers/bridge.js'
-import { type BrokerProc, startBroker } from '../helpers/broker.js'
+import { bridgeStatus, deviceClient, useLinkedPair, publishAck, reportedBridges } from '../helpers/bridge.js'
+import { startBroker } from '../helpers/broker.js'
 import { collect, type Received, subscribeOk } from '../helpers/mqtt.js'
 
 const OLD = 25
 
 describe('bridge: timeToLiveSecs drops what waited too long', () => {
-  let pair: Pair
-  let tlsPort: number
-  let parent: BrokerProc
-  let child: BrokerProc
-  const clients: MqttClient[] = []
-
-  before(async () => {
-    ;({ pair, tlsPort, parent, child } = await startLinkedPair({ ttlSecs: 2 }))
-  })
-
-  after(async () => {
-    await Promise.all(clients.map((c) => c.endAsync(true)))
-    await Promise.all([child?.stop(), parent?.stop()])
-  })
+  const lp = useLinkedPair({ ttlSecs: 2 })
 
   it(`${OLD} messages older than 2 s when the parent returns are not delivered, and are counted`, async () => {
+    const { pair, tlsPort, clients } = lp
+    let { parent } = lp
+    const { child } = lp
     // The parent's subscriber: a persistent session that outlives the parent's crash.
     const w1 = await deviceClient(pair.parent, parent, 'watcher', { clean: false })
     await subscribeOk(w1, ['/remote/messages/#'], 1)
@@ -56,7 +46,7 @@ describe('bridge: timeToLiveSecs drops what waited too long', () => {
 
     const connected = child.waitForLog(/bridge connected to \$upstream/, { since: child.mark(), timeoutMs: 40_000 })
     const dropped = child.waitForLog(/dropped queued messages older than timeToLiveSecs/, { since: child.mark(), timeoutMs: 40_000 })
-    parent = await startBroker(pair.parent.home, ['--tls-port', String(tlsPort)])
+    parent = lp.parent = await startBroker(pair.parent.home, ['--tls-port', String(tlsPort)])
     await connected
     const droppedLine = JSON.parse(await dropped) as { expired: number }
     assert.equal(droppedLine.expired, OLD)

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { publishAck, SEED_BRIDGE, setEdgeHub } from '../helpers/bridge.js'
 import { type BrokerProc, startBroker } from '../helpers/broker.js'
 import { cliOk as cli, jsonOf, runCli, tempHome } from '../helpers/cli.js'
-import { makeCluster, OPEN, type StatusJson, type TestCluster } from '../helpers/cluster.js'
+import { useCluster, OPEN, type StatusJson } from '../helpers/cluster.js'
 import { collect, connect, iothubUsername, subscribeOk } from '../helpers/mqtt.js'
 import { freePort } from '../helpers/ports.js'
 import { redisAvailable, type RedisProc, startRedis } from '../helpers/redis.js'
@@ -16,26 +16,8 @@ import { redisAvailable, type RedisProc, startRedis } from '../helpers/redis.js'
 const DEVICES = ['local', 'rs-sub', 'rs-pub', 'probe']
 
 describe('cluster: bridge failover and Redis restarts', { skip: redisAvailable() ? false : 'redis-server not installed' }, () => {
-  let cl: TestCluster
-  let homes: string[]
-  let nodes: TestCluster['nodes']
-  let redis: RedisProc
-  const clients: TestCluster['clients'] = []
-  const dev: TestCluster['dev'] = (...a) => cl.dev(...a)
-  const start: TestCluster['start'] = (...a) => cl.start(...a)
-
-  before(async () => {
-    cl = await makeCluster(DEVICES)
-    homes = cl.homes
-    nodes = cl.nodes
-    redis = cl.redis
-    nodes.push(await start(0), await start(1))
-  })
-
-  after(async () => {
-    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)))
-    await cl?.cleanup()
-  })
+  const cluster = useCluster(DEVICES)
+  const { homes, nodes, clients, dev, start } = cluster
 
   it('one bridge per hub: only the leader connects to $upstream; kill -9 the leader → another node bridges within 10 s', async () => {
     // The parent: a plain single edgemq broker (embedded hub), with the cluster's edge identity.
@@ -106,12 +88,12 @@ describe('cluster: bridge failover and Redis restarts', { skip: redisAvailable()
     const t0 = Date.now()
     for (let i = 0; i < 40; i++) await send(i)
     // Redis goes away (SIGTERM: it finishes its AOF) while 40 more QoS1 publishes are in flight.
-    await redis.down()
+    await cluster.redis.down()
     const during = Promise.all(Array.from({ length: 40 }, (_, i) => send(40 + i)))
     await new Promise((r) => setTimeout(r, 700))
     if (acked.length !== 40) console.log(a.logs().split('\n').filter((l) => /Redis|held|bus/.test(l)).join('\n'))
     assert.equal(acked.length, 40, 'no PUBACK while Redis is away: the message is not safe yet')
-    await redis.up()
+    await cluster.redis.up()
     await during
     for (let i = 80; i < N; i++) await send(i)
     const pubMs = Date.now() - t0

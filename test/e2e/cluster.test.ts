@@ -4,13 +4,13 @@
  * made with `hub init --store redis://…`. Failover and Redis restarts: cluster-failover.test.ts.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 
 import { Redis } from 'ioredis'
 
 import { publishAck, setEdgeHub } from '../helpers/bridge.js'
 import { jsonOf, runCli } from '../helpers/cli.js'
-import { HUB, makeCluster, OPEN, type StatusJson, type TestCluster } from '../helpers/cluster.js'
+import { HUB, useCluster, OPEN, type StatusJson } from '../helpers/cluster.js'
 import { closed, collect, subscribeOk } from '../helpers/mqtt.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { pidAlive } from '../../src/util/fs.js'
@@ -18,22 +18,8 @@ import { pidAlive } from '../../src/util/fs.js'
 const DEVICES = ['sub', 'pub', 'ps', 'ps-pub', 'tk', 'meth', 'tw', 'local', 'rs-pub', 'late']
 
 describe('cluster: broker nodes sharing one hub on Redis', { skip: redisAvailable() ? false : 'redis-server not installed' }, () => {
-  let cl: TestCluster
-  let homes: string[]
-  let nodes: TestCluster['nodes']
-  const dev: TestCluster['dev'] = (...a) => cl.dev(...a)
-  const start: TestCluster['start'] = (...a) => cl.start(...a)
-
-  before(async () => {
-    cl = await makeCluster(DEVICES)
-    homes = cl.homes
-    nodes = cl.nodes
-    nodes.push(await start(0), await start(1))
-  })
-
-  after(async () => {
-    await cl?.cleanup()
-  })
+  const cluster = useCluster(DEVICES)
+  const { homes, nodes, dev, start } = cluster
 
   it('every command of a joined home reads the hub from Redis', async () => {
     const r = await runCli(['device', 'list', '-o', 'tsv'], { home: homes[2] })
@@ -71,7 +57,7 @@ describe('cluster: broker nodes sharing one hub on Redis', { skip: redisAvailabl
     for (let i = 0; i < 20; i++) await publishAck(pub, `ps/${i}`, String(i))
     // aedes PUBACKs a QoS 1 message before it queues it for offline sessions: wait for the queue
     // (aedes-persistence-redis' list for `ps`) to hold all 20 before `ps` comes back.
-    const redis = new Redis(cl.redis.url)
+    const redis = new Redis(cluster.redis.url)
     try {
       const deadline = Date.now() + 5000
       while ((await redis.llen(`edgemq:${HUB}:mqtt:outgoing:ps`)) < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))

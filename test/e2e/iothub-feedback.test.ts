@@ -97,3 +97,23 @@ test('broker start --amqps-port 0 --amqp-port 0: both ports in the ready line an
     await b.stop()
   }
 })
+
+test('az c2d-message receive --reject / receive --lt + complete -e: the az shape from the queue, settled, and the Rejected feedback', async () => {
+  // fother is not subscribed, so its messages wait in its C2D queue.
+  await cliJson(home, ['c2d', 'send', '-d', 'fother', '--data', 'bad', '--ack', 'full', '--props', '$.mid=rj-1;k=v'])
+  const rejected = await cliJson<{ data: string; etag: string; properties: { app: { k: string }; system: { 'iothub-messageid': string } } }>(home, ['device', 'c2d-message', 'receive', '-d', 'fother', '--reject', '-o', 'json'])
+  assert.equal(rejected.data, 'bad')
+  assert.equal(rejected.properties.app.k, 'v')
+  assert.equal(rejected.properties.system['iothub-messageid'], 'rj-1')
+  const fb = await runCli(['hub', 'monitor-feedback', '-d', 'fother', '-w', 'rj-1', '--timeout', '20', '-o', 'json'], { home })
+  assert.equal(fb.code, 0, fb.stderr)
+  assert.equal((JSON.parse(fb.stdout.trim().split('\n')[0]) as Record).statusCode, 'Rejected')
+
+  await cliJson(home, ['c2d', 'send', '-d', 'fother', '--data', 'good'])
+  const locked = await cliJson<{ etag: string }>(home, ['c2d', 'receive', '-d', 'fother', '--lt', '30', '-o', 'json'])
+  const done = await cliJson<{ settled: string }>(home, ['device', 'c2d-message', 'complete', '-d', 'fother', '-e', locked.etag, '-o', 'json'])
+  assert.equal(done.settled, 'complete')
+  const twice = await runCli(['c2d', 'complete', '-d', 'fother', '-e', locked.etag], { home })
+  assert.equal(twice.code, 1)
+  assert.match(twice.stderr, /locked/)
+})

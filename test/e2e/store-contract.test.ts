@@ -151,6 +151,24 @@ for (const f of factories) {
         await assert.rejects(s.updateTwin({ deviceId: 't', moduleId: 'ghost' }, bumpDesired, 'desired'), NotFoundError)
       }))
 
+    test('DPS documents: put replaces, get, list sorted by id, kinds apart, delete; a forced hub init wipes them', () =>
+      withStore(async (s) => {
+        await s.initHub(newHubRecord({ name: 'contract' }))
+        await s.putDpsDoc('enrollment', 'b', { registrationId: 'b', v: 1 })
+        await s.putDpsDoc('enrollment', 'a', { registrationId: 'a', v: 1 })
+        await s.putDpsDoc('enrollment', 'a', { registrationId: 'a', v: 2 })
+        await s.putDpsDoc('registration', 'a', { registrationId: 'a', status: 'assigned' })
+        assert.deepEqual(await s.getDpsDoc('enrollment', 'a'), { registrationId: 'a', v: 2 })
+        assert.equal(await s.getDpsDoc('enrollmentGroup', 'a'), undefined)
+        assert.deepEqual((await s.listDpsDocs('enrollment')).map((d) => (d as { registrationId: string }).registrationId), ['a', 'b'])
+        assert.equal(await s.deleteDpsDoc('enrollment', 'a'), true)
+        assert.equal(await s.deleteDpsDoc('enrollment', 'a'), false)
+        assert.deepEqual(await s.getDpsDoc('registration', 'a'), { registrationId: 'a', status: 'assigned' })
+        await s.initHub(newHubRecord({ name: 'contract' }), { force: true })
+        assert.deepEqual(await s.listDpsDocs('enrollment'), [])
+        assert.deepEqual(await s.listDpsDocs('registration'), [])
+      }))
+
     test('change feed: every write appends in order, with kind/op/ids; nothing for failed writes', () =>
       withStore(async (s) => {
         const start = await s.lastChangeSeq()

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
+import { after } from 'node:test'
 
 import { LineLog, type WaitForLogOptions } from './log.js'
 import { BIN } from './paths.js'
@@ -29,12 +30,30 @@ export interface BrokerProc {
   kill(): Promise<void>
 }
 
+/** Broker children still running in this test file. */
+const live = new Set<ChildProcess>()
+
+// A test that fails between a start and its stop must not leave the broker running: the child's
+// pipes would keep this file's process, and with it the whole run, alive. Runs after every
+// describe block's own after() hooks.
+after(async () => {
+  await Promise.all(
+    [...live].map(async (p) => {
+      const exited = once(p, 'exit')
+      p.kill('SIGKILL')
+      await exited
+    }),
+  )
+})
+
 export async function startBroker(home: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<BrokerProc> {
   const defaults = [...(extraArgs.includes('--port') ? [] : ['--port', '0']), ...(extraArgs.includes('--tls-port') ? [] : ['--tls-port', '0'])]
   const proc = spawn(process.execPath, [BIN, 'broker', 'start', '--home', home, ...defaults, '-o', 'json', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, ...env },
   })
+  live.add(proc)
+  proc.once('exit', () => live.delete(proc))
   const log = new LineLog('broker log').follow(proc.stderr!)
   proc.once('close', (code, signal) => log.end(`broker exited (${signal ?? code})`))
   const ready = await new Promise<{ ports: BrokerProc['ports']; caFile: string; pid: number }>((resolve, reject) => {

@@ -4,6 +4,7 @@
  * policy, and `edgemq broker start` nodes on demand.
  */
 import assert from 'node:assert/strict'
+import { after, before } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
@@ -39,9 +40,11 @@ export interface TestCluster {
   cleanup(): Promise<void>
 }
 
-export async function makeCluster(devices: string[]): Promise<TestCluster> {
+/** `into`: arrays to fill instead of new ones (see useCluster). */
+export async function makeCluster(devices: string[], into: Partial<Pick<TestCluster, 'homes' | 'nodes' | 'clients'>> = {}): Promise<TestCluster> {
   const redis = await startRedis({ appendOnly: true })
-  const homes = [tempHome('edgemq-node-a-'), tempHome('edgemq-node-b-'), tempHome('edgemq-node-c-')]
+  const homes = into.homes ?? []
+  homes.push(tempHome('edgemq-node-a-'), tempHome('edgemq-node-b-'), tempHome('edgemq-node-c-'))
   await cli(homes[0], ['hub', 'init', '--name', HUB, '--store', redis.url])
   // The other "machines" join the same hub: only a pointer file in their homes.
   const joined = await Promise.all(homes.slice(1).map((h) => cli(h, ['hub', 'init', '--name', HUB, '--store', redis.url])))
@@ -56,8 +59,8 @@ export async function makeCluster(devices: string[]): Promise<TestCluster> {
     await ctx.close()
   }
   await setEdgeHub(homes[0], { mqttBroker: { authorizations: OPEN } })
-  const nodes: BrokerProc[] = []
-  const clients: MqttClient[] = []
+  const nodes = into.nodes ?? []
+  const clients = into.clients ?? []
   const sas = (deviceId: string) => buildSasToken({ resource: deviceResource(HOST, deviceId), key: keys.get(deviceId) as string, durationSecs: 3600 })
   return {
     redis,
@@ -80,5 +83,37 @@ export async function makeCluster(devices: string[]): Promise<TestCluster> {
       await Promise.all(nodes.map((n) => n.stop()))
       await redis.stop()
     },
+  }
+}
+
+/**
+ * `makeCluster()` for a describe block, nodes 0 and 1 started in before(), everything cleaned up in
+ * after(). `homes`, `nodes` and `clients` are arrays filled in place, so they can be destructured
+ * at describe time; `redis` and the functions are read inside the tests.
+ */
+export function useCluster(devices: string[]): Omit<TestCluster, 'cleanup'> {
+  const homes: string[] = []
+  const nodes: BrokerProc[] = []
+  const clients: MqttClient[] = []
+  let cl: TestCluster | undefined
+  const the = (): TestCluster => {
+    if (!cl) throw new Error('useCluster: the cluster starts in before(); use it inside a test')
+    return cl
+  }
+  before(async () => {
+    cl = await makeCluster(devices, { homes, nodes, clients })
+    nodes.push(await cl.start(0), await cl.start(1))
+  })
+  after(() => cl?.cleanup())
+  return {
+    homes,
+    nodes,
+    clients,
+    get redis() {
+      return the().redis
+    },
+    sas: (deviceId) => the().sas(deviceId),
+    dev: (...a) => the().dev(...a),
+    start: (...a) => the().start(...a),
   }
 }

@@ -10,12 +10,12 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, before, test } from 'node:test'
 
-import rhea, { type Connection, type ConnectionOptions, type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea'
+import rhea, { type Connection, type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea'
 import WebSocket from 'ws'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { parsePropertyBag } from '../../src/iothub/index.js'
-import { buildSasToken } from '../../src/sas/index.js'
+import { openAmqp, putToken, serviceToken, type WsDetails } from '../helpers/amqp.js'
 import { connect, nextMessage, subscribeOk } from '../helpers/mqtt.js'
 
 let hub: Hub
@@ -26,31 +26,10 @@ before(async () => {
 })
 after(() => hub?.close())
 
-function token(policyName: string): string {
-  const policy = hub.context.hub.policies.find((p) => p.name === policyName)
-  assert.ok(policy)
-  return buildSasToken({ resource: hub.hostName, key: policy.primaryKey, policyName, durationSecs: 600 })
-}
-
-function quiet(conn: Connection): Connection {
-  conn.on('error', () => undefined)
-  conn.on('disconnected', () => undefined)
-  return conn
-}
-
-/** Opens a connection (plain TCP, or the given WebSocket details) and puts `policy`'s token on $cbs. */
-async function authed(policy: string, details?: ReturnType<ReturnType<typeof rhea.websocket_connect>>): Promise<Connection> {
-  const c = rhea.create_container()
-  const options = { host: '127.0.0.1', port: hub.ports.amqp, hostname: hub.hostName, reconnect: false, ...(details ? { connection_details: details } : {}) }
-  const conn = quiet(c.connect(options as ConnectionOptions))
-  await once(conn, 'connection_open')
-  const receiver = conn.open_receiver({ source: { address: '$cbs' } })
-  const sender = conn.open_sender({ target: { address: '$cbs' } })
-  await once(sender, 'sendable')
-  const reply = once(receiver, 'message') as Promise<[EventContext]>
-  sender.send({ message_id: 'p1', reply_to: 'cbs', body: token(policy), application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: hub.hostName } })
-  const [ctx] = await reply
-  assert.equal((ctx.message as Message).application_properties?.['status-code'], 200)
+/** A connection (plain TCP, or the given WebSocket) holding `policy`'s token. */
+async function authed(policy: string, details?: WsDetails): Promise<Connection> {
+  const conn = await openAmqp(hub, details)
+  assert.equal((await putToken(conn, hub, serviceToken(hub, policy)))['status-code'], 200)
   return conn
 }
 
@@ -163,5 +142,44 @@ test('AMQP over WebSockets at /$servicebus/websocket on the REST port (AMQPWSB10
     assert.equal(await outcome(sender, { to: '/devices/ghost/messages/devicebound', body: 'x' }), 'amqp:not-found')
   } finally {
     conn.close()
+  }
+})
+
+test('feedback Success: on send to a QoS 0 subscriber, on the PUBACK of a persistent session (queued while offline)', async () => {
+  await hub.createDevice('q0')
+  await hub.createDevice('persist')
+  const fb = hub.broker.iothub.feedback
+  const taken = (id: string) => {
+    const b = fb.take((r) => r.originalMessageId === id)
+    if (b) fb.settle(b.lockToken, 'accept')
+    return b?.records.map((r) => r.statusCode)
+  }
+  const q0 = await connect({ port: hub.ports.mqtt as number, clientId: 'q0', password: await hub.sas('q0') })
+  try {
+    await subscribeOk(q0, 'devices/q0/messages/devicebound/#', 0)
+    const got = nextMessage(q0)
+    await hub.broker.iothub.sendC2d('q0', Buffer.from('a'), {}, { messageId: 'q0-1' }, { ack: 'positive' })
+    assert.equal((await got).qos, 0)
+    assert.deepEqual(taken('q0-1'), ['Success'])
+  } finally {
+    await q0.endAsync()
+  }
+
+  // A persistent session subscribed at QoS 1, then offline: aedes keeps the message; its PUBACK on reconnect completes it.
+  const opts = { port: hub.ports.mqtt as number, clientId: 'persist', password: await hub.sas('persist'), clean: false }
+  const first = await connect(opts)
+  await subscribeOk(first, 'devices/persist/messages/devicebound/#', 1)
+  await first.endAsync()
+  const r = await hub.broker.iothub.sendC2d('persist', Buffer.from('b'), {}, { messageId: 'p-1' }, { ack: 'full' })
+  assert.equal(r.queued, false)
+  assert.equal(taken('p-1'), undefined)
+  // The device's PUBACK (MQTT.js sends it on receipt) is what adds the record.
+  const recorded = once(fb.events, 'available')
+  const back = await connect(opts)
+  try {
+    await recorded
+    assert.deepEqual(taken('p-1'), ['Success'])
+  } finally {
+    await back.endAsync()
   }
 })

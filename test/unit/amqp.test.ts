@@ -10,10 +10,11 @@ import { once } from 'node:events'
 import { connect as netConnect } from 'node:net'
 import { after, before, test } from 'node:test'
 
-import rhea, { type Connection, type EventContext, type Message } from 'rhea'
+import type { Connection, EventContext } from 'rhea'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
-import { buildSasToken } from '../../src/sas/index.js'
+import { startTestHub } from '../helpers/hub.js'
+import { openAmqp, putToken as cbsPutToken, serviceToken as tokenOf } from '../helpers/amqp.js'
 
 let hub: Hub
 let port: number
@@ -33,34 +34,9 @@ before(async () => {
 })
 after(() => hub?.close())
 
-function serviceToken(policyName: string, opts: { key?: string; resource?: string } = {}): string {
-  const policy = hub.context.hub.policies.find((p) => p.name === policyName)
-  assert.ok(policy)
-  return buildSasToken({ resource: opts.resource ?? hub.hostName, key: opts.key ?? policy.primaryKey, policyName, durationSecs: 600 })
-}
-
-async function open(): Promise<Connection> {
-  const conn = rhea.create_container().connect({ host: '127.0.0.1', port, hostname: hub.hostName, reconnect: false })
-  conn.on('error', () => undefined)
-  conn.on('disconnected', () => undefined)
-  await once(conn, 'connection_open')
-  return conn
-}
-
-/** One CBS request/response on a fresh pair of $cbs links. */
-async function putToken(conn: Connection, token: string, props: Record<string, string> = {}): Promise<Record<string, unknown>> {
-  const receiver = conn.open_receiver({ source: { address: '$cbs' }, target: { address: 'cbs-reply' } })
-  await once(receiver, 'receiver_open')
-  const sender = conn.open_sender({ target: { address: '$cbs' } })
-  await once(sender, 'sendable')
-  const id = `put-${Math.random()}`
-  const reply = new Promise<Message>((resolve) => receiver.on('message', (ctx: EventContext) => ctx.message?.correlation_id === id && resolve(ctx.message)))
-  sender.send({ message_id: id, reply_to: 'cbs-reply', body: token, application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: hub.hostName, ...props } })
-  const m = await reply
-  receiver.close()
-  sender.close()
-  return m.application_properties as Record<string, unknown>
-}
+const serviceToken = (policyName: string, opts: { key?: string; resource?: string } = {}) => tokenOf(hub, policyName, opts)
+const open = () => openAmqp(hub)
+const putToken = (conn: Connection, token: string, props: Record<string, string> = {}) => cbsPutToken(conn, hub, token, props)
 
 /** Attaches a receiver on `address`; resolves with the detach error condition, or 'open' once attached for good. */
 async function attachOutcome(conn: Connection, address: string): Promise<string> {
@@ -85,6 +61,9 @@ test('put-token: a valid service token is answered 200, a wrong key 401, a wrong
     // An Event Hubs style audience (sb://<host>/<entity>) signs a resource under the hub's host.
     assert.equal((await putToken(conn, serviceToken('service', { resource: `sb://${hub.hostName}/edgemq` })))['status-code'], 200)
     assert.equal((await putToken(conn, serviceToken('service', { resource: 'elsewhere.example.com' })))['status-code'], 401)
+    // Event Hubs clients sign with the key's text (not its base64 bytes), and may name the port.
+    const textKey = Buffer.from(hub.context.hub.policies.find((p) => p.name === 'service')?.primaryKey ?? '', 'utf8').toString('base64')
+    assert.equal((await putToken(conn, serviceToken('service', { resource: `sb://${hub.hostName}:5671/edgemq/$management`, key: textKey })))['status-code'], 200)
   } finally {
     conn.close()
   }
@@ -128,4 +107,33 @@ test('garbage, a wrong protocol header and an oversize frame close the connectio
     conn.close()
   }
   assert.ok(hub.broker.amqp.refused >= 2, `refused ${hub.broker.amqp.refused}`)
+})
+
+test('a connection holding more than 256 links is closed (amqp:resource-limit-exceeded)', async () => {
+  const conn = await open()
+  const closed = new Promise<string>((resolve) => conn.on('connection_error', (ctx: EventContext) => resolve(String((ctx.connection.error as { condition?: string } | undefined)?.condition))))
+  for (let i = 0; i < 300; i++) conn.open_sender({ target: { address: '$cbs' } })
+  assert.equal(await closed, 'amqp:resource-limit-exceeded')
+  const again = await open()
+  again.close()
+})
+
+test('AMQP connections past maxConnections are closed on accept; once one goes, the next is let in', async () => {
+  const small = await startTestHub({ ports: { mqtt: null, mqtts: null, rest: null, amqp: 0 }, settings: { maxConnections: 2 }, logLevel: 'debug' })
+  try {
+    const a = await openAmqp(small.hub)
+    const b = await openAmqp(small.hub)
+    const s = netConnect(small.hub.ports.amqp as number, '127.0.0.1')
+    s.on('error', () => undefined)
+    s.resume()
+    await once(s, 'close')
+    assert.equal(small.hub.broker.amqp.refused, 1)
+    const mark = small.mark()
+    a.close()
+    await small.waitForLog(/"connections":1,.*"msg":"AMQP socket closed"/, { since: mark })
+    const c = await openAmqp(small.hub)
+    for (const conn of [b, c]) conn.close()
+  } finally {
+    await small.stop()
+  }
 })

@@ -4,7 +4,7 @@
 // each time. Now: one remote filter per remote topic (a filter another one covers is not
 // subscribed either), every message fanned out locally to each rule that matches, and a refused
 // filter or a SUBACK the bridge cannot use is logged once, without a reconnect loop.
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { connectedClient, liveSubscriptions } from '../../src/broker/aedes-internals.js'
@@ -19,19 +19,24 @@ const count = (log: ReturnType<typeof captureLog>, msg: string) => log.lines.fil
 /** How long the absence of a reconnect loop is watched (the loop reconnected every ~0.45 s). */
 const QUIET_MS = 3000
 
-test('two rules with the same remote filter: one subscription, both rules get every message, no reconnect loop, no duplicates up', async (t) => {
+type Settings = Parameters<typeof hubPair>[1]['settings']
+
+/** A linked pair with `settings` on the child's bridge, `watcher` on the parent and `local` on the child, once the bridge subscribed upstream. */
+async function watchedPair(t: TestContext, settings: Settings) {
   const log = captureLog()
-  const { parent, child } = await hubPair(t, {
-    parentPolicy: 'allow-all',
-    settings: [
-      { direction: 'both', topic: '#', inPrefix: 'l/', outPrefix: 'r/' },
-      { direction: 'in', topic: '#', inPrefix: 'l/l/', outPrefix: 'r/' },
-    ],
-    parentDevices: ['watcher'],
-    childDevices: ['local'],
-    childLogger: log.logger,
-  })
+  const pair = await hubPair(t, { parentPolicy: 'allow-all', settings, parentDevices: ['watcher'], childDevices: ['local'], childLogger: log.logger })
   await log.waitFor(/bridge subscribed on \$upstream/)
+  return { log, ...pair }
+}
+
+/** Every filter the bridge subscribed on $upstream, from its log. */
+const subscribedFilters = (log: ReturnType<typeof captureLog>) => log.lines.filter((l) => l.msg === 'bridge subscribed on $upstream').flatMap((l) => l.filters as string[])
+
+test('two rules with the same remote filter: one subscription, both rules get every message, no reconnect loop, no duplicates up', async (t) => {
+  const { log, parent, child } = await watchedPair(t, [
+    { direction: 'both', topic: '#', inPrefix: 'l/', outPrefix: 'r/' },
+    { direction: 'in', topic: '#', inPrefix: 'l/l/', outPrefix: 'r/' },
+  ])
   const watcher = await deviceOf(t, parent, 'watcher')
   await subscribeOk(watcher, 'r/#', 1)
   const local = await deviceOf(t, child, 'local')
@@ -52,26 +57,18 @@ test('two rules with the same remote filter: one subscription, both rules get ev
   await new Promise((r) => setTimeout(r, QUIET_MS))
   assert.deepEqual(up, ['u1', 'u2', 'u3'], 'each message once, in order')
   assert.equal(count(log, 'bridge connected to $upstream'), 1, 'connected once: no reconnect loop')
-  const subscribed = log.lines.filter((l) => l.msg === 'bridge subscribed on $upstream').flatMap((l) => l.filters as string[])
+  const subscribed = subscribedFilters(log)
   assert.deepEqual(subscribed, ['r/#'], 'one remote filter')
   assert.equal(child.broker.bridge.status().state, 'connected')
 })
 
 test('a remote filter another one covers is not subscribed; a message is fanned out to every rule that matches', async (t) => {
-  const log = captureLog()
-  const { parent, child } = await hubPair(t, {
-    parentPolicy: 'allow-all',
-    settings: [
-      { direction: 'in', topic: 'x/#', inPrefix: 'b', outPrefix: 'r' },
-      { direction: 'in', topic: '#', inPrefix: 'a', outPrefix: 'r' },
-      { direction: 'in', topic: 'x/+', inPrefix: 'c', outPrefix: 'r' },
-    ],
-    parentDevices: ['watcher'],
-    childDevices: ['local'],
-    childLogger: log.logger,
-  })
-  await log.waitFor(/bridge subscribed on \$upstream/)
-  const subscribed = log.lines.filter((l) => l.msg === 'bridge subscribed on $upstream').flatMap((l) => l.filters as string[])
+  const { log, parent, child } = await watchedPair(t, [
+    { direction: 'in', topic: 'x/#', inPrefix: 'b', outPrefix: 'r' },
+    { direction: 'in', topic: '#', inPrefix: 'a', outPrefix: 'r' },
+    { direction: 'in', topic: 'x/+', inPrefix: 'c', outPrefix: 'r' },
+  ])
+  const subscribed = subscribedFilters(log)
   assert.deepEqual(subscribed, ['r/#'])
   const watcher = await deviceOf(t, parent, 'watcher')
   const local = await deviceOf(t, child, 'local')

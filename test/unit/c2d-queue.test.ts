@@ -64,3 +64,44 @@ test('purge drops a device\'s queue', () => {
   assert.equal(q.purge('d'), 1)
   assert.equal(q.depth('d'), 0)
 })
+
+test('locks (HTTPS receive): a locked message is hidden from take() and other receives until settled or lapsed', () => {
+  let now = 1_000_000
+  const q = new C2dQueue({ now: () => now })
+  q.enqueue('d', msg(1))
+  q.enqueue('d', msg(2))
+  const a = q.lock('d', 30_000)
+  assert.equal(a?.messageId, 'm1')
+  assert.equal(a?.deliveryCount, 1)
+  assert.equal(q.lock('d', 30_000)?.messageId, 'm2', 'the next receive gets the next message')
+  assert.equal(q.lock('d', 30_000), undefined, 'both locked: nothing to receive')
+  assert.deepEqual(q.take('d'), [], 'locked messages are not delivered over MQTT either')
+  assert.equal(q.depth('d'), 2, 'but still queued')
+
+  assert.deepEqual(q.settle('d', a!.lockToken!, 'complete').outcome, 'Success')
+  assert.equal(q.depth('d'), 1)
+  assert.throws(() => q.settle('d', a!.lockToken!, 'complete'), { code: 'PRECONDITION_FAILED' }, 'settled twice')
+
+  now += 30_001
+  assert.deepEqual(q.take('d').map((m) => m.messageId), ['m2'], 'a lapsed lock makes the message deliverable again')
+})
+
+test('abandon puts the message back; the 10th delivery abandoned drops it (DeliveryCountExceeded); reject drops it (Rejected)', () => {
+  const q = new C2dQueue()
+  q.enqueue('d', msg(1))
+  for (let n = 1; n < 10; n++) {
+    const m = q.lock('d')!
+    assert.equal(m.deliveryCount, n)
+    assert.equal(q.settle('d', m.lockToken!, 'abandon').outcome, undefined)
+  }
+  const last = q.lock('d')!
+  assert.equal(last.deliveryCount, 10)
+  assert.equal(q.settle('d', last.lockToken!, 'abandon').outcome, 'DeliveryCountExceeded')
+  assert.equal(q.depth('d'), 0)
+
+  q.enqueue('d', msg(2))
+  const r = q.lock('d')!
+  assert.equal(q.settle('d', r.lockToken!, 'reject').outcome, 'Rejected')
+  assert.equal(q.depth('d'), 0)
+  assert.throws(() => q.settle('d', 'not-a-lock', 'abandon'), { code: 'PRECONDITION_FAILED' })
+})

@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { QueueFullError } from '../../src/errors.js'
+import { serviceToken } from '../helpers/amqp.js'
 import { collect, connect, iothubUsername } from '../helpers/mqtt.js'
 
 let hub: Hub
@@ -120,4 +121,62 @@ test('an offline persistent session that holds the subscription keeps the messag
   } finally {
     await again.endAsync()
   }
+})
+
+test('purge (az iot device c2d-message purge, DELETE /devices/{id}/commands): the queue is emptied, nothing is delivered later; rights and unknown devices refused', async () => {
+  await hub.createDevice('purged')
+  for (const s of ['a', 'b', 'c']) await hub.broker.iothub.sendC2d('purged', Buffer.from(s))
+  const del = (id: string, policy: string) =>
+    fetch(`http://127.0.0.1:${hub.ports.control}/devices/${id}/commands`, { method: 'DELETE', headers: { authorization: serviceToken(hub, policy) } })
+  assert.equal((await del('purged', 'registryRead')).status, 401, 'RegistryRead has no ServiceConnect')
+  assert.equal(hub.broker.iothub.c2d.depth('purged'), 3)
+  const r = await del('purged', 'service')
+  assert.equal(r.status, 200)
+  assert.deepEqual(await r.json(), { deviceId: 'purged', totalMessagesPurged: 3 })
+  assert.equal(hub.broker.iothub.c2d.depth('purged'), 0)
+  assert.equal((await del('ghost', 'service')).status, 404)
+
+  const d = await device('purged')
+  try {
+    const got = collect(d, 1, { timeoutMs: 5000 })
+    await d.subscribeAsync(C2D('purged'), { qos: 1 })
+    await hub.broker.iothub.sendC2d('purged', Buffer.from('after'))
+    assert.deepEqual((await got).map((m) => m.payload.toString()), ['after'], 'only what was sent after the purge')
+  } finally {
+    await d.endAsync()
+  }
+})
+
+test('az receive/complete/abandon/reject over the control API: the az shape, locks, and the feedback the sender asked for', async () => {
+  await hub.createDevice('locker')
+  const auth = { authorization: serviceToken(hub, 'service') }
+  const base = `http://127.0.0.1:${hub.ports.control}/devices/locker/messages/deviceBound`
+  assert.equal((await fetch(base, { headers: auth })).status, 204, 'nothing queued')
+  const sent = await hub.broker.iothub.sendC2d('locker', Buffer.from('first'), { color: 'blue' }, { correlationId: 'c1' }, { ack: 'full' })
+  await hub.broker.iothub.sendC2d('locker', Buffer.from('second'), {}, {}, { ack: 'full' })
+
+  const r1 = await fetch(`${base}?lockTimeout=30`, { headers: auth })
+  assert.equal(r1.status, 200)
+  const m1 = (await r1.json()) as { data: string; etag: string; properties: { app: Record<string, string>; system: Record<string, string> } }
+  assert.equal(m1.data, 'first')
+  assert.deepEqual(m1.properties.app, { color: 'blue' })
+  assert.equal(m1.properties.system['iothub-messageid'], sent.messageId)
+  assert.equal(m1.properties.system['iothub-correlationid'], 'c1')
+  assert.ok(m1.etag)
+
+  const m2 = (await (await fetch(base, { headers: auth })).json()) as { data: string; etag: string }
+  assert.equal(m2.data, 'second', 'the first is locked')
+  assert.equal((await fetch(`${base}/${m2.etag}/abandon`, { method: 'POST', headers: auth })).status, 200)
+  const again = (await (await fetch(base, { headers: auth })).json()) as { data: string; etag: string; properties: { system: Record<string, string> } }
+  assert.equal(again.data, 'second', 'abandoned: delivered again')
+  assert.equal(again.properties.system['iothub-deliverycount'], '1')
+
+  assert.equal((await fetch(`${base}/${m1.etag}`, { method: 'DELETE', headers: auth })).status, 200, 'complete')
+  assert.equal((await fetch(`${base}/${again.etag}?reject`, { method: 'DELETE', headers: auth })).status, 200, 'reject')
+  assert.equal((await fetch(`${base}/${again.etag}`, { method: 'DELETE', headers: auth })).status, 412, 'settled already')
+  assert.equal(hub.broker.iothub.c2d.depth('locker'), 0)
+
+  const batch = hub.broker.iothub.feedback.take((f) => f.deviceId === 'locker')
+  const statuses = (batch?.records ?? []).map((f) => f.statusCode).sort()
+  assert.deepEqual(statuses, ['Rejected', 'Success'])
 })

@@ -46,8 +46,18 @@ function is400(pattern: RegExp) {
 // Shapes and versions
 
 test('createTwin: versions start at 1, etag like IoT Hub', () => {
-  const t = createTwin()
-  assert.deepEqual(t, { tags: {}, desired: {}, reported: {}, desiredVersion: 1, reportedVersion: 1, version: 1, etag: 'AAAAAAAAAAE=' })
+  const t = createTwin({}, '2026-01-01T00:00:00.000Z')
+  assert.deepEqual(t, {
+    tags: {},
+    desired: {},
+    reported: {},
+    desiredVersion: 1,
+    reportedVersion: 1,
+    version: 1,
+    etag: 'AAAAAAAAAAE=',
+    desiredMetadata: { $lastUpdated: '2026-01-01T00:00:00.000Z', $lastUpdatedVersion: 1 },
+    reportedMetadata: { $lastUpdated: '2026-01-01T00:00:00.000Z' },
+  })
   assert.equal(etagFor(2), 'AAAAAAAAAAI=')
 })
 
@@ -121,25 +131,78 @@ test('updateTwin validates everything before changing anything', () => {
   assert.throws(() => updateTwin(t, { tags: { ok: 1 }, desired: { 'bad.key': 1 } }), is400(/bad\.key/))
 })
 
-test('serviceTwinJson: the az device-twin show shape', () => {
-  let t = createTwin()
-  t = applyDesiredPatch(t, { interval: 5 })
+test('serviceTwinJson: the az device-twin show shape, with $metadata', () => {
+  let t = createTwin({}, '2026-01-01T00:00:00.000Z')
+  t = applyDesiredPatch(t, { interval: 5, cfg: { a: 1 } }, { now: '2026-01-02T00:00:00.000Z' })
   assert.deepEqual(serviceTwinJson(t, { deviceId: 'dev1' }), {
     deviceId: 'dev1',
     etag: etagFor(2),
+    deviceEtag: null,
     version: 2,
     status: 'enabled',
+    statusReason: null,
+    statusUpdateTime: '0001-01-01T00:00:00Z',
     authenticationType: 'sas',
     connectionState: 'Disconnected',
+    lastActivityTime: '0001-01-01T00:00:00Z',
+    cloudToDeviceMessageCount: 0,
+    x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+    modelId: '',
     capabilities: { iotEdge: false },
-    properties: { desired: { interval: 5, $version: 2 }, reported: { $version: 1 } },
+    deviceScope: null,
+    parentScopes: [],
+    properties: {
+      desired: {
+        interval: 5,
+        cfg: { a: 1 },
+        $metadata: {
+          $lastUpdated: '2026-01-02T00:00:00.000Z',
+          $lastUpdatedVersion: 2,
+          interval: { $lastUpdated: '2026-01-02T00:00:00.000Z', $lastUpdatedVersion: 2 },
+          cfg: { $lastUpdated: '2026-01-02T00:00:00.000Z', $lastUpdatedVersion: 2, a: { $lastUpdated: '2026-01-02T00:00:00.000Z', $lastUpdatedVersion: 2 } },
+        },
+        $version: 2,
+      },
+      reported: { $metadata: { $lastUpdated: '2026-01-01T00:00:00.000Z' }, $version: 1 },
+    },
   })
+  // A later patch restamps only what it wrote (and the objects above it); a null removes the key's metadata too.
+  t = applyDesiredPatch(t, { cfg: { b: 2 }, interval: null }, { now: '2026-01-03T00:00:00.000Z' })
+  const meta = serviceTwinJson(t, { deviceId: 'dev1' }).properties.desired.$metadata as Record<string, Record<string, unknown>>
+  assert.equal(meta.$lastUpdated, '2026-01-03T00:00:00.000Z')
+  assert.equal(meta.interval, undefined)
+  assert.deepEqual(meta.cfg.a, { $lastUpdated: '2026-01-02T00:00:00.000Z', $lastUpdatedVersion: 2 })
+  assert.deepEqual(meta.cfg.b, { $lastUpdated: '2026-01-03T00:00:00.000Z', $lastUpdatedVersion: 3 })
+  t = applyReportedPatch(t, { fw: '1.2' }, { now: '2026-01-04T00:00:00.000Z' })
+  assert.deepEqual(serviceTwinJson(t, { deviceId: 'dev1' }).properties.reported.$metadata, { $lastUpdated: '2026-01-04T00:00:00.000Z', fw: { $lastUpdated: '2026-01-04T00:00:00.000Z' } })
   t = applyTagsPatch(t, { site: 'lab' })
   const mod = serviceTwinJson(t, { deviceId: 'edge1', moduleId: '$edgeHub', status: 'disabled', connectionState: 'Connected' })
-  assert.deepEqual(Object.keys(mod), ['deviceId', 'moduleId', 'etag', 'version', 'status', 'authenticationType', 'connectionState', 'tags', 'properties'])
+  // Module twins: no statusReason, capabilities or scopes.
+  assert.deepEqual(Object.keys(mod), [
+    'deviceId',
+    'moduleId',
+    'etag',
+    'deviceEtag',
+    'version',
+    'status',
+    'statusUpdateTime',
+    'authenticationType',
+    'connectionState',
+    'lastActivityTime',
+    'cloudToDeviceMessageCount',
+    'x509Thumbprint',
+    'modelId',
+    'tags',
+    'properties',
+  ])
   assert.equal(mod.moduleId, '$edgeHub')
   assert.deepEqual(mod.tags, { site: 'lab' })
   assert.equal(serviceTwinJson(t, { deviceId: 'edge1', iotEdge: true }).capabilities?.iotEdge, true)
+})
+
+test('$metadata of a twin stored before metadata existed falls back to the "never" stamp', () => {
+  const { desiredMetadata: _d, reportedMetadata: _r, ...legacy } = applyDesiredPatch(createTwin(), { a: 1 })
+  assert.deepEqual(serviceTwinJson(legacy, { deviceId: 'old' }).properties.desired.$metadata, { $lastUpdated: '0001-01-01T00:00:00Z', a: { $lastUpdated: '0001-01-01T00:00:00Z' } })
 })
 
 test("the $edgeHub desired document (arrays, the seed's policy) is a valid twin", () => {

@@ -69,6 +69,7 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
     cluster: Flags.string({
       summary: 'Run as one node of a cluster sharing this hub on Redis (redis://[:password@]host:port[/db]); a home made with `hub init --store` implies it.',
     }),
+    'dps-assigned-hub': Flags.string({ summary: 'Host name DPS assigns devices to (kept in the hub; default localhost): the name devices reach this broker by.' }),
     'clock-skew': Flags.integer({ summary: 'SAS clock skew tolerance in seconds.', default: 300, min: 0, hidden: true }),
   }
 
@@ -89,6 +90,7 @@ export default class BrokerStart extends BaseCommand<typeof BrokerStart> {
       logLevel: f['log-level'] ?? 'info',
       clockSkewSecs: f['clock-skew'],
       cluster: f.cluster,
+      ...(f['dps-assigned-hub'] ? { dpsAssignedHub: f['dps-assigned-hub'] } : {}),
       json: f.output === 'json' && !process.stdout.isTTY,
     }
     if (f.daemon) {

@@ -3,6 +3,7 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base.js'
 import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
 import { deviceView } from '../../registry/views.js'
+import { deviceSetPatch, mergeDefined, parentFromScope } from '../../service/identity.js'
 
 export default class DeviceUpdate extends BaseCommand<typeof DeviceUpdate> {
   static summary = 'Update a device: status, keys, thumbprints, parent.'
@@ -12,6 +13,8 @@ export default class DeviceUpdate extends BaseCommand<typeof DeviceUpdate> {
     '<%= config.bin %> device update sub_client --status disabled',
     '<%= config.bin %> hub device-identity update -d sub_client --sta enabled',
     '<%= config.bin %> device update sub_client --primary-key "$(openssl rand -base64 32)"',
+    '<%= config.bin %> hub device-identity update -d sub_client --set status=disabled statusReason=maintenance',
+    '<%= config.bin %> hub device-identity update -d gw2 --ee true',
   ]
   static args = { deviceId: deviceArg }
   static flags = {
@@ -24,25 +27,30 @@ export default class DeviceUpdate extends BaseCommand<typeof DeviceUpdate> {
     'primary-thumbprint': Flags.string({ aliases: ['ptp'], summary: 'New primary thumbprint.' }),
     'secondary-thumbprint': Flags.string({ aliases: ['stp'], summary: 'New secondary thumbprint.' }),
     pd: Flags.string({ aliases: ['parent-device-id'], summary: 'New parent edge device ("" removes it).' }),
-    edge: Flags.boolean({ aliases: ['ee', 'edge-enabled'], allowNo: true, summary: 'IoT Edge capability.' }),
+    'device-scope': Flags.string({ summary: 'New parent by device scope (az --device-scope).' }),
+    set: Flags.string({ multiple: true, summary: 'az generic update: path=value (status, statusReason, capabilities.iotEdge, authentication.symmetricKey.primaryKey, …).' }),
+    edge: Flags.boolean({ aliases: ['ee', 'edge-enabled'], allowNo: true, summary: 'IoT Edge capability (az: --ee true|false).' }),
     etag: Flags.string({ char: 'e', summary: 'Only update if the device still has this etag.' }),
   }
 
   async run(): Promise<void> {
     const f = this.flags
     await this.checkHubName(f['hub-name'])
-    const { registry } = await this.hub()
-    const device = await registry.updateDevice(pick('device', this.args.deviceId, f.device, '-d/--device'), {
+    const ctx = await this.hub()
+    const { registry } = ctx
+    const scopeParent = f['device-scope'] ? await parentFromScope(ctx, f['device-scope']) : undefined
+    const fromFlags = {
       status: f.status,
       statusReason: f['status-reason'],
       primaryKey: f['primary-key'],
       secondaryKey: f['secondary-key'],
       primaryThumbprint: f['primary-thumbprint'],
       secondaryThumbprint: f['secondary-thumbprint'],
-      parentId: f.pd === '' ? null : f.pd,
+      parentId: f.pd === '' ? null : (f.pd ?? scopeParent),
       edge: f.edge,
       etag: f.etag,
-    })
+    }
+    const device = await registry.updateDevice(pick('device', this.args.deviceId, f.device, '-d/--device'), mergeDefined(deviceSetPatch(f.set ?? []), fromFlags))
     const parent = await registry.parentOf(device)
     this.print(deviceView(device, parent))
   }

@@ -1,0 +1,5 @@
+export * from './keys.js'
+export * from './model.js'
+export * from './service.js'
+export * from './settings.js'
+export * from './topics.js'
