@@ -26,7 +26,9 @@ import type { TwinKey } from '../registry/types.js'
 import { brokerPersistence, connectedClient, fastMqQueues, wrapQoS0Delivery } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
-import type { BrokerPublish, ClusterHost, IotHubHost, MethodResult } from './host.js'
+import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
+import { BuiltinEndpoint } from '../eventhubs/endpoint.js'
+import { serveEventHubs } from '../eventhubs/amqp.js'
 import { setDpsAssignedHub } from '../dps/settings.js'
 import { DpsEndpoint } from './dps.js'
 import { installC2dAckTracking, installIotHubPacketRewrites, IotHub } from './iothub.js'
@@ -112,6 +114,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
   readonly bridge: UpstreamBridge
   readonly hooks: Hooks
   readonly live: LiveConfig
+  /** The built-in Event Hubs-compatible endpoint: telemetry on `$upstream` (no parent set) is appended to its log. */
+  readonly builtin: BuiltinEndpoint
   /** The AMQP endpoint (src/transports/amqp.ts): other features add addresses with `amqp.route()`. Listens only on the ports asked for. */
   readonly amqp: AmqpListener
   /** Persistent sessions: granted filters only, and the per-session queue bound (set once aedes listens). */
@@ -164,6 +168,9 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.persistenceClose = persistenceClose
     this.cluster = cluster
     this.iothub = new IotHub(this)
+    this.builtin = new BuiltinEndpoint({ file: opts.inMemory ? ':memory:' : ctx.paths.eventHubs, settings: this.settings, hub: ctx.hub, store: ctx.store, log })
+    // Synchronous, inside the publish hook: the event is in the log before the device gets its PUBACK.
+    this.iothub.events.on('event', (ev: HubEvent) => this.builtin.appendTelemetry(ev))
     this.dps = new DpsEndpoint({
       ctx,
       log,
@@ -194,6 +201,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       verifyToken: (token, _audience, hostname) => verifyAmqpToken(ctx.hub.policies, token, [ctx.hub.hostName, hostname ?? ''], this.clockSkewSecs),
     })
     serveIotHubOverAmqp(this.amqp, this.iothub)
+    serveEventHubs(this.amqp, this.builtin)
     const queue = new ForwardQueue(opts.inMemory ? ':memory:' : ctx.paths.forward)
     const onStatus = () => this.live.onBridgeStatus()
     const inbound = this.bridgeInbound()
@@ -667,6 +675,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
         await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
         await this.cluster?.close()
         await this.persistenceClose()
+        this.builtin.close()
       }
       // A cluster node stops within a bounded time even when Redis is gone (see ClusterNode.shutdown).
       await (this.cluster ? this.cluster.shutdown(drain) : drain())

@@ -121,7 +121,8 @@ export class Hooks {
       throw authError(CONNACK.NOT_AUTHORIZED)
     }
     const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
-    this.open({ client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, granted: new Set(), registered: false })
+    const generationId = (res.module ?? res.device).generationId
+    this.open({ client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, generationId, granted: new Set(), registered: false })
   }
 
   private open(session: Session): void {
@@ -215,7 +216,7 @@ export class Hooks {
       packet.retain = false
       return cb(null)
     }
-    if (v.telemetry) this.d.iothub.routeOwnTelemetry(v.telemetry, payload)
+    if (v.telemetry) this.d.iothub.routeOwnTelemetry(v.telemetry, payload, actor)
     this.d.persistBeforeAck(packet, cb)
   }
 

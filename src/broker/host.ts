@@ -30,6 +30,9 @@ export interface HubEvent {
   /** A module output: its name, and the sinks the routes sent it to (`$upstream`, `<module>/<input>`). */
   outputName?: string
   routedTo?: string[]
+  /** How the sender authenticated and its identity's generation id (Event Hubs annotations), when it sent as itself. */
+  authMethod?: string
+  generationId?: string
 }
 
 export interface MethodResult {

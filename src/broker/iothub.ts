@@ -42,7 +42,7 @@ import { liveSubscriptions, packetParser, takePacketId, wrapQoSDelivery } from '
 import { topicMatches } from '../policy/topic.js'
 import type { C2dSendResult, HubEvent, IotHubHost, MethodResult } from './host.js'
 import { isPrivateKind, privateTopic, type HubRequest } from './pipeline.js'
-import type { Actor } from './session.js'
+import type { Actor, Session } from './session.js'
 
 export type { C2dSendResult, HubEvent, MethodResult } from './host.js'
 
@@ -157,7 +157,7 @@ export class IotHub {
     this.touch(this.key(actor))
     switch (request.kind) {
       case 'telemetry':
-        return this.routeOwnTelemetry(request, payload)
+        return this.routeOwnTelemetry(request, payload, actor)
       case 'twin-get':
         void this.twinGet(actor, request.rid, request.ridKey)
         return
@@ -170,9 +170,12 @@ export class IotHub {
   }
 
   /** Telemetry as the device or module it names (the pipeline checked who may send it). */
-  routeOwnTelemetry(t: TelemetryTopic, body: Buffer): void {
+  routeOwnTelemetry(t: TelemetryTopic, body: Buffer, sender?: Actor): void {
     this.touch(t.moduleId ? { deviceId: t.deviceId, moduleId: t.moduleId } : { deviceId: t.deviceId })
-    this.routeTelemetry({ deviceId: t.deviceId, moduleId: t.moduleId, outputName: t.systemProperties.outputName, properties: t.properties, systemProperties: t.systemProperties, body })
+    // The sender's authentication is the message's only when it sent as itself (not an edge device for a child).
+    const self = sender && sender.identity.deviceId === t.deviceId && sender.identity.moduleId === t.moduleId
+    const auth = self ? { authMethod: (sender as Partial<Session>).method, generationId: sender.generationId } : {}
+    this.routeTelemetry({ deviceId: t.deviceId, moduleId: t.moduleId, outputName: t.systemProperties.outputName, properties: t.properties, systemProperties: t.systemProperties, body }, auth)
   }
 
   private respond(clientId: string, topic: string, body: unknown): Promise<void> {
@@ -448,7 +451,7 @@ export class IotHub {
   }
 
   /** Routes a telemetry message or module output (PROTOCOL.md §5). */
-  routeTelemetry(msg: RoutableMessage): void {
+  routeTelemetry(msg: RoutableMessage, auth: Pick<HubEvent, 'authMethod' | 'generationId'> = {}): void {
     const enqueuedTime = new Date().toISOString()
     const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(msg.body)
     let sinks
@@ -471,7 +474,8 @@ export class IotHub {
         // A parent is set: forward as the device's own telemetry (store and forward while it is away).
         this.host.upstream.enqueueTelemetry(formatTelemetryTopic({ deviceId: msg.deviceId, moduleId: msg.moduleId }, msg.properties, msg.systemProperties), body)
       } else if (sink.kind === 'upstream') {
-        const ev: HubEvent = { deviceId: msg.deviceId, moduleId: msg.moduleId, properties: msg.properties, systemProperties: msg.systemProperties, payload: body, enqueuedTime }
+        const ev: HubEvent = { deviceId: msg.deviceId, moduleId: msg.moduleId, properties: msg.properties, systemProperties: msg.systemProperties, payload: body, enqueuedTime, ...auth }
+        // Listeners run now, before the publisher's PUBACK: the built-in endpoint's log appends here (broker.ts).
         this.events.emit('event', ev)
       } else {
         const edge = this.host.ctx.hub.edgeDeviceId

@@ -16,6 +16,8 @@ export interface Actor {
   authz: IdentityPolicy | undefined
   /** For an edge device: the child devices it may send telemetry for (nested edge, PROTOCOL.md §6). */
   actsFor?: Set<string>
+  /** The identity's generation id at authentication (IoT Hub's `iothub-connection-auth-generation-id`). */
+  generationId?: string
   /**
    * Set for a DPS registration connection (src/dps/): what it presented at CONNECT, attested when it
    * sends its register request. Such a session only talks DPS; the policy never applies to it.

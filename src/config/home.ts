@@ -5,6 +5,7 @@
  *   pki/          root CA, server cert (keys 0600)
  *   broker.json   the running broker's pid and ports (written atomically)
  *   persistence/  MQTT sessions, retained, queued QoS1 (aedes-persistence-level)
+ *   eventhubs.db  the built-in Event Hubs-compatible endpoint's event log (SQLite, WAL)
  *   store.json    only for a hub on Redis (`hub init --store redis://…`): {url, hub}; then the
  *                 registry and MQTT state live in Redis and every command with this home goes there
  */
@@ -40,6 +41,8 @@ export interface HomePaths {
   persistence: string
   /** Store-and-forward queue for $upstream (SQLite). */
   forward: string
+  /** The built-in Event Hubs-compatible endpoint's event log (SQLite). */
+  eventHubs: string
   logs: string
   /** Pointer to a Redis-backed hub (absent for the embedded SQLite hub). */
   storePointer: string
@@ -53,6 +56,7 @@ export function homePaths(home: string): HomePaths {
     brokerState: join(home, 'broker.json'),
     persistence: join(home, 'persistence'),
     forward: join(home, 'forward.db'),
+    eventHubs: join(home, 'eventhubs.db'),
     logs: join(home, 'broker.log'),
     storePointer: join(home, 'store.json'),
   }

@@ -21,6 +21,7 @@ import type { Authorizations, JsonObject } from '../policy/index.js'
 import type { CreateDeviceInput, CreateModuleInput } from '../registry/registry.js'
 import type { BrokerSettings, DeviceRecord, ModuleRecord, TwinKey } from '../registry/types.js'
 import { parseEdgeHubDocument } from '../edgehub/index.js'
+import { eventHubConnectionString } from '../eventhubs/connection-string.js'
 import { setEdgeHubDesired, type SetEdgeHubResult } from '../service/edgehub.js'
 import type { ServiceTwinJson } from '../twin/index.js'
 import type { Dps } from '../dps/service.js'
@@ -99,6 +100,12 @@ export interface Hub {
   deviceConnectionString(deviceId: string, opts?: ConnectionStringOptions): Promise<string>
   /** `HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=…` (for azure-iothub against the REST port). */
   serviceConnectionString(opts?: { policy?: string; hostName?: string }): string
+  /**
+   * The built-in Event Hubs-compatible endpoint's connection string for `@azure/event-hubs`:
+   * `Endpoint=sb://localhost:<port>/;…;EntityPath=<hub>`, plain AMQP with `UseDevelopmentEmulator=true`
+   * when the hub has an `amqp` port, else TLS on `amqps` (trust `caPem`). Policy default iothubowner.
+   */
+  eventHubConnectionString(opts?: { policy?: string; tls?: boolean }): string
   /** A device (or module) SAS token, signed with its primary key. */
   sas(deviceId: string, moduleId?: string, opts?: { durationSecs?: number }): Promise<string>
   /** Telemetry reaching the hub (what `edgemq monitor` shows), from the moment of the call; ends on close(). */
@@ -233,6 +240,14 @@ class RunningHub implements Hub {
 
   serviceConnectionString(opts: { policy?: string; hostName?: string } = {}): string {
     return this.context.registry.serviceConnectionString({ policy: opts.policy, gateway: opts.hostName ?? 'localhost' })
+  }
+
+  eventHubConnectionString(opts: { policy?: string; tls?: boolean } = {}): string {
+    const { amqp, amqps } = this.broker.ports
+    const tls = opts.tls ?? amqp === undefined
+    const port = tls ? amqps : amqp
+    if (port === undefined) throw new UsageError(`this hub serves no ${tls ? 'amqps' : 'amqp'} port`, 'start it with ports: { amqp: 0 } (or amqps)')
+    return eventHubConnectionString(this.context.registry, this.name, { policy: opts.policy, emulator: !tls, port })
   }
 
   sas(deviceId: string, moduleId?: string, opts: { durationSecs?: number } = {}): Promise<string> {

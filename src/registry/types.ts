@@ -88,6 +88,14 @@ export interface BrokerSettings {
    * and a persistent session keeps what follows in its bounded queue.
    */
   drainTimeoutSecs: number
+  /**
+   * The built-in Event Hubs-compatible endpoint (src/eventhubs/): partitions of its event log (fixed
+   * once the log holds events, as IoT Hub fixes it at creation), and how long and how many events
+   * per partition it keeps (whichever bound is hit first; IoT Hub's default retention is 1 day).
+   */
+  eventHubPartitions: number
+  eventRetentionSecs: number
+  eventRetentionCount: number
 }
 
 export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
@@ -105,6 +113,9 @@ export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
   maxQueuedBytes: 1024 * 1024,
   maxEventStreamBytes: 4 * 1024 * 1024,
   drainTimeoutSecs: 5,
+  eventHubPartitions: 4,
+  eventRetentionSecs: 24 * 3600,
+  eventRetentionCount: 100_000,
 }
 
 export interface UpstreamSettings {
@@ -114,6 +125,12 @@ export interface UpstreamSettings {
   sharedAccessKey: string
   port: number
   caFile?: string
+}
+
+/** A consumer group of the built-in endpoint (`$Default` is implicit and never stored). */
+export interface ConsumerGroupRecord {
+  name: string
+  createdAt: string
 }
 
 /** A deployment as az prints it (IoT Hub's Configuration object). */
@@ -160,6 +177,8 @@ export interface HubRecord {
   policies: ServicePolicy[]
   broker: BrokerSettings
   upstream?: UpstreamSettings
+  /** Consumer groups created on the built-in Event Hubs-compatible endpoint (`hub consumer-group create`). */
+  consumerGroups?: ConsumerGroupRecord[]
   /** IoT Edge automatic deployments (src/deployment/edge-deployments.ts). */
   edgeDeployments?: EdgeDeploymentState
   /** Absent in homes made before DPS; openHub adds it. */

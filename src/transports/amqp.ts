@@ -194,6 +194,9 @@ export class AmqpListener {
     socket.on('finish', () => socket.destroy())
     const conn = (this.container as unknown as { create_connection(o: object): RheaConnectionInternals }).create_connection({}).accept(socket)
     const internals = conn as unknown as RheaConnectionInternals
+    // rhea notices only 'end' and 'error': a socket destroyed here (close(), a limit) would leave the
+    // connection 'open' with its heartbeat timer running (and the process alive) for up to 30 s.
+    socket.on('close', () => (conn as unknown as { _disconnected?(): void })._disconnected?.())
     this.state.set(conn, { grants: [] })
     // After rhea has read each chunk: how much it holds for one frame or one unfinished message.
     socket.on('data', () => {
