@@ -14,7 +14,7 @@ import type { EventInput, PartitionInfo, StoredEvent } from './types.js'
 export interface BuiltinEndpointOptions {
   /** The log file, or ':memory:'. */
   file: string
-  settings: Pick<BrokerSettings, 'eventHubPartitions' | 'eventRetentionSecs' | 'eventRetentionCount'>
+  settings: Pick<BrokerSettings, 'eventHubPartitions' | 'eventRetentionSecs' | 'eventRetentionCount' | 'eventRetentionBytes'>
   /** The hub record as the broker follows it (consumer groups, name, creation time). */
   hub: HubRecord
   store: Store
@@ -48,7 +48,7 @@ export class BuiltinEndpoint {
 
   constructor(private readonly opts: BuiltinEndpointOptions) {
     const { settings } = opts
-    this.log = new EventLog({ file: opts.file, partitionCount: settings.eventHubPartitions, retentionSecs: settings.eventRetentionSecs, retentionCount: settings.eventRetentionCount })
+    this.log = new EventLog({ file: opts.file, partitionCount: settings.eventHubPartitions, retentionSecs: settings.eventRetentionSecs, retentionCount: settings.eventRetentionCount, retentionBytes: settings.eventRetentionBytes })
     if (this.log.partitionCount !== this.log.requestedPartitionCount) {
       opts.log.warn({ stored: this.log.partitionCount, setting: this.log.requestedPartitionCount }, 'event log keeps its partition count (devices must stay in their partition); empty eventhubs.db to change it')
     }

@@ -42,11 +42,18 @@ interface PartitionState {
   nextOffset: number
   /** The newest events, oldest first (a window for live readers). */
   recent: StoredEvent[]
+  /** Body bytes in `recent`. */
+  recentBytes: number
+  /** Bytes appended since the last trim (a byte-bound trim runs every tenth of the bound). */
+  sinceTrim: number
   listeners: Set<(ev: StoredEvent) => void>
 }
 
-/** How many of the newest events per partition stay in memory for readers at the tail. */
+/** How many of the newest events per partition stay in memory for readers at the tail, and at most how many body bytes. */
 const RECENT_WINDOW = 1024
+const RECENT_BYTES = 4 * 1024 * 1024
+/** Per partition, when the caller sets no byte bound (the hub setting's default). */
+const DEFAULT_RETENTION_BYTES = 32 * 1024 * 1024
 
 export interface EventLogOptions extends RetentionSettings {
   /** A file, or ':memory:'. */
@@ -79,14 +86,14 @@ export class EventLog {
   private readonly db: Database.Database
   private readonly parts: PartitionState[] = []
   private readonly now: () => number
-  private retention: RetentionSettings
+  private retention: Required<RetentionSettings>
   private readonly insert: Database.Statement
   private trimTimer?: NodeJS.Timeout
   private closed = false
 
   constructor(opts: EventLogOptions) {
     this.now = opts.now ?? Date.now
-    this.retention = { retentionSecs: opts.retentionSecs, retentionCount: opts.retentionCount }
+    this.retention = { retentionSecs: opts.retentionSecs, retentionCount: opts.retentionCount, retentionBytes: opts.retentionBytes ?? DEFAULT_RETENTION_BYTES }
     restrictSqliteFiles(opts.file)
     this.db = new Database(opts.file, { timeout: 10_000 })
     if (opts.file !== ':memory:') this.db.pragma('journal_mode = WAL')
@@ -127,7 +134,7 @@ export class EventLog {
     const kept = this.db.prepare('SELECT last_seq, last_offset, last_enqueued, next_offset FROM partitions WHERE partition = ?').get(p) as
       | { last_seq: number; last_offset: number; last_enqueued: number; next_offset: number }
       | undefined
-    const state: PartitionState = { begin: 0, last: -1, lastOffset: -1, lastEnqueued: 0, nextOffset: 0, recent: [], listeners: new Set() }
+    const state: PartitionState = { begin: 0, last: -1, lastOffset: -1, lastEnqueued: 0, nextOffset: 0, recent: [], recentBytes: 0, sinceTrim: 0, listeners: new Set() }
     if (kept && (!lastRow || kept.last_seq > lastRow.seq)) {
       Object.assign(state, { last: kept.last_seq, lastOffset: kept.last_offset, lastEnqueued: kept.last_enqueued, nextOffset: kept.next_offset })
     } else if (lastRow) {
@@ -171,9 +178,17 @@ export class EventLog {
     s.lastEnqueued = enqueuedTime
     s.nextOffset = ev.offset + input.body.length + 1
     s.recent.push(ev)
-    if (s.recent.length > 2 * RECENT_WINDOW) s.recent.splice(0, s.recent.length - RECENT_WINDOW)
-    // Over the count bound by a tenth: trim now rather than at the next timer tick.
-    if (s.last - s.begin + 1 > this.retention.retentionCount + Math.max(10, this.retention.retentionCount / 10)) this.trimPartition(p, this.now())
+    s.recentBytes += input.body.length
+    if (s.recent.length > 2 * RECENT_WINDOW || s.recentBytes > 2 * RECENT_BYTES) {
+      let drop = 0
+      while (drop < s.recent.length - 1 && (s.recent.length - drop > RECENT_WINDOW || s.recentBytes > RECENT_BYTES)) s.recentBytes -= s.recent[drop++].body.length
+      s.recent.splice(0, drop)
+    }
+    s.sinceTrim += input.body.length + 1
+    // Over the count bound by a tenth, or a tenth of the byte bound appended: trim now rather than at the next timer tick.
+    if (s.last - s.begin + 1 > this.retention.retentionCount + Math.max(10, this.retention.retentionCount / 10) || s.sinceTrim > this.retention.retentionBytes / 10) {
+      this.trimPartition(p, this.now())
+    }
     for (const fn of s.listeners) fn(ev)
     return ev
   }
@@ -232,7 +247,7 @@ export class EventLog {
   }
 
   setRetention(r: RetentionSettings): void {
-    this.retention = { ...r }
+    this.retention = { ...r, retentionBytes: r.retentionBytes ?? DEFAULT_RETENTION_BYTES }
     this.scheduleTrim()
   }
 
@@ -245,8 +260,14 @@ export class EventLog {
     const s = this.parts[p]
     let begin = Math.max(s.begin, s.last + 1 - this.retention.retentionCount)
     const cutoff = now - this.retention.retentionSecs * 1000
+    s.sinceTrim = 0
     const young = this.db.prepare('SELECT seq FROM events WHERE partition = ? AND enqueued_at >= ? ORDER BY seq LIMIT 1').get(p, cutoff) as { seq: number } | undefined
     begin = Math.max(begin, young?.seq ?? s.last + 1)
+    // Offsets count body bytes (+1 each), so the byte bound is an offset.
+    if (s.nextOffset > this.retention.retentionBytes) {
+      const small = this.db.prepare('SELECT seq FROM events WHERE partition = ? AND seq >= ? AND offset >= ? ORDER BY seq LIMIT 1').get(p, begin, s.nextOffset - this.retention.retentionBytes) as { seq: number } | undefined
+      begin = Math.max(begin, small?.seq ?? s.last + 1)
+    }
     if (begin <= s.begin) return
     // The numbering must survive the rows it came from: keep the partition's last position.
     this.db.transaction(() => {
@@ -259,6 +280,7 @@ export class EventLog {
     })()
     s.begin = begin
     const drop = s.recent.findIndex((e) => e.sequenceNumber >= begin)
+    for (const e of s.recent.slice(0, drop < 0 ? s.recent.length : drop)) s.recentBytes -= e.body.length
     s.recent.splice(0, drop < 0 ? s.recent.length : drop)
   }
 

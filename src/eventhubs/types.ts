@@ -54,4 +54,6 @@ export interface RetentionSettings {
   retentionSecs: number
   /** At most this many events per partition are kept. */
   retentionCount: number
+  /** At most about this many body bytes per partition are kept (the oldest go first). */
+  retentionBytes?: number
 }

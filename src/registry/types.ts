@@ -96,6 +96,8 @@ export interface BrokerSettings {
   eventHubPartitions: number
   eventRetentionSecs: number
   eventRetentionCount: number
+  /** Body bytes kept per partition (the log of an in-memory hub is memory: this bounds it). */
+  eventRetentionBytes: number
 }
 
 export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
@@ -116,6 +118,7 @@ export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
   eventHubPartitions: 4,
   eventRetentionSecs: 24 * 3600,
   eventRetentionCount: 100_000,
+  eventRetentionBytes: 32 * 1024 * 1024,
 }
 
 export interface UpstreamSettings {

@@ -125,3 +125,16 @@ test('consumer groups: $Default always, created ones listed, shown, deleted; nam
   assert.throws(() => showConsumerGroup(ctx.hub, 'analytics'), /not found/)
   assert.deepEqual(listConsumerGroups((await ctx.store.getHub())!).map((g) => g.name), ['$Default'])
 })
+
+test('retention by bytes: a partition keeps about its byte bound, the oldest go first, numbering goes on', (t) => {
+  const log = new EventLog({ file: ':memory:', partitionCount: 1, retentionSecs: 3600, retentionCount: 1_000_000, retentionBytes: 10_000 })
+  t.after(() => log.close())
+  const body = 'x'.repeat(999) // 1,000 offset units each
+  for (let i = 0; i < 100; i++) log.append(ev('a', body))
+  const info = log.partitionInfo(0)
+  const kept = log.read(0, 0, 1000)
+  assert.ok(kept.length >= 10 && kept.length <= 12, `kept ${kept.length} events of 1 kB under a 10 kB bound`)
+  assert.equal(kept.at(-1)?.sequenceNumber, 99, 'the newest are kept')
+  assert.equal(info.lastSequenceNumber, 99)
+  assert.equal(info.beginSequenceNumber, kept[0].sequenceNumber)
+})
