@@ -3,6 +3,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 import mqttPacket from 'mqtt-packet'
 
@@ -14,6 +16,14 @@ import { collect, connect } from '../helpers/mqtt.js'
 import { connackOf, connectPacket, rawSocket } from '../helpers/raw-socket.js'
 
 const KiB = 1024
+
+/** Bytes still reachable after a full GC: what the broker retains, not garbage RSS has not returned yet. */
+function retainedBytes(): number {
+  setFlagsFromString('--expose-gc')
+  ;(runInNewContext('gc') as () => void)()
+  const m = process.memoryUsage()
+  return m.heapUsed + m.external
+}
 
 /** A raw subscriber: CONNECT, SUBSCRIBE (QoS 0 by default), wait for the SUBACK, then never read again. */
 async function stalledSubscriber(port: number, clientId: string, password: string, filter: string, opts: { qos?: 0 | 1; clean?: boolean } = {}): Promise<Socket> {
@@ -115,7 +125,7 @@ test('item 2: an event-stream reader that never reads is disconnected at its bou
   s.pause() // and never reads again (a suspended `edgemq monitor`)
   assert.equal(events.listenerCount('event'), listenersBefore + 1)
 
-  const before = process.memoryUsage().rss
+  const before = retainedBytes()
   // 30,000 telemetry events of 4 KiB (≈ 165 MB as base64 NDJSON) to the one stalled reader.
   const payload = Buffer.alloc(4 * 1024, 7)
   for (let i = 0; i < 30_000; i++) {
@@ -123,9 +133,10 @@ test('item 2: an event-stream reader that never reads is disconnected at its bou
     events.emit('event', ev)
     if (i % 1000 === 0) await new Promise((r) => setImmediate(r)) // let the socket flush what it can
   }
-  const growth = process.memoryUsage().rss - before
+  const growth = retainedBytes() - before
   assert.equal(events.listenerCount('event'), listenersBefore, 'the stalled reader was dropped')
   const status = hub.broker.status() as { limits: { refused: Record<string, number> } }
   assert.equal(status.limits.refused['event-reader-dropped'], 1)
-  assert.ok(growth < 64 * 1024 * 1024, `RSS grew by ${(growth / 1024 / 1024).toFixed(1)} MiB`)
+  // RSS was the measure once; it counts garbage not yet returned to the OS (67 MiB on one CI run).
+  assert.ok(growth < 16 * 1024 * 1024, `retained memory grew by ${(growth / 1024 / 1024).toFixed(1)} MiB`)
 })
