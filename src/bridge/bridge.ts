@@ -72,9 +72,9 @@ type MqHandler = Parameters<MQEmitter['on']>[1]
 /** The one thing the bridge does with the local broker: publish what comes `in` from the parent. */
 export type LocalPublisher = Pick<Aedes, 'publish'>
 
-/** Capped exponential backoff with full jitter: 0.5 s, 1 s, 2 s … 30 s. */
-export function backoffMs(attempt: number, random = Math.random): number {
-  const cap = Math.min(30_000, 500 * 2 ** attempt)
+/** Capped exponential backoff with full jitter: 0.5 s, 1 s, 2 s … 30 s (from `baseMs`, 0.5 s by default). */
+export function backoffMs(attempt: number, random = Math.random, baseMs = 500): number {
+  const cap = Math.min(30_000, baseMs * 2 ** attempt)
   return Math.round(cap / 2 + (random() * cap) / 2)
 }
 
@@ -132,6 +132,8 @@ export class UpstreamBridge {
   private client?: MqttClient
   private connected = false
   private attempt = 0
+  /** The first reconnect delay (the broker sets it from its `bridgeBackoffMs` setting). */
+  backoffBaseMs = 500
   private reconnectTimer?: NodeJS.Timeout
   private ttlSecs = 7200
   private sentSeq = 0
@@ -481,7 +483,7 @@ export class UpstreamBridge {
   /** `atLeast`: a message that keeps failing backs off by its own attempts, though every connect succeeds. */
   private scheduleReconnect(atLeast = 0): void {
     if (this.closed) return
-    const ms = backoffMs(Math.max(this.attempt++, atLeast))
+    const ms = backoffMs(Math.max(this.attempt++, atLeast), Math.random, this.backoffBaseMs)
     this.log.info({ inMs: ms, queued: this.queue.length }, 'bridge reconnecting')
     this.reconnectTimer = setTimeout(() => this.connect(), ms)
     this.reconnectTimer.unref()

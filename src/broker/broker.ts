@@ -206,6 +206,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     const onStatus = () => this.live.onBridgeStatus()
     const inbound = this.bridgeInbound()
     this.bridge = cluster ? cluster.createBridge(inbound, mq, log, queue, onStatus) : new UpstreamBridge(inbound, mq, log, queue, onStatus)
+    this.bridge.backoffBaseMs = this.settings.bridgeBackoffMs
     this.live = new LiveConfig({
       aedes: this.aedes,
       ctx,

@@ -98,6 +98,8 @@ export interface BrokerSettings {
   eventRetentionCount: number
   /** Body bytes kept per partition (the log of an in-memory hub is memory: this bounds it). */
   eventRetentionBytes: number
+  /** The bridge's first reconnect delay; it doubles per failed attempt, with jitter, up to 30 s. */
+  bridgeBackoffMs: number
 }
 
 export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
@@ -119,6 +121,7 @@ export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
   eventRetentionSecs: 24 * 3600,
   eventRetentionCount: 100_000,
   eventRetentionBytes: 32 * 1024 * 1024,
+  bridgeBackoffMs: 500,
 }
 
 export interface UpstreamSettings {

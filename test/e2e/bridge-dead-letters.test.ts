@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test'
 import type { MqttClient } from 'mqtt'
 
 import type { DeadLetterPage } from '../../src/bridge/dead-letters.js'
-import { bridgeStatus, type BridgeStatusJson, deviceClient, makePair, PARENT_TOPICS, type Pair, publishAck, setEdgeHub } from '../helpers/bridge.js'
+import { bridgeStatus, type BridgeStatusJson, deviceClient, makePair, PARENT_TOPICS, type Pair, publishAck, setEdgeHub, withHome } from '../helpers/bridge.js'
 import { type BrokerProc, startBroker } from '../helpers/broker.js'
 import { cliJson, runCli } from '../helpers/cli.js'
 import { collect, subscribeOk } from '../helpers/mqtt.js'
@@ -52,6 +52,8 @@ describe('bridge: a message the parent refuses is dead-lettered; `bridge dead-le
     await setEdgeHub(pair.parent.home, { mqttBroker: { authorizations: parentPolicy(true) } })
     parent = await startBroker(pair.parent.home, ['--tls-port', String(await freePort())])
     await pair.linkChild(parent)
+    // Reconnects from 50 ms (a hub setting, as a user would set it): the same 5 attempts without 15 s of real backoff.
+    await withHome(pair.child.home, (ctx) => ctx.store.updateHub((h) => ({ ...h, broker: { ...h.broker, bridgeBackoffMs: 50 } })))
     child = await startBroker(pair.child.home)
     await child.waitForLog(/bridge connected to \$upstream/)
     watcher = await deviceClient(pair.parent, parent, 'watcher')

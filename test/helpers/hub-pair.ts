@@ -16,6 +16,7 @@ import type { Logger } from 'pino'
 import { parseUpstreamConnectionString } from '../../src/bridge/upstream.js'
 import { startHub, type Hub, type HubPolicy } from '../../src/emulator/index.js'
 import type { JsonObject } from '../../src/policy/index.js'
+import type { BrokerSettings } from '../../src/registry/types.js'
 import { connect, iothubUsername } from './mqtt.js'
 
 export interface HubPairOptions {
@@ -26,6 +27,8 @@ export interface HubPairOptions {
   /** Extra devices on each side. */
   parentDevices?: string[]
   childDevices?: string[]
+  /** Broker settings of the child (e.g. a short `bridgeBackoffMs`, so a test does not wait out real backoff). */
+  childSettings?: Partial<BrokerSettings>
   /** The child's broker logger (e.g. captureLog().logger, to assert on what the bridge logs). */
   childLogger?: Logger
 }
@@ -53,7 +56,7 @@ export async function hubPair(t: TestContext, o: HubPairOptions): Promise<{ pare
   t.after(() => parent.close())
   await parent.createDevice('child-edge', { edge: true })
   for (const d of o.parentDevices ?? []) await parent.createDevice(d)
-  const child = await startHub({ hubName: 'childhub', policy: 'allow-all', ...(o.childLogger ? { logger: o.childLogger } : {}) })
+  const child = await startHub({ hubName: 'childhub', policy: 'allow-all', ...(o.childLogger ? { logger: o.childLogger } : {}), ...(o.childSettings ? { settings: o.childSettings } : {}) })
   t.after(() => child.close())
   for (const d of o.childDevices ?? []) await child.createDevice(d)
   const caFile = join(dir, 'parent-ca.pem')
