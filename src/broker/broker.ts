@@ -169,7 +169,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     this.cluster = cluster
     this.iothub = new IotHub(this)
     this.builtin = new BuiltinEndpoint({ file: opts.inMemory ? ':memory:' : ctx.paths.eventHubs, settings: this.settings, hub: ctx.hub, store: ctx.store, log })
-    // Synchronous, inside the publish hook: the event is in the log before the device gets its PUBACK.
+    // Queued inside the publish hook and committed with the rest of the tick; the hook holds the
+    // PUBACK until then (whenStored), so the event is in the log before the device gets it.
     this.iothub.events.on('event', (ev: HubEvent) => this.builtin.appendTelemetry(ev))
     this.dps = new DpsEndpoint({
       ctx,
@@ -191,6 +192,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       settings: this.settings,
       refusals: this.refusals,
       persistBeforeAck: (packet, cb) => this.persistBeforeAck(packet, cb),
+      whenStored: (cb) => this.builtin.whenStored(cb),
     })
     this.aedes = aedes()
     this.amqp = new AmqpListener({

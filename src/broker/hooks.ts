@@ -57,6 +57,12 @@ export interface HooksDeps {
   refusals: RefusalLog
   /** The last step of an allowed publish: store what must outlive a crash before aedes' PUBACK. */
   persistBeforeAck(packet: PublishPacket, cb: (err?: Error | null) => void): void
+  /**
+   * Calls `cb` once the telemetry routed so far is in the built-in endpoint's log (its group
+   * commit, eventhubs/endpoint.ts); at once when nothing waits. Every publish passes here, so
+   * PUBACKs keep their order.
+   */
+  whenStored(cb: () => void): void
 }
 
 export class Hooks {
@@ -214,10 +220,10 @@ export class Hooks {
       if (isDpsRequest(v.request)) this.d.dps.answer(actor as Actor, v.request, payload)
       else this.d.iothub.answer(actor as Actor, v.request, payload)
       packet.retain = false
-      return cb(null)
+      return this.d.whenStored(() => cb(null))
     }
     if (v.telemetry) this.d.iothub.routeOwnTelemetry(v.telemetry, payload, actor)
-    this.d.persistBeforeAck(packet, cb)
+    this.d.whenStored(() => this.d.persistBeforeAck(packet, cb))
   }
 
   // ---- SUBSCRIBE ----
