@@ -556,7 +556,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       if (!s) return
       s.registered = true
       this.sessionStore.connected(client.id)
-      this.log.info({ client: client.id, auth: s.method, address: s.address }, 'client connected')
+      if (this.log.isLevelEnabled('info')) this.log.info({ client: client.id, auth: s.method, address: s.address }, 'client connected')
       if (s.expiresAt !== undefined) {
         const ms = (s.expiresAt + this.clockSkewSecs) * 1000 - Date.now()
         s.expiryTimer = setTimeout(() => {
