@@ -103,6 +103,24 @@ export interface EdgeBrokerOptions {
 }
 
 
+/** Callbacks for the next check phase, all behind one setImmediate (see afterIo). */
+let deferred: (() => void)[] = []
+
+function runDeferred(): void {
+  const batch = deferred
+  deferred = []
+  for (const cb of batch) cb()
+}
+
+/**
+ * `setImmediate(cb)` for the QoS 0 delivery callbacks: the same moment and order, with one
+ * Immediate per turn instead of one per delivery (a fan-out to 100 subscribers made 100).
+ */
+function afterIo(cb: () => void): void {
+  if (deferred.length === 0) setImmediate(runDeferred)
+  deferred.push(cb)
+}
+
 export class EdgeBroker implements IotHubHost, ClusterHost {
   readonly aedes: Aedes
   readonly log: Logger
@@ -529,11 +547,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       if (socket.writableLength + scheduled + size > maxQueuedBytes) {
         this.qos0Dropped++
         this.refusals.note('qos0-dropped', { client: loggableId(client.id), unsentBytes: socket.writableLength + scheduled }, 'QoS 0 message dropped: subscriber is not reading')
-        return setImmediate(cb)
+        return afterIo(cb)
       }
       scheduled += size
       deliver(packet, () => (scheduled -= size))
-      setImmediate(cb)
+      afterIo(cb)
     })
   }
 
