@@ -34,6 +34,7 @@ import { DpsEndpoint } from './dps.js'
 import { installC2dAckTracking, installIotHubPacketRewrites, IotHub } from './iothub.js'
 import { brokerSettings, ConnectionGate, loggableId, PACKET_HEADROOM, RefusalLog } from './limits.js'
 import { installPacketGuard } from './packet-guard.js'
+import { batchWrites } from './write-batching.js'
 import { LiveConfig } from './live.js'
 import { createLogger, type LogLevel } from './logger.js'
 import { createPersistence } from './persistence.js'
@@ -521,6 +522,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       socket.destroy()
       return
     }
+    batchWrites(socket)
     const client = this.aedes.handle(socket)
     const { maxConnectPacketBytes, maxQueuedBytes } = this.settings
     installPacketGuard(client, {
