@@ -3,8 +3,12 @@
  * data version stays the same (issue 16: the lookup and its JSON parse were the largest edgemq
  * cost of a connect storm). Any committed registry write, by the broker or by another process
  * (`edgemq device update`, key rotation, disable), changes the version, and the next lookup
- * drops the whole cache: a revoked key or a disabled device is refused on the very next CONNECT,
- * not after the change feed's poll. A store without a data version (Redis) is not cached.
+ * drops the whole cache: a revoked key or a disabled device is refused on the next CONNECT, not
+ * after the change feed's poll. The version is read once per turn of the event loop (reading it
+ * starts an SQLite read transaction, as costly as the lookup itself): a write committed while a
+ * turn is running is seen by the CONNECTs of the next turn, well under a millisecond later, and
+ * a client that connects after the write returned is always in a later turn. A store without a
+ * data version (Redis) is not cached.
  */
 import type { DeviceRecord, ModuleRecord, Store } from '../registry/types.js'
 
@@ -13,6 +17,11 @@ const MAX_ENTRIES = 20_000
 
 export class RegistryCache {
   private version: string | undefined
+  /** The version was read in this turn (cleared by a setImmediate). */
+  private checked = false
+  private readonly endTurn = () => {
+    this.checked = false
+  }
   private readonly devices = new Map<string, Readonly<DeviceRecord> | undefined>()
   private readonly modules = new Map<string, Readonly<ModuleRecord> | undefined>()
 
@@ -35,8 +44,11 @@ export class RegistryCache {
 
   /** Whether the store has a version and the cache matches it (emptied when it does not). */
   private fresh(): boolean {
+    if (this.checked) return true
     const v = this.store.dataVersion?.()
     if (v === undefined) return false
+    this.checked = true
+    setImmediate(this.endTurn)
     if (v !== this.version) {
       this.version = v
       this.devices.clear()
@@ -45,10 +57,11 @@ export class RegistryCache {
     return true
   }
 
-  /** Frozen: every CONNECT of the identity shares the record, nobody may change it. */
+  /**
+   * Frozen: every CONNECT of the identity shares the record, nobody may change it. Read after the
+   * version it is kept under, so it is never older than that version.
+   */
   private keep<T extends object>(map: Map<string, Readonly<T> | undefined>, key: string, value: T | undefined): T | undefined {
-    // A write that committed while this lookup ran changed the version: do not keep a record it may predate.
-    if (this.store.dataVersion?.() !== this.version) return value
     if (this.devices.size + this.modules.size >= MAX_ENTRIES) {
       this.devices.clear()
       this.modules.clear()

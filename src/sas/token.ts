@@ -112,7 +112,21 @@ function safeDecode(s: string, field: string): string {
 }
 
 /** Parses a token; throws SasFormatError with what is wrong. Field order is free, as in IoT Hub. */
+/** Tokens already parsed (a pure function of the string; the fields are frozen and shared). */
+const parsedTokens = new Map<string, Readonly<SasFields>>()
+const MAX_PARSED = 10_000
+
 export function parseSasToken(token: string): SasFields {
+  let fields = parsedTokens.get(token)
+  if (fields === undefined) {
+    fields = Object.freeze(parseSasTokenText(token))
+    if (parsedTokens.size >= MAX_PARSED) parsedTokens.clear()
+    parsedTokens.set(token, fields)
+  }
+  return fields
+}
+
+function parseSasTokenText(token: string): SasFields {
   if (typeof token !== 'string' || token.length === 0) throw new SasFormatError('SAS token is empty')
   if (token.length > 4096) throw new SasFormatError('SAS token is longer than 4096 characters')
   const prefix = 'SharedAccessSignature '
