@@ -115,11 +115,14 @@ function safeDecode(s: string, field: string): string {
 /** Tokens already parsed (a pure function of the string; the fields are frozen and shared). */
 const parsedTokens = new Map<string, Readonly<SasFields>>()
 const MAX_PARSED = 10_000
+/** Longer tokens are parsed but not kept: anyone may send one, and the memo must stay small (~5 MB). */
+const MAX_PARSED_LENGTH = 512
 
 export function parseSasToken(token: string): SasFields {
   let fields = parsedTokens.get(token)
   if (fields === undefined) {
     fields = Object.freeze(parseSasTokenText(token))
+    if (token.length > MAX_PARSED_LENGTH) return fields
     if (parsedTokens.size >= MAX_PARSED) parsedTokens.clear()
     parsedTokens.set(token, fields)
   }
