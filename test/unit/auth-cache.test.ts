@@ -80,4 +80,16 @@ describe('CONNECT caches follow every registry change at once', () => {
     await other.registry.createDevice({ deviceId: 'late', primaryKey: k, secondaryKey: newKey(12) })
     assert.equal(await code('late', k), 0)
   })
+
+  it('a changed policy: an identity the new policy refuses is refused on the next CONNECT (its cached policy view goes with the old policy)', async () => {
+    const k = newKey(13)
+    await t.hub.createDevice('pol', { primaryKey: k, secondaryKey: newKey(14) })
+    assert.equal(await code('pol', k), 0)
+    const doc = (authorizations: unknown[]) => JSON.stringify({ $edgeHub: { 'properties.desired': { schemaVersion: '1.2', mqttBroker: { authorizations } } } })
+    const connectAll = { identities: ['{{iot:identity}}'], allow: [{ operations: ['mqtt:connect'] }] }
+    await t.hub.setEdgeHub(doc([{ identities: ['pol'], deny: [{ operations: ['mqtt:connect'] }] }, connectAll]))
+    assert.equal(await code('pol', k), 5)
+    await t.hub.setEdgeHub(doc([connectAll]))
+    assert.equal(await code('pol', k), 0)
+  })
 })
