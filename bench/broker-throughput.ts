@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 import { collectMessages, connectLocal, publishWindowed } from './lib/load.js'
-import { median, startBroker as startLibBroker } from './lib/brokers.js'
+import { fromDist, median, startBroker as startLibBroker } from './lib/brokers.js'
 import { REPO_ROOT, SEED_FIXTURES } from '../test/helpers/paths.js'
 
 const here = fileURLToPath(import.meta.url)
@@ -50,9 +50,9 @@ async function serve(kind: string): Promise<void> {
     return
   }
   // edgemq: the real broker assembly (authenticate → policy → IoT Hub handlers), in-memory hub.
-  const { openHub } = await import('../src/config/home.js')
-  const { startEdgeBroker } = await import('../src/broker/broker.js')
-  const { parseEdgeHubFile, setEdgeHubDesired } = await import('../src/service/edgehub.js')
+  const { openHub } = await fromDist<typeof import('../src/config/home.js')>('config/home.js')
+  const { startEdgeBroker } = await fromDist<typeof import('../src/broker/broker.js')>('broker/broker.js')
+  const { parseEdgeHubFile, setEdgeHubDesired } = await fromDist<typeof import('../src/service/edgehub.js')>('service/edgehub.js')
   const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
   const onDisk = kind === 'edgemq-disk'
   const ctx = await openHub({ home, inMemory: !onDisk, createDefault: true })

@@ -8,7 +8,8 @@
  *   4. connect storm: CONNECT→CONNACK per second (edgemq: SAS verified; others: no auth)
  *   5. 10,000 idle connections: broker RSS per connection
  *   6. latency p50/p99 at a fixed moderate rate (QoS1)
- *   7. persistent session: QoS1 1→1 to a clean=false subscriber (the disk must be written):
+ *   7. device telemetry QoS1 (edgemq: appended to the Event Hubs-compatible log before each PUBACK)
+ *   8. persistent session: QoS1 1→1 to a clean=false subscriber (the disk must be written):
  *      edgemq vs aedes-level (aedes-persistence-level) vs mosquitto-persist
  * edgemq runs the product users run: `broker start`'s on-disk home (SQLite registry, LevelDB MQTT
  * persistence), SAS authentication and the seed's pub/sub policy (plus one statement granting the
@@ -147,6 +148,42 @@ function rawConnect(port: number, packet: Buffer): Promise<Socket> {
   })
 }
 
+/**
+ * Device telemetry, QoS 1: `devices/<id>/messages/events/` from 4 devices, 32 in flight each,
+ * PUBACKs per second. edgemq appends every message to the Event Hubs-compatible log before its
+ * PUBACK (on disk: eventhubs.db); the other brokers see a topic nobody subscribes to.
+ */
+async function telemetry(b: RunningBroker, devices: number, perDevice: number, window: number): Promise<number> {
+  const pubs = await Promise.all(Array.from({ length: devices }, (_, i) => connectClient(b, `dev${i}`)))
+  const t0 = performance.now()
+  await Promise.all(
+    pubs.map(
+      (p, i) =>
+        new Promise<void>((resolve, reject) => {
+          let sent = 0
+          let inflight = 0
+          const topic = `devices/dev${i}/messages/events/`
+          const pump = () => {
+            while (inflight < window && sent < perDevice) {
+              inflight++
+              sent++
+              p.publish(topic, PAYLOAD, { qos: 1 }, (err) => {
+                if (err) return reject(err)
+                inflight--
+                if (sent < perDevice) pump()
+                else if (inflight === 0) resolve()
+              })
+            }
+          }
+          pump()
+        }),
+    ),
+  )
+  const rate = (devices * perDevice) / ((performance.now() - t0) / 1000)
+  await Promise.all(pubs.map((c) => c.endAsync()))
+  return rate
+}
+
 /** Connections per second with `concurrency` at a time, each closed after its CONNACK. */
 async function connectStorm(b: RunningBroker, total: number, concurrency: number): Promise<number> {
   const packets = Array.from({ length: total }, (_, i) => connectPacket(b, `dev${i % IDLE}`))
@@ -243,6 +280,7 @@ const scenarios: Scenario[] = [
   { name: 'fan-in 100→1 qos0', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 0, perPublisher: 500, window: 50, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
   { name: 'fan-in 100→1 qos1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 1, perPublisher: 200, window: 20, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
   { name: 'fan-out 1→100 qos0', unit: 'deliveries/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 100, qos: 0, perPublisher: 500, window: 100, pubTopic: () => 'bench/x', filter: 'bench/x' }) },
+  { name: 'telemetry qos1 4→log', unit: 'msg/s', higher: true, run: (b) => telemetry(b, 4, 5000, 32) },
   { name: 'connect storm', unit: 'conn/s', higher: true, run: (b) => connectStorm(b, 5000, 200) },
   { name: 'latency p99 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p99 },
   { name: 'latency p50 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p50 },

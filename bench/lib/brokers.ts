@@ -13,7 +13,7 @@ import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
 
@@ -48,6 +48,17 @@ function benchPolicy(): unknown {
   return { seed, extra: { identities: ['{{iot:identity}}'], allow: [{ operations: ['mqtt:publish', 'mqtt:subscribe'], resources: ['bench/#'] }] } }
 }
 
+/**
+ * A module of the compiled broker (`npm run build`, which `npm run bench` runs first): what
+ * `edgemq broker start` runs. Through tsx the same source ran differently (esbuild's keepNames
+ * wraps every named closure it creates in a defineProperty call, ~1 % of a connect storm's CPU).
+ */
+export async function fromDist<T>(module: string): Promise<T> {
+  const file = path.join(repoRoot, 'dist', module)
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first (npm run bench does)`)
+  return (await import(pathToFileURL(file).href)) as T
+}
+
 async function serve(kind: BrokerKind, devices: number): Promise<void> {
   if (kind === 'aedes' || kind === 'aedes-level') {
     const { Aedes } = await import('aedes')
@@ -70,10 +81,10 @@ async function serve(kind: BrokerKind, devices: number): Promise<void> {
     return
   }
   const onDisk = kind === 'edgemq'
-  const { openHub } = await import('../../src/config/home.js')
-  const { startEdgeBroker } = await import('../../src/broker/broker.js')
-  const { parseEdgeHubDocument } = await import('../../src/edgehub/index.js')
-  const { setEdgeHubDesired } = await import('../../src/service/edgehub.js')
+  const { openHub } = await fromDist<typeof import('../../src/config/home.js')>('config/home.js')
+  const { startEdgeBroker } = await fromDist<typeof import('../../src/broker/broker.js')>('broker/broker.js')
+  const { parseEdgeHubDocument } = await fromDist<typeof import('../../src/edgehub/index.js')>('edgehub/index.js')
+  const { setEdgeHubDesired } = await fromDist<typeof import('../../src/service/edgehub.js')>('service/edgehub.js')
   const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
   const ctx = await openHub({ home, inMemory: !onDisk, createDefault: true })
   for (const d of ['pub_client', 'sub_client', 'psub_client']) await ctx.registry.createDevice({ deviceId: d, primaryKey: BENCH_KEY, secondaryKey: BENCH_KEY })

@@ -14,6 +14,7 @@ import { isDpsRequest, parseDpsUsername, type DpsUsername } from '../dps/topics.
 import { authenticate, authenticateDps, CONNACK, type ConnackCode } from './authenticate.js'
 import type { DpsEndpoint } from './dps.js'
 import { parseClientId } from './identity.js'
+import { RegistryCache } from './registry-cache.js'
 import type { IotHub } from './iothub.js'
 import { liveSubscriptions } from './aedes-internals.js'
 import { loggableId, type RefusalLog, type RefusalReason } from './limits.js'
@@ -57,10 +58,21 @@ export interface HooksDeps {
   refusals: RefusalLog
   /** The last step of an allowed publish: store what must outlive a crash before aedes' PUBACK. */
   persistBeforeAck(packet: PublishPacket, cb: (err?: Error | null) => void): void
+  /**
+   * Calls `cb` once the telemetry routed so far is in the built-in endpoint's log (its group
+   * commit, eventhubs/endpoint.ts); at once when nothing waits. Every publish passes here, so
+   * PUBACKs keep their order.
+   */
+  whenStored(cb: () => void): void
 }
 
 export class Hooks {
-  constructor(private readonly d: HooksDeps) {}
+  /** The CONNECT lookups, cached until the registry changes (registry-cache.ts). */
+  private readonly registry: RegistryCache
+
+  constructor(private readonly d: HooksDeps) {
+    this.registry = new RegistryCache(d.ctx.store)
+  }
 
   /** CONNECTs refused before any lookup, answered with a CONNACK code in authenticate(). */
   private readonly refusedConnect = new WeakMap<Client, { reason: RefusalReason; code: ConnackCode }>()
@@ -94,35 +106,36 @@ export class Hooks {
     const { d } = this
     const early = this.refusedConnect.get(client)
     if (early) throw authError(early.code)
-    const address = remoteAddress(client)
+    // Looked up only when logged or shown (a getpeername call per CONNECT otherwise).
+    const address = () => remoteAddress(client)
     const dpsUser = username === undefined ? undefined : parseDpsUsername(username)
     if (dpsUser) return this.authenticateDps(client, dpsUser, password, address)
-    const { store, hub } = d.ctx
+    const { hub } = d.ctx
     const res = await authenticate(
       { clientId: client.id, username, password, peerCertDer: peerCert(client) },
       {
         hostName: hub.hostName,
         aliasHostNames: hub.dps ? [hub.dps.assignedHub] : [],
         caPem: d.caPem(),
-        lookupDevice: (id) => store.getDevice(id),
-        lookupModule: (id, m) => store.getModule(id, m),
+        lookupDevice: (id) => this.registry.device(id),
+        lookupModule: (id, m) => this.registry.module(id, m),
         // The skew goes to the verifier itself (not a shifted `now`) so the logged "expired N ago" is true.
         skewSecs: d.clockSkewSecs,
       },
     )
     if (!res.ok) {
-      d.log.info({ client: loggableId(client.id), address, code: res.code, reason: res.reason }, 'connection refused')
+      d.log.info({ client: loggableId(client.id), address: address(), code: res.code, reason: res.reason }, 'connection refused')
       throw authError(res.code)
     }
     const authz = d.policy()?.forIdentity(res.identity)
     if (!authz || !authz.canConnect()) {
       const reason = authz ? authz.decide('connect').reason : 'no authorization policy is set, so nobody may connect (set one with `edgemq edgehub set`)'
-      d.log.info({ client: client.id, address, code: CONNACK.NOT_AUTHORIZED, reason }, 'connection refused by policy')
+      d.log.info({ client: client.id, address: address(), code: CONNACK.NOT_AUTHORIZED, reason }, 'connection refused by policy')
       throw authError(CONNACK.NOT_AUTHORIZED)
     }
     const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
     const generationId = (res.module ?? res.device).generationId
-    this.open({ client, identity: res.identity, method: res.method, address, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, generationId, granted: new Set(), registered: false })
+    this.open({ client, identity: res.identity, method: res.method, get address() { return address() }, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, generationId, granted: new Set(), registered: false })
   }
 
   private open(session: Session): void {
@@ -136,14 +149,14 @@ export class Hooks {
   }
 
   /** A DPS registration connection: no identity yet and no policy; it may only talk DPS (pipeline.ts). */
-  private authenticateDps(client: Client, user: DpsUsername, password: Buffer | undefined, address: string): void {
+  private authenticateDps(client: Client, user: DpsUsername, password: Buffer | undefined, address: () => string): void {
     const res = authenticateDps({ clientId: client.id, password, peerCertDer: peerCert(client) }, user, this.d.ctx.hub.dps?.idScope)
     if (!res.ok) {
-      this.d.log.info({ client: loggableId(client.id), address, code: res.code, reason: res.reason }, 'DPS connection refused')
+      this.d.log.info({ client: loggableId(client.id), address: address(), code: res.code, reason: res.reason }, 'DPS connection refused')
       throw authError(res.code)
     }
     const identity = { clientId: client.id, deviceId: client.id }
-    this.open({ client, identity, method: 'dps', address, connectedAt: Date.now(), authz: undefined, dps: res.credentials, granted: new Set(), registered: false })
+    this.open({ client, identity, method: 'dps', get address() { return address() }, connectedAt: Date.now(), authz: undefined, dps: res.credentials, granted: new Set(), registered: false })
   }
 
   async childrenOf(edgeId: string): Promise<Set<string>> {
@@ -214,10 +227,10 @@ export class Hooks {
       if (isDpsRequest(v.request)) this.d.dps.answer(actor as Actor, v.request, payload)
       else this.d.iothub.answer(actor as Actor, v.request, payload)
       packet.retain = false
-      return cb(null)
+      return this.d.whenStored(() => cb(null))
     }
     if (v.telemetry) this.d.iothub.routeOwnTelemetry(v.telemetry, payload, actor)
-    this.d.persistBeforeAck(packet, cb)
+    this.d.whenStored(() => this.d.persistBeforeAck(packet, cb))
   }
 
   // ---- SUBSCRIBE ----

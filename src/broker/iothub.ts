@@ -74,9 +74,13 @@ export function installIotHubPacketRewrites(client: Client): void {
  */
 export function installC2dAckTracking(client: Client, onAck: (topic: string) => void): void {
   const sent = new Map<number, string>()
+  // Built once (the id is fixed from CONNECT on, before any delivery), not on every QoS 1 delivery.
+  let c2dPrefix: string | undefined
   wrapQoSDelivery(client, (deliver) => (packet, cb) => {
     const p = packet as { topic?: unknown; qos?: number; messageId?: number }
-    if (!client.clean || !p.qos || p.messageId || typeof p.topic !== 'string' || !p.topic.startsWith(`devices/${client.id}/messages/devicebound/`)) return deliver(packet, cb)
+    if (!client.clean || !p.qos || p.messageId || typeof p.topic !== 'string') return deliver(packet, cb)
+    c2dPrefix ??= `devices/${client.id}/messages/devicebound/`
+    if (!p.topic.startsWith(c2dPrefix)) return deliver(packet, cb)
     const messageId = takePacketId(client)
     sent.delete(messageId)
     sent.set(messageId, p.topic)

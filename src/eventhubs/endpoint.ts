@@ -9,7 +9,7 @@ import { NotFoundError } from '../errors.js'
 import type { BrokerSettings, HubRecord, Store } from '../registry/types.js'
 import { findConsumerGroup } from './consumer-groups.js'
 import { EventLog } from './log.js'
-import type { EventInput, PartitionInfo, StoredEvent } from './types.js'
+import type { EventInput, PartitionInfo } from './types.js'
 
 export interface BuiltinEndpointOptions {
   /** The log file, or ':memory:'. */
@@ -45,6 +45,8 @@ export class BuiltinEndpoint {
   readonly log: EventLog
   /** Appends that failed (disk full, …): logged, counted, never a crash. */
   failedAppends = 0
+  private flushScheduled = false
+  private waiters: (() => void)[] = []
 
   constructor(private readonly opts: BuiltinEndpointOptions) {
     const { settings } = opts
@@ -58,21 +60,54 @@ export class BuiltinEndpoint {
     return this.opts.hub.name
   }
 
-  /** The hub's telemetry event (what `monitor` sees) as an event of the log. */
-  appendTelemetry(ev: TelemetryEvent): StoredEvent | undefined {
+  /** The hub's telemetry event (what `monitor` sees), queued for the log's next commit (see whenStored). */
+  appendTelemetry(ev: TelemetryEvent): void {
     const { deviceId, moduleId, properties, systemProperties, payload, enqueuedTime, authMethod, generationId } = ev
-    return this.append({ deviceId, moduleId, properties, systemProperties, body: payload, enqueuedTime: Date.parse(enqueuedTime), authMethod, generationId })
+    this.enqueue({ deviceId, moduleId, properties, systemProperties, body: payload, enqueuedTime: Date.parse(enqueuedTime), authMethod, generationId })
   }
 
-  /** Telemetry on the built-in endpoint; undefined when it could not be stored (logged). */
-  append(input: EventInput): StoredEvent | undefined {
+  /**
+   * Queues telemetry for the built-in endpoint. Group commit: everything queued in one turn of the
+   * event loop is committed in one transaction at setImmediate, and whenStored() callbacks run
+   * after it, so the PUBACKs they release follow the commit (acknowledged ⇒ in the WAL).
+   */
+  enqueue(input: EventInput): void {
     try {
-      return this.log.append(input)
+      this.log.enqueue(input)
     } catch (err) {
-      this.failedAppends++
-      this.opts.log.warn({ device: input.deviceId, err: (err as Error).message }, 'telemetry not stored on the built-in endpoint')
-      return undefined
+      this.failed(1, input.deviceId, err as Error)
+      return
     }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => this.flush())
+    }
+  }
+
+  /** Calls `cb` once every event queued so far is committed (or failed, logged): at once when none is waiting. */
+  whenStored(cb: () => void): void {
+    if (this.log.pending === 0) return cb()
+    this.waiters.push(cb)
+  }
+
+  /** Commits what is queued and releases the callbacks waiting for it. */
+  flush(): void {
+    this.flushScheduled = false
+    const n = this.log.pending
+    try {
+      this.log.flush()
+    } catch (err) {
+      this.failed(n, undefined, err as Error)
+    }
+    const waiters = this.waiters
+    this.waiters = []
+    for (const cb of waiters) cb()
+  }
+
+  /** Appends that failed (disk full, …) are logged and counted, never a crash; the publish itself goes on. */
+  private failed(n: number, deviceId: string | undefined, err: Error): void {
+    this.failedAppends += n
+    this.opts.log.warn({ device: deviceId, events: n, err: err.message }, 'telemetry not stored on the built-in endpoint')
   }
 
   eventHubInfo(): EventHubInfo {
@@ -105,6 +140,7 @@ export class BuiltinEndpoint {
   }
 
   close(): void {
+    this.flush()
     this.log.close()
   }
 }

@@ -85,7 +85,23 @@ export class SqliteStore implements Store {
 
   /** BEGIN IMMEDIATE takes the write lock up front, so read-modify-write never deadlocks. */
   private tx<T>(fn: () => T): T {
-    return this.retryBusy(() => this.db.transaction(fn).immediate())
+    // Counted before and after: data_version does not see this connection's own commits.
+    this.ownWrites++
+    try {
+      return this.retryBusy(() => this.db.transaction(fn).immediate())
+    } finally {
+      this.ownWrites++
+    }
+  }
+
+  /** Writes through this connection (data_version counts only the other connections'). */
+  private ownWrites = 0
+
+  private dataVersionStmt?: Database.Statement
+
+  dataVersion(): string {
+    this.dataVersionStmt ??= this.db.prepare('PRAGMA data_version').pluck()
+    return `${this.dataVersionStmt.get() as number}.${this.ownWrites}`
   }
 
   private change(kind: ChangeKind, op: string, deviceId?: string, moduleId?: string): void {

@@ -252,5 +252,11 @@ export interface Store {
    * before their next poll. Returns an unsubscribe function. SQLite has none: followers poll.
    */
   watch?(onChange: () => void): Promise<() => void>
+  /**
+   * Optional: a value that differs after any write committed to the registry, by this process or
+   * any other (SQLite: `PRAGMA data_version` and this connection's own writes). Readers may cache
+   * records while it stays the same (the broker's CONNECT lookups, broker/registry-cache.ts).
+   */
+  dataVersion?(): string
   close(): Promise<void>
 }

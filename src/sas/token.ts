@@ -60,6 +60,26 @@ export function sign(stringToSign: string, keyBase64: string): string {
   return createHmac('sha256', keyObject(keyBase64)).update(stringToSign, 'utf8').digest('base64')
 }
 
+/**
+ * Signatures already computed, by key and string to sign: a device that reconnects with the
+ * token it holds (the SDKs reuse one for its whole lifetime) costs no HMAC. Memoizing a pure
+ * function: the same key and string always give the same signature, and a rotated key is a
+ * different key, so nothing here can outlive a key change.
+ */
+const signatures = new Map<string, string>()
+const MAX_SIGNATURES = 10_000
+
+function signMemo(stringToSign: string, keyBase64: string): string {
+  const k = `${keyBase64}\n${stringToSign}`
+  let sig = signatures.get(k)
+  if (sig === undefined) {
+    if (signatures.size >= MAX_SIGNATURES) signatures.clear()
+    sig = sign(stringToSign, keyBase64)
+    signatures.set(k, sig)
+  }
+  return sig
+}
+
 export interface BuildSasOptions {
   /** Decoded resource URI, e.g. `myhub.azure-devices.net/devices/dev1`. */
   resource: string
@@ -92,7 +112,24 @@ function safeDecode(s: string, field: string): string {
 }
 
 /** Parses a token; throws SasFormatError with what is wrong. Field order is free, as in IoT Hub. */
+/** Tokens already parsed (a pure function of the string; the fields are frozen and shared). */
+const parsedTokens = new Map<string, Readonly<SasFields>>()
+const MAX_PARSED = 10_000
+/** Longer tokens are parsed but not kept: anyone may send one, and the memo must stay small (~5 MB). */
+const MAX_PARSED_LENGTH = 512
+
 export function parseSasToken(token: string): SasFields {
+  let fields = parsedTokens.get(token)
+  if (fields === undefined) {
+    fields = Object.freeze(parseSasTokenText(token))
+    if (token.length > MAX_PARSED_LENGTH) return fields
+    if (parsedTokens.size >= MAX_PARSED) parsedTokens.clear()
+    parsedTokens.set(token, fields)
+  }
+  return fields
+}
+
+function parseSasTokenText(token: string): SasFields {
   if (typeof token !== 'string' || token.length === 0) throw new SasFormatError('SAS token is empty')
   if (token.length > 4096) throw new SasFormatError('SAS token is longer than 4096 characters')
   const prefix = 'SharedAccessSignature '
@@ -172,7 +209,7 @@ export function verifySasToken(fields: SasFields, keys: readonly string[], opts:
   }
   // The sr as sent first, each key in order; the other escapings only when that fails. Which key
   // or escaping matched is no secret, so stopping at the first match leaks nothing.
-  const matches = (sr: string) => keys.findIndex((key) => key !== '' && constantTimeEqualStr(sign(`${sr}\n${fields.se}`, key), fields.sig))
+  const matches = (sr: string) => keys.findIndex((key) => key !== '' && constantTimeEqualStr(signMemo(`${sr}\n${fields.se}`, key), fields.sig))
   let keyIndex = matches(fields.sr)
   for (const sr of keyIndex < 0 ? srVariants(fields.sr) : []) {
     if (sr === fields.sr) continue

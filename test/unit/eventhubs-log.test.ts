@@ -138,3 +138,57 @@ test('retention by bytes: a partition keeps about its byte bound, the oldest go 
   assert.equal(info.lastSequenceNumber, 99)
   assert.equal(info.beginSequenceNumber, kept[0].sequenceNumber)
 })
+
+test('group commit: queued events are stored together by one flush; a failed flush stores none and leaves the numbering as it was', async (t) => {
+  const file = join(tempDir(t), 'eventhubs.db')
+  const log = new EventLog({ file, partitionCount: 1, retentionSecs: 3600, retentionCount: 1000 })
+  t.after(() => log.close())
+  log.append(ev('a', 'first'))
+  log.enqueue(ev('a', 'x'))
+  log.enqueue(ev('a', 'yy'))
+  assert.equal(log.pending, 2)
+  assert.equal(log.partitionInfo(0).lastSequenceNumber, 0, 'nothing queued is visible before the commit')
+  const stored = log.flush()
+  assert.deepEqual(stored.map((e) => [e.sequenceNumber, e.offset]), [[1, 6], [2, 8]])
+  assert.equal(log.pending, 0)
+
+  // Another writer took the row the second queued event needs: the whole batch must roll back.
+  const { default: Database } = await import('better-sqlite3')
+  const other = new Database(file)
+  other.prepare("INSERT INTO events (partition, seq, offset, enqueued_at, device_id, sys, props, body) VALUES (0, 4, 999, 0, 'z', '{}', '{}', x'00')").run()
+  other.close()
+  const before = log.partitionInfo(0)
+  log.enqueue(ev('a', 'lost-1'))
+  log.enqueue(ev('a', 'lost-2'))
+  assert.throws(() => log.flush(), /UNIQUE|PRIMARY KEY|constraint/i)
+  assert.deepEqual(log.partitionInfo(0), before)
+  assert.equal(log.pending, 0)
+  const check = new Database(file, { readonly: true })
+  t.after(() => check.close())
+  assert.deepEqual(check.prepare("SELECT seq FROM events WHERE device_id = 'a' ORDER BY seq").all(), [{ seq: 0 }, { seq: 1 }, { seq: 2 }], 'the event before the conflict was rolled back with it')
+})
+
+test('the endpoint commits the telemetry of one tick together and releases whenStored callbacks (the PUBACKs) only after the commit', async (t) => {
+  const ctx = await openHub({ home: '(in-memory)', inMemory: true, createDefault: true })
+  t.after(() => ctx.close())
+  const { BuiltinEndpoint } = await import('../../src/eventhubs/endpoint.js')
+  const { default: pino } = await import('pino')
+  const settings = { eventHubPartitions: 1, eventRetentionSecs: 3600, eventRetentionCount: 1000, eventRetentionBytes: 1 << 20 }
+  const ep = new BuiltinEndpoint({ file: ':memory:', settings, hub: ctx.hub, store: ctx.store, log: pino({ level: 'silent' }) })
+  t.after(() => ep.close())
+  const tele = (body: string) => ({ deviceId: 'a', properties: {}, systemProperties: {}, payload: Buffer.from(body), enqueuedTime: new Date().toISOString() })
+
+  let ran = false
+  ep.whenStored(() => (ran = true))
+  assert.equal(ran, true, 'nothing queued: at once')
+
+  const seenAtCallback: number[] = []
+  ep.appendTelemetry(tele('m0'))
+  ep.whenStored(() => seenAtCallback.push(ep.log.partitionInfo(0).lastSequenceNumber))
+  ep.appendTelemetry(tele('m1'))
+  ep.whenStored(() => seenAtCallback.push(ep.log.partitionInfo(0).lastSequenceNumber))
+  assert.deepEqual(seenAtCallback, [], 'no callback before the commit')
+  await new Promise((r) => setImmediate(r))
+  assert.deepEqual(seenAtCallback, [1, 1], 'both events committed (one transaction) before either callback')
+  assert.deepEqual(ep.log.read(0, 0, 10).map((e) => e.body.toString()), ['m0', 'm1'])
+})
