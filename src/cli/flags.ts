@@ -25,3 +25,5 @@ export function pick(kind: string, arg: string | undefined, flag: string | undef
 
 export const durationFlag = Flags.integer({ aliases: ['du'], summary: 'Token lifetime in seconds.', default: 3600, min: 1 })
 export const keyTypeFlag = Flags.option({ aliases: ['kt'], options: ['primary', 'secondary'] as const, default: 'primary', summary: 'Which key signs.' })()
+/** az's bulk `renew-key --no-progress`: accepted (edgemq draws no progress bar). */
+export const noProgressFlag = Flags.boolean({ summary: 'Accepted for az parity (edgemq shows no progress bar).' })

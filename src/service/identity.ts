@@ -34,39 +34,65 @@ async function renew<T extends DeviceRecord | ModuleRecord>(
   type: RenewKeyType,
   kind: 'device' | 'module',
   io: { all(): Promise<T[]>; get(id: string): Promise<T>; update(rec: T, keys: { primaryKey?: string; secondaryKey?: string }): Promise<T>; idOf(rec: T): string },
-): Promise<{ one?: T; renewed: string[] }> {
+): Promise<{ one?: T; done: T[] }> {
   if (ids.length === 0) throw new UsageError(`renew-key needs ${kind === 'device' ? '-d <device id>' : '-m <module id>'} (several, or * for all)`)
   const all = ids.length === 1 && ids[0] === '*'
   if (type === 'swap' && (all || ids.length > 1)) throw new UsageError(`bulk key swap is not supported (as az): name one ${kind}`)
   const targets = all ? (await io.all()).filter((r) => r.authType === 'sas') : await Promise.all(ids.map((id) => io.get(id)))
   const done: T[] = []
   for (const rec of targets) done.push(await io.update(rec, keysFor(rec, type, `${kind} "${io.idOf(rec)}"`)))
-  return { ...(!all && done.length === 1 ? { one: done[0] } : {}), renewed: done.map(io.idOf) }
+  return { ...(!all && done.length === 1 ? { one: done[0] } : {}), done }
+}
+
+/** az's bulk renew-key result (the service's BulkRegenerateKeyResult). */
+export interface BulkRenewResult {
+  policyKey: 'primaryKey' | 'secondaryKey'
+  errors: unknown[]
+  rotatedKeys: { id: string; moduleId?: string; primaryKey?: string; secondaryKey?: string }[]
+}
+
+function bulkResult(type: RenewKeyType, done: (DeviceRecord | ModuleRecord)[]): BulkRenewResult {
+  return {
+    policyKey: type === 'secondary' ? 'secondaryKey' : 'primaryKey',
+    errors: [],
+    rotatedKeys: done.map((r) => ({ id: r.deviceId, ...('moduleId' in r ? { moduleId: r.moduleId } : {}), primaryKey: r.primaryKey, secondaryKey: r.secondaryKey })),
+  }
 }
 
 /**
- * az `device-identity renew-key -d <ids…|*> --kt`: one device → its identity; several (or `*`, the
- * sas devices) → `{ renewed: [ids] }`. Swap works on one device only (as az).
+ * az `device-identity renew-key -d <ids…|*> --kt [--im]`: one device → its identity; several (or
+ * `*`, the SAS devices), or `--include-modules` (the SAS modules of those devices too; with `*`, of
+ * every device, as az) → az's bulk result. Swap works on one device only and ignores --im (as az).
  */
-export async function renewDeviceKeys(ctx: Ctx, deviceIds: string[], type: RenewKeyType, opts: { etag?: string } = {}) {
+export async function renewDeviceKeys(ctx: Ctx, deviceIds: string[], type: RenewKeyType, opts: { etag?: string; includeModules?: boolean } = {}) {
   const r = await renew<DeviceRecord>(deviceIds, type, 'device', {
     all: () => ctx.registry.listDevices(),
     get: (id) => ctx.registry.getDevice(id),
     update: (d, keys) => ctx.registry.updateDevice(d.deviceId, { ...keys, etag: opts.etag }),
     idOf: (d) => d.deviceId,
   })
-  return r.one ? deviceJson(ctx, r.one) : { renewed: r.renewed }
+  if (r.one && (!opts.includeModules || type === 'swap')) return deviceJson(ctx, r.one)
+  const modules: ModuleRecord[] = []
+  if (opts.includeModules) {
+    const owners = deviceIds[0] === '*' ? (await ctx.registry.listDevices()).map((d) => d.deviceId) : deviceIds
+    for (const deviceId of owners) modules.push(...(await renewModules(ctx, deviceId, ['*'], type, {})).done)
+  }
+  return bulkResult(type, [...r.done, ...modules])
 }
 
-/** az `module-identity renew-key -d <device> -m <ids…|*> --kt`. */
-export async function renewModuleKeys(ctx: Ctx, deviceId: string, moduleIds: string[], type: RenewKeyType, opts: { etag?: string } = {}) {
-  const r = await renew<ModuleRecord>(moduleIds, type, 'module', {
+function renewModules(ctx: Ctx, deviceId: string, moduleIds: string[], type: RenewKeyType, opts: { etag?: string }) {
+  return renew<ModuleRecord>(moduleIds, type, 'module', {
     all: () => ctx.registry.listModules(deviceId),
     get: (id) => ctx.registry.getModule(deviceId, id),
     update: (m, keys) => ctx.registry.updateModule(deviceId, m.moduleId, { ...keys, etag: opts.etag }),
     idOf: (m) => m.moduleId,
   })
-  return r.one ? moduleView(r.one) : { renewed: r.renewed }
+}
+
+/** az `module-identity renew-key -d <device> -m <ids…|*> --kt`: one module → its identity; several → az's bulk result. */
+export async function renewModuleKeys(ctx: Ctx, deviceId: string, moduleIds: string[], type: RenewKeyType, opts: { etag?: string } = {}) {
+  const r = await renewModules(ctx, deviceId, moduleIds, type, opts)
+  return r.one ? moduleView(r.one) : bulkResult(type, r.done)
 }
 
 async function edgeDevice(ctx: Ctx, deviceId: string): Promise<DeviceRecord> {

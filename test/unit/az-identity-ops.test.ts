@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
+import { parseAuthType } from '../../src/cli/auth-type.js'
 import { defaultBareValue, normalizeThreeState } from '../../src/cli/three-state.js'
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { ConflictError, PreconditionFailedError, UsageError } from '../../src/errors.js'
@@ -47,23 +48,56 @@ describe('identity operations on a hub', () => {
     await assert.rejects(renewDeviceKeys(ctx, ['leaf-1'], 'primary', { etag: 'stale' }), /etag "stale" does not match/)
   })
 
-  test('renew-key in bulk: * renews every SAS device and skips X.509 ones', async () => {
+  test("renew-key in bulk: * renews every SAS device and skips X.509 ones, in az's bulk result shape", async () => {
     const ctx = hub.context
     const keys = new Map((await ctx.registry.listDevices()).map((d) => [d.deviceId, d.secondaryKey]))
     const r = await renewDeviceKeys(ctx, ['*'], 'secondary')
-    assert.ok('renewed' in r)
-    assert.ok(!r.renewed.includes('cam'))
-    assert.ok(r.renewed.includes('leaf-2') && r.renewed.includes(hub.edgeDeviceId))
-    for (const id of r.renewed) assert.notEqual((await ctx.registry.getDevice(id)).secondaryKey, keys.get(id), id)
+    assert.ok('rotatedKeys' in r)
+    assert.equal(r.policyKey, 'secondaryKey')
+    assert.deepEqual(r.errors, [])
+    const ids = r.rotatedKeys.map((k) => k.id)
+    assert.ok(!ids.includes('cam'))
+    assert.ok(ids.includes('leaf-2') && ids.includes(hub.edgeDeviceId))
+    assert.ok(r.rotatedKeys.every((k) => k.moduleId === undefined), 'no modules without --include-modules')
+    for (const k of r.rotatedKeys) {
+      const d = await ctx.registry.getDevice(k.id)
+      assert.notEqual(d.secondaryKey, keys.get(k.id), k.id)
+      assert.equal(k.secondaryKey, d.secondaryKey, 'rotatedKeys carries the new key')
+    }
   })
 
-  test('module renew-key: one module → its identity; * → the renewed ids', async () => {
+  test('renew-key --include-modules: the named devices and their SAS modules, in the bulk shape; swap ignores it (as az)', async () => {
+    const ctx = hub.context
+    const before = await ctx.registry.getModule('leaf-1', 'm2')
+    const r = await renewDeviceKeys(ctx, ['leaf-1'], 'primary', { includeModules: true })
+    assert.ok('rotatedKeys' in r)
+    assert.deepEqual(
+      r.rotatedKeys.map((k) => [k.id, k.moduleId]),
+      [
+        ['leaf-1', undefined],
+        ['leaf-1', 'm1'],
+        ['leaf-1', 'm2'],
+      ],
+    )
+    const after = await ctx.registry.getModule('leaf-1', 'm2')
+    assert.notEqual(after.primaryKey, before.primaryKey)
+    assert.equal(r.rotatedKeys[2].primaryKey, after.primaryKey)
+    const swapped = await renewDeviceKeys(ctx, ['leaf-1'], 'swap', { includeModules: true })
+    assert.ok('authentication' in swapped, 'swap prints the device')
+  })
+
+  test("module renew-key: one module → its identity; * → az's bulk result", async () => {
     const ctx = hub.context
     const m1 = await ctx.registry.getModule('leaf-1', 'm1')
     const one = await renewModuleKeys(ctx, 'leaf-1', ['m1'], 'primary')
     assert.ok('moduleId' in one)
     assert.notEqual(one.authentication.symmetricKey.primaryKey, m1.primaryKey)
-    assert.deepEqual(await renewModuleKeys(ctx, 'leaf-1', ['*'], 'secondary'), { renewed: ['m1', 'm2'] })
+    const bulk = await renewModuleKeys(ctx, 'leaf-1', ['*'], 'secondary')
+    assert.ok('rotatedKeys' in bulk)
+    assert.deepEqual(
+      bulk.rotatedKeys.map((k) => [k.id, k.moduleId, k.secondaryKey]),
+      await Promise.all(['m1', 'm2'].map(async (m) => ['leaf-1', m, (await ctx.registry.getModule('leaf-1', m)).secondaryKey])),
+    )
   })
 
   test('children add / list / remove; parent show / set; --force rules', async () => {
@@ -86,6 +120,26 @@ describe('identity operations on a hub', () => {
     await assert.rejects(showParent(ctx, 'leaf-1'), /has no parent device/)
     await removeChildren(ctx, 'gw-b', { childIds: ['leaf-2'] })
     await assert.rejects(removeChildren(ctx, 'gw-b', { all: true }), /has no children/)
+  })
+
+  test('update --am: the authentication type changes and the old keys or thumbprints go; a switch to SAS takes both keys or neither', async () => {
+    const { registry } = hub.context
+    await hub.createDevice('switcher')
+    const tp = 'CD'.repeat(20)
+    const selfSigned = await registry.updateDevice('switcher', { authType: parseAuthType('x509_thumbprint'), primaryThumbprint: tp })
+    assert.equal(selfSigned.authType, 'selfSigned')
+    assert.equal(selfSigned.primaryThumbprint, tp)
+    assert.equal(selfSigned.primaryKey, undefined, 'the SAS keys are dropped')
+    await assert.rejects(registry.updateDevice('switcher', { authType: 'sas', primaryKey: Buffer.alloc(32, 1).toString('base64') }), /both --pk and --sk, or neither/)
+    const sas = await registry.updateDevice('switcher', { authType: parseAuthType('shared_private_key') })
+    assert.equal(sas.authType, 'sas')
+    assert.equal(sas.primaryThumbprint, undefined, 'the thumbprint is dropped')
+    assert.ok(sas.primaryKey && sas.secondaryKey && sas.primaryKey !== sas.secondaryKey, 'both keys are generated')
+    const ca = await registry.updateDevice('switcher', { authType: parseAuthType('x509_ca') })
+    assert.equal(ca.authType, 'certificateAuthority')
+    assert.equal(ca.primaryKey, undefined)
+    await assert.rejects(registry.updateDevice('switcher', { authType: 'selfSigned' }), /needs --primary-thumbprint/)
+    assert.throws(() => parseAuthType('password'), /unknown auth type "password"/)
   })
 
   test('delete --etag: a stale etag is refused with 412, the current one deletes', async () => {

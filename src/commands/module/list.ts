@@ -1,6 +1,6 @@
 import { BaseCommand } from '../../cli/base.js'
 import { deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
-import { moduleView } from '../../registry/views.js'
+import { MODULE_COLUMNS, moduleView } from '../../registry/views.js'
 
 export default class ModuleList extends BaseCommand<typeof ModuleList> {
   static summary = 'List the modules of a device.'
@@ -12,6 +12,6 @@ export default class ModuleList extends BaseCommand<typeof ModuleList> {
     await this.checkHubName(this.flags['hub-name'])
     const { registry } = await this.hub()
     const mods = await registry.listModules(pick('device', undefined, this.flags.device, '--device'))
-    this.print(mods.map((m) => moduleView(m)), { columns: ['deviceId', 'moduleId', 'authentication.type', 'managedBy'] })
+    this.print(mods.map((m) => moduleView(m)), { columns: MODULE_COLUMNS })
   }
 }
