@@ -16,6 +16,7 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     '<%= config.bin %> monitor',
     '<%= config.bin %> hub monitor-events -n edgemq -d sensor -p sys app -t 30',
     '<%= config.bin %> hub monitor-events -d "sensor*" --message-count 5 --ct application/json -y',
+    '<%= config.bin %> hub monitor-events -i "dtmi:com:example:Thermostat;1" -p anno',
     '<%= config.bin %> monitor --module filter --output-name alerts',
   ]
   static flags = {
@@ -28,6 +29,7 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     'enqueued-time': Flags.integer({ char: 'e', aliases: ['et'], min: 0, summary: 'Only events enqueued at or after this time (ms since the epoch; az --et).' }),
     'content-type': Flags.string({ aliases: ['ct'], summary: 'Payload content type: application/json parses it (az --ct).' }),
     'consumer-group': Flags.string({ char: 'c', aliases: ['cg'], summary: 'Accepted for az parity: every monitor here reads the one live stream.' }),
+    interface: Flags.string({ char: 'i', summary: 'Only events from devices that announced this model id at connect (az -i, e.g. dtmi:com:example:Thermostat;1).' }),
     'hub-name': hubNameFlag,
     yes: Flags.boolean({ char: 'y', summary: 'Accepted for az parity (no prompts here).' }),
   }
@@ -42,7 +44,7 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     await this.checkHubName(f['hub-name'])
     const props = parseMonitorProps(f.props ?? [])
     const svc = new HubService(await this.hub())
-    const wanted = eventFilter({ device: f.device, module: f.module, outputName: f['output-name'] })
+    const wanted = eventFilter({ device: f.device, module: f.module, outputName: f['output-name'], interface: f.interface })
     const since = f['enqueued-time']
     const outputs = f['output-name'] !== undefined
     const indent = process.stdout.isTTY ? 4 : 0

@@ -200,17 +200,22 @@ export interface WireEvent {
   systemProperties: Record<string, string>
   payload: string
   enqueuedTime: string
+  /** The model id the sender announced at CONNECT (az's `interface`, IoT Hub's `dt-dataschema`). */
+  modelId?: string
 }
 
 function globToRegExp(glob: string): RegExp {
   return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
 }
 
-/** `monitor`'s filter: a device id glob (`*`, `?`), an exact module id, an exact output name. */
-export function eventFilter(opts: { device?: string; module?: string; outputName?: string }): (ev: WireEvent) => boolean {
+/** `monitor`'s filter: a device id glob (`*`, `?`), an exact module id, output name and interface (az `-i`: the model id). */
+export function eventFilter(opts: { device?: string; module?: string; outputName?: string; interface?: string }): (ev: WireEvent) => boolean {
   const deviceRe = opts.device ? globToRegExp(opts.device) : undefined
   return (ev) =>
-    (!deviceRe || deviceRe.test(ev.deviceId)) && (opts.module === undefined || ev.moduleId === opts.module) && (opts.outputName === undefined || ev.outputName === opts.outputName)
+    (!deviceRe || deviceRe.test(ev.deviceId)) &&
+    (opts.module === undefined || ev.moduleId === opts.module) &&
+    (opts.outputName === undefined || ev.outputName === opts.outputName) &&
+    (opts.interface === undefined || ev.modelId === opts.interface)
 }
 
 /** az monitor-events `--props`: sys, app, anno, all (case-insensitive). */
@@ -264,6 +269,7 @@ export function monitorView(ev: WireEvent, opts: { props?: Set<MonitorPropKind>;
     'iothub-enqueuedtime': enqueuedMs,
     'iothub-message-source': 'Telemetry',
     'x-opt-enqueued-time': enqueuedMs,
+    ...(ev.modelId ? { 'dt-dataschema': ev.modelId } : {}),
   }
   const system: Record<string, string> = {}
   for (const [k, v] of Object.entries(ev.systemProperties)) if (v !== undefined && k !== 'outputName') system[AZ_SYSTEM_NAMES[k] ?? k] = v
@@ -272,7 +278,7 @@ export function monitorView(ev: WireEvent, opts: { props?: Set<MonitorPropKind>;
     event: {
       origin: ev.deviceId,
       module: ev.moduleId ?? '',
-      interface: '',
+      interface: ev.modelId ?? '',
       component: '',
       ...(props.size > 0
         ? {
