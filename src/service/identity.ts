@@ -236,6 +236,60 @@ export function moduleSetPatch(sets: string[]): UpdateModuleInput {
   return patch
 }
 
+/** az generic update's value: JSON when it parses (`1`, `true`, `null`, `{"a":1}`, `"text"`), else the text as is. */
+function jsonOrString(v: string): unknown {
+  try {
+    return JSON.parse(v) as unknown
+  } catch {
+    return v
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/** Set an own member even for the key `__proto__` (a valid twin property name, never the prototype). */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+}
+
+/**
+ * az's generic `device-twin update` / `module-twin update --set tags.<path>=<value>` and
+ * `--set properties.desired.<path>=<value>` applied onto the `--desired` / `--tags` patch (az applies
+ * --set after them): values are JSON when they parse (`null` deletes the property), else strings;
+ * `forceString` (az `--force-string`) keeps them strings.
+ */
+export function twinSetPatch(sets: string[], base: { desired?: unknown; tags?: unknown } = {}, opts: { forceString?: boolean } = {}): { desired?: unknown; tags?: unknown } {
+  const out = { ...base }
+  for (const [path, raw] of parseSets(sets)) {
+    const m = /^(tags|properties\.desired)(?:\.(.+))?$/.exec(path)
+    if (!m) throw new UsageError(`--set ${path}: a twin update sets tags[.<name>…] or properties.desired[.<name>…]`, 'e.g. --set properties.desired.interval=5 --set tags.site=lab')
+    const section = m[1] === 'tags' ? 'tags' : 'desired'
+    const value = opts.forceString ? raw : jsonOrString(raw)
+    const keys = m[2]?.split('.') ?? []
+    if (keys.some((k) => k === '')) throw new UsageError(`--set ${path}: empty property name`)
+    if (keys.length === 0) {
+      if (!isObject(value)) throw new UsageError(`--set ${path}: the value must be a JSON object`)
+      out[section] = value
+      continue
+    }
+    const current = out[section]
+    const root: Record<string, unknown> = isObject(current) ? structuredClone(current) : {}
+    let node = root
+    for (const k of keys.slice(0, -1)) {
+      const next = Object.prototype.hasOwnProperty.call(node, k) ? node[k] : undefined
+      if (isObject(next)) node = next
+      else {
+        const created: Record<string, unknown> = {}
+        setOwn(node, k, created)
+        node = created
+      }
+    }
+    setOwn(node, keys[keys.length - 1], value)
+    out[section] = root
+  }
+  return out
+}
+
 /**
  * az `device-identity create --vd <days> [--od <dir>]`: a self-signed certificate whose thumbprint
  * becomes the device's primary thumbprint. az refuses an --od that does not exist; without --od the

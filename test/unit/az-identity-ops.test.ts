@@ -9,9 +9,9 @@ import { after, before, describe, test } from 'node:test'
 
 import { parseAuthType } from '../../src/cli/auth-type.js'
 import { defaultBareValue, normalizeThreeState } from '../../src/cli/three-state.js'
-import { startHub, type Hub } from '../../src/emulator/index.js'
+import { startHub, type Hub, type TwinUpdate } from '../../src/emulator/index.js'
 import { ConflictError, PreconditionFailedError, UsageError } from '../../src/errors.js'
-import { addChildren, deviceSetPatch, listChildren, mergeDefined, moduleSetPatch, removeChildren, renewDeviceKeys, renewModuleKeys, setParent, showParent } from '../../src/service/identity.js'
+import { addChildren, deviceSetPatch, listChildren, mergeDefined, moduleSetPatch, removeChildren, renewDeviceKeys, renewModuleKeys, setParent, showParent, twinSetPatch } from '../../src/service/identity.js'
 import { monitorView, parseMonitorProps, twinReplacement, type WireEvent } from '../../src/service/hub-service.js'
 
 describe('identity operations on a hub', () => {
@@ -140,6 +140,25 @@ describe('identity operations on a hub', () => {
     assert.equal(ca.primaryKey, undefined)
     await assert.rejects(registry.updateDevice('switcher', { authType: 'selfSigned' }), /needs --primary-thumbprint/)
     assert.throws(() => parseAuthType('password'), /unknown auth type "password"/)
+  })
+
+  test('twin update --set: tags and properties.desired paths patch the twin after --desired (JSON values, null deletes, --force-string)', async () => {
+    await hub.createDevice('twinned')
+    await hub.updateTwin('twinned', { desired: { interval: 1, keep: 'me', nested: { a: 1 } }, tags: { site: 'old' } })
+    const patch = twinSetPatch(['properties.desired.interval=5', 'properties.desired.nested.b=true', 'properties.desired.keep=null', 'tags.site=lab', 'tags.floor=3'], { desired: { unit: 'C' } })
+    assert.deepEqual(patch, { desired: { unit: 'C', interval: 5, nested: { b: true }, keep: null }, tags: { site: 'lab', floor: 3 } })
+    const twin = await hub.updateTwin('twinned', patch as TwinUpdate)
+    const { $metadata: _m, $version: _v, ...desired } = twin.properties.desired as Record<string, unknown>
+    assert.deepEqual(desired, { interval: 5, nested: { a: 1, b: true }, unit: 'C' }, 'merged as a PATCH: null deleted "keep", nested.a kept')
+    assert.deepEqual(twin.tags, { site: 'lab', floor: 3 })
+    assert.deepEqual(twinSetPatch(['tags.code=007', 'tags.on=true'], {}, { forceString: true }), { tags: { code: '007', on: 'true' } })
+    assert.deepEqual(twinSetPatch(['properties.desired={"x": {"y": 1}}']), { desired: { x: { y: 1 } } })
+    const proto = twinSetPatch(['tags.__proto__.polluted=1']).tags as Record<string, unknown>
+    assert.ok(Object.prototype.hasOwnProperty.call(proto, '__proto__'), '__proto__ is a property name, not the prototype')
+    assert.equal(({} as Record<string, unknown>).polluted, undefined)
+    assert.throws(() => twinSetPatch(['properties.reported.x=1']), /sets tags\[\.<name>…\] or properties\.desired/)
+    assert.throws(() => twinSetPatch(['tags=3']), /must be a JSON object/)
+    assert.throws(() => twinSetPatch(['tags..a=1']), /empty property name/)
   })
 
   test('delete --etag: a stale etag is refused with 412, the current one deletes', async () => {
