@@ -3,20 +3,21 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base.js'
 import { deviceFlagWith, hubNameFlag, moduleFlagWith } from '../cli/flags.js'
 import { defaultBareValue } from '../cli/three-state.js'
+import { toYaml } from '../cli/yaml.js'
 import { TimeoutError } from '../errors.js'
 import { eventFilter, HubService, monitorView, parseMonitorProps, type WireEvent } from '../service/hub-service.js'
 
 export default class Monitor extends BaseCommand<typeof Monitor> {
   static summary = 'Stream telemetry that reaches $upstream (like az iot hub monitor-events), or a module\'s outputs.'
   static description =
-    'Prints each event as az does ({"event": {"origin", "module", "properties", "annotations", "payload"}}), indented on a terminal and one per line when piped. ' +
+    'Prints each event as az does ({"event": {"origin", "module", "interface", "component", "properties", "annotations", "payload"}}), indented on a terminal and one per line when piped; -o table or tsv print YAML, as az prints any output but json. ' +
     '--props sys app anno all choose the extra parts (bare --props = all). Stops after --message-count events, or after --timeout seconds without an event (0 = never). Needs a running broker.'
   static aliases = ['hub:monitor-events']
   static examples = [
     '<%= config.bin %> monitor',
     '<%= config.bin %> hub monitor-events -n edgemq -d sensor -p sys app -t 30',
     '<%= config.bin %> hub monitor-events -d "sensor*" --message-count 5 --ct application/json -y',
-    '<%= config.bin %> hub monitor-events -i "dtmi:com:example:Thermostat;1" -p anno',
+    '<%= config.bin %> hub monitor-events -i "dtmi:com:example:Thermostat;1" -p anno -o table',
     '<%= config.bin %> monitor --module filter --output-name alerts',
   ]
   static flags = {
@@ -69,7 +70,8 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
         if (this.debugEnabled && ev.routedTo) {
           this.logToStderr(`debug: ${ev.deviceId}/${ev.moduleId ?? ''} output "${ev.outputName ?? ''}" routed to ${ev.routedTo.length > 0 ? ev.routedTo.join(', ') : 'nothing (no route matched)'}`)
         }
-        this.log(JSON.stringify(monitorView(ev, { props, contentType: f['content-type'] }), null, indent))
+        const view = monitorView(ev, { props, contentType: f['content-type'] })
+        this.log(f.output === 'json' ? JSON.stringify(view, null, indent) : toYaml(view))
         if (f['message-count'] && ++seen >= f['message-count']) ac.abort()
       },
       ac.signal,

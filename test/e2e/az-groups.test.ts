@@ -3,7 +3,7 @@
  * binary, one home): `hub query`, `device-identity list` as twins, `create --am x509_thumbprint
  * --ptp --stp` / `--vd --od` / `--am x509_ca` / `--ee true`, `update --set`, `delete --etag`,
  * `children add/list/remove`, `parent show/set`, `renew-key`, `module-identity update/renew-key`,
- * `device-twin replace` / `module-twin replace`, and `monitor-events -p … -t … --cg -y`; `hub query`
+ * `device-twin replace` / `module-twin replace`, and `monitor-events -p … -t … --cg -y` (and YAML for -o table/tsv); `hub query`
  * also through a running broker (live connectionState).
  * The logic behind each is tested through the library in test/unit/az-identity-ops.test.ts and query.test.ts.
  */
@@ -212,6 +212,24 @@ describe('monitor-events', () => {
     const refused = await runCli(['device', 'simulate', '-d', 'q-2', '--rs', 'reject'], { home })
     assert.equal(refused.code, 1)
     assert.match(refused.stderr, /--rs reject needs --proto http/)
+  })
+
+  test("-o table / tsv print each event as YAML, as az prints every output but json (PyYAML's sorted block style)", async () => {
+    const marker = `yaml-${Date.now()}`
+    const run = runCli(['hub', 'monitor-events', '-d', 'q-1', '-p', 'app', '--mc', '1', '-t', '30', '-o', 'tsv'], { home })
+    let done = false
+    void run.then(() => (done = true))
+    // monitor prints no readiness line when piped: send until its one event (--mc 1) ends it, with a bound.
+    for (let i = 0; i < 60 && !done; i++) {
+      await device.publishAsync('devices/q-1/messages/events/color=blue', JSON.stringify({ probe: marker }), { qos: 1 })
+      await Promise.race([run, new Promise((resolve) => setTimeout(resolve, 250))])
+    }
+    const r = await run
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(
+      r.stdout,
+      ['event:', "  component: ''", "  interface: ''", "  module: ''", '  origin: q-1', '  payload:', `    probe: ${marker}`, '  properties:', '    application:', '      color: blue', '', ''].join('\n'),
+    )
   })
 
   test('-t is an idle timeout: no events → exits 0 after it; with --mc not reached → exit 4', async () => {
