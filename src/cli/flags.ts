@@ -5,6 +5,18 @@ import { UsageError } from '../errors.js'
 
 export const hubNameFlag = Flags.string({ char: 'n', aliases: ['hub-name'], summary: 'IoT Hub name (must be the local hub; az parity).' })
 
+/**
+ * az's IoT Hub identifier flags: `-n/--hub-name`, `-l/--login` (the hub's connection string; both are
+ * checked against the local hub by BaseCommand.checkHubName), `-g/--resource-group` and `--auth-type`
+ * (accepted and ignored: there is no Azure resource to look up).
+ */
+export const hubTargetFlags = {
+  'hub-name': hubNameFlag,
+  login: Flags.string({ char: 'l', summary: "The hub's connection string (az --login): must be this hub's, with one of its policy keys." }),
+  'resource-group': Flags.string({ char: 'g', summary: 'Resource group (accepted for az parity, ignored).' }),
+  'auth-type': Flags.option({ options: ['key', 'login'] as const, summary: 'Accepted for az parity (edgemq uses the hub\'s policy keys).' })(),
+}
+
 /** -d/--device (az: --device-id), with a command's own summary. */
 export const deviceFlagWith = (summary: string) => Flags.string({ char: 'd', aliases: ['device-id'], summary })
 /** -m/--module (az: --module-id), with a command's own summary. */

@@ -61,11 +61,15 @@ describe('no broker', () => {
     assert.match(imported.stderr, /warning: device "q-1": the input has no keys, so it got new ones/)
     assert.equal((JSON.parse(imported.stdout) as { warnings: string[] }).warnings.length, 3) // q-1, q-2, leaf (edge-gateway exists there: updated, keys kept)
     assert.deepEqual((await cliJson<Json>(other, ['twin', 'show', '-d', 'q-1'])).tags, { site: 'a' })
-    const edge = await cliJson<Json[]>(home, ['hub', 'device-identity', 'list', '--ee'])
+    // az's hub identifier flags: -g and --auth-type are accepted; -l must be this hub's connection string.
+    const edge = await cliJson<Json[]>(home, ['hub', 'device-identity', 'list', '--ee', '-n', 'edgemq', '-g', 'my-rg', '--auth-type', 'key'])
     assert.deepEqual(
       edge.map((d) => d.deviceId),
       ['edge-gateway'],
     )
+    const foreign = await runCli(['hub', 'device-identity', 'list', '-l', 'HostName=prod.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=AAAA'], { home })
+    assert.equal(foreign.code, 1)
+    assert.match(foreign.stderr, /error: --login names hub "prod\.azure-devices\.net"; this home holds hub "edgemq"/)
   })
 
   test('create --am x509_thumbprint --ptp --stp; --am x509_ca; --vd/--od make and register a self-signed certificate', async () => {

@@ -10,8 +10,9 @@ import { after, before, describe, test } from 'node:test'
 import { parseAuthType } from '../../src/cli/auth-type.js'
 import { defaultBareValue, normalizeThreeState } from '../../src/cli/three-state.js'
 import { startHub, type Hub, type TwinUpdate } from '../../src/emulator/index.js'
-import { ConflictError, PreconditionFailedError, UsageError } from '../../src/errors.js'
+import { ConflictError, PreconditionFailedError, UnauthorizedError, UsageError } from '../../src/errors.js'
 import { addChildren, deviceSetPatch, listChildren, mergeDefined, moduleSetPatch, removeChildren, renewDeviceKeys, renewModuleKeys, setParent, showParent, twinSetPatch } from '../../src/service/identity.js'
+import { checkHubTarget } from '../../src/service/hub-target.js'
 import { monitorView, parseMonitorProps, twinReplacement, type WireEvent } from '../../src/service/hub-service.js'
 
 describe('identity operations on a hub', () => {
@@ -159,6 +160,21 @@ describe('identity operations on a hub', () => {
     assert.throws(() => twinSetPatch(['properties.reported.x=1']), /sets tags\[\.<name>…\] or properties\.desired/)
     assert.throws(() => twinSetPatch(['tags=3']), /must be a JSON object/)
     assert.throws(() => twinSetPatch(['tags..a=1']), /empty property name/)
+  })
+
+  test("-n / -l (--login): the local hub's name and its own connection string pass; another hub, a device string or a wrong key are refused", async () => {
+    const { registry, hub: rec } = hub.context
+    const own = registry.serviceConnectionString()
+    checkHubTarget(rec, { name: rec.name, login: own })
+    checkHubTarget(rec, { name: rec.hostName, login: registry.serviceConnectionString({ policy: 'service', keyType: 'secondary', gateway: 'localhost' }) })
+    checkHubTarget(rec, {})
+    assert.throws(() => checkHubTarget(rec, { name: 'elsewhere' }), /hub "elsewhere" is not the local hub/)
+    assert.throws(() => checkHubTarget(rec, { login: own.replace(rec.hostName, 'other.azure-devices.net') }), /--login names hub "other\.azure-devices\.net"/)
+    const device = await hub.deviceConnectionString('leaf-2')
+    assert.throws(() => checkHubTarget(rec, { login: device }), /not a device's/)
+    assert.throws(() => checkHubTarget(rec, { login: own.replace(/SharedAccessKey=[^;]+/, 'SharedAccessKey=' + Buffer.alloc(32).toString('base64')) }), UnauthorizedError)
+    assert.throws(() => checkHubTarget(rec, { login: own.replace('iothubowner', 'nobody') }), /no shared access policy "nobody"/)
+    assert.throws(() => checkHubTarget(rec, { login: 'just text' }), /not an IoT Hub connection string/)
   })
 
   test('delete --etag: a stale etag is refused with 412, the current one deletes', async () => {

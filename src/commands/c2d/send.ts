@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, pick } from '../../cli/flags.js'
 import type { FeedbackAck } from '../../iothub/index.js'
 import { HubService } from '../../service/hub-service.js'
 
@@ -19,7 +19,7 @@ export default class C2dSend extends BaseCommand<typeof C2dSend> {
     data: Flags.string({ summary: 'Message body.', default: 'Ping from edgemq' }),
     props: Flags.string({ aliases: ['properties'], summary: 'Properties: a=1;b=2 (az) or a=1&b=2.' }),
     ack: Flags.string({ summary: 'Delivery feedback to ask for (read it with `hub monitor-feedback`).', options: ['none', 'positive', 'negative', 'full'] }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, keyTypeFlag, moduleFlag } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, keyTypeFlag, moduleFlag } from '../../cli/flags.js'
 import { UsageError } from '../../errors.js'
 import { eventHubConnectionString } from '../../eventhubs/connection-string.js'
 
@@ -24,7 +24,7 @@ export default class ConnectionStringShow extends BaseCommand<typeof ConnectionS
     policy: Flags.string({ aliases: ['pn', 'policy-name'], summary: 'Service policy (default iothubowner when no --device is given, as az).' }),
     gateway: Flags.string({ aliases: ['gateway-host-name'], summary: 'Gateway host the client connects to (e.g. localhost).' }),
     'key-type': keyTypeFlag,
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
     eh: Flags.boolean({ summary: 'The built-in Event Hubs-compatible endpoint\'s connection string (az --eh).' }),
     emulator: Flags.boolean({ summary: 'With --eh: plain AMQP with UseDevelopmentEmulator=true (port 5672 unless --port).', dependsOn: ['eh'] }),
     port: Flags.integer({ summary: 'With --eh: the AMQP port the client dials, when not the default (5671, or 5672 with --emulator).', min: 1, max: 65535, dependsOn: ['eh'] }),

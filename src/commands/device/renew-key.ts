@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { hubNameFlag, noProgressFlag } from '../../cli/flags.js'
+import { hubTargetFlags, noProgressFlag } from '../../cli/flags.js'
 import { renewDeviceKeys } from '../../service/identity.js'
 
 export default class DeviceRenewKey extends BaseCommand<typeof DeviceRenewKey> {
@@ -21,7 +21,7 @@ export default class DeviceRenewKey extends BaseCommand<typeof DeviceRenewKey> {
     etag: Flags.string({ char: 'e', summary: 'Only while the device still has this etag.' }),
     'include-modules': Flags.boolean({ aliases: ['im'], summary: 'Renew the SAS keys of the devices\' modules too (az --im [true|false]).' }),
     'no-progress': noProgressFlag,
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
 import { parseAuthType } from '../../cli/auth-type.js'
-import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+import { deviceArg, deviceFlag, hubTargetFlags, pick } from '../../cli/flags.js'
 import { deviceView } from '../../registry/views.js'
 import { deviceSetPatch, mergeDefined, parentFromScope } from '../../service/identity.js'
 
@@ -22,7 +22,7 @@ export default class DeviceUpdate extends BaseCommand<typeof DeviceUpdate> {
   static args = { deviceId: deviceArg }
   static flags = {
     device: deviceFlag,
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
     status: Flags.option({ aliases: ['sta'], options: ['enabled', 'disabled'] as const, summary: 'enabled | disabled.' })(),
     'status-reason': Flags.string({ aliases: ['star'], summary: 'Why.' }),
     'primary-key': Flags.string({ aliases: ['pk'], summary: 'New primary key.' }),

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { hubNameFlag } from '../../cli/flags.js'
+import { hubTargetFlags } from '../../cli/flags.js'
 import { applyDeployment, parseDeploymentManifest } from '../../deployment/index.js'
 import { readDocument } from '../../service/edgehub.js'
 import { MODULE_COLUMNS, moduleView } from '../../registry/views.js'
@@ -19,7 +19,7 @@ export default class EdgeSetModules extends BaseCommand<typeof EdgeSetModules> {
   static flags = {
     device: Flags.string({ char: 'd', aliases: ['device-id'], summary: 'The edge device (default: the hub\'s edge device).' }),
     content: Flags.string({ char: 'k', summary: 'The deployment manifest (JSON file, @file, or - for stdin).', required: true }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

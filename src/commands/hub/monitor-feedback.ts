@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlagWith, hubNameFlag } from '../../cli/flags.js'
+import { deviceFlagWith, hubTargetFlags } from '../../cli/flags.js'
 import { TimeoutError } from '../../errors.js'
 import { HubService } from '../../service/hub-service.js'
 
@@ -18,7 +18,7 @@ export default class HubMonitorFeedback extends BaseCommand<typeof HubMonitorFee
     device: deviceFlagWith('Only this device\'s feedback (others stay queued).'),
     'wait-on-msg': Flags.string({ char: 'w', summary: 'Exit once the feedback for this message id arrives.' }),
     timeout: Flags.integer({ aliases: ['to'], summary: 'Stop after this many seconds (0 = never).', default: 300, min: 0 }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
     y: Flags.boolean({ char: 'y', summary: 'Accepted for az parity (no prompts here).', hidden: true }),
   }
 

@@ -1,12 +1,12 @@
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
 
 export default class ModuleDelete extends BaseCommand<typeof ModuleDelete> {
   static summary = 'Delete a module identity.'
   static aliases = ['hub:module-identity:delete']
   static examples = ['<%= config.bin %> module delete --device edge-gateway filter', '<%= config.bin %> hub module-identity delete -d edge-gateway -m filter']
   static args = { moduleId: moduleArg }
-  static flags = { device: deviceFlag, module: moduleFlag, 'hub-name': hubNameFlag }
+  static flags = { device: deviceFlag, module: moduleFlag, ...hubTargetFlags }
 
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])

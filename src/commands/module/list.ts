@@ -1,12 +1,12 @@
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, pick } from '../../cli/flags.js'
 import { MODULE_COLUMNS, moduleView } from '../../registry/views.js'
 
 export default class ModuleList extends BaseCommand<typeof ModuleList> {
   static summary = 'List the modules of a device.'
   static aliases = ['hub:module-identity:list']
   static examples = ['<%= config.bin %> module list --device edge-gateway', '<%= config.bin %> hub module-identity list -d edge-gateway -o table']
-  static flags = { device: deviceFlag, 'hub-name': hubNameFlag }
+  static flags = { device: deviceFlag, ...hubTargetFlags }
 
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])

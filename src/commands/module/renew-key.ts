@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, noProgressFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, noProgressFlag, pick } from '../../cli/flags.js'
 import { renewModuleKeys } from '../../service/identity.js'
 
 export default class ModuleRenewKey extends BaseCommand<typeof ModuleRenewKey> {
@@ -16,7 +16,7 @@ export default class ModuleRenewKey extends BaseCommand<typeof ModuleRenewKey> {
     'key-type': Flags.option({ aliases: ['kt'], options: ['primary', 'secondary', 'swap'] as const, required: true, summary: 'Which key to regenerate, or swap.' })(),
     etag: Flags.string({ char: 'e', summary: 'Only while the module still has this etag.' }),
     'no-progress': noProgressFlag,
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, durationFlag, hubNameFlag, keyTypeFlag, moduleFlag } from '../../cli/flags.js'
+import { deviceFlag, durationFlag, hubTargetFlags, keyTypeFlag, moduleFlag } from '../../cli/flags.js'
 import { UsageError } from '../../errors.js'
 import { buildSasToken } from '../../sas/index.js'
 import { validateKey } from '../../registry/validate.js'
@@ -27,7 +27,7 @@ export default class Sas extends BaseCommand<typeof Sas> {
     key: Flags.string({ summary: 'Base64 key for --resource.' }),
     expiry: Flags.integer({ summary: 'Absolute expiry, unix seconds (instead of --duration).' }),
     raw: Flags.boolean({ summary: 'Print the token alone.' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

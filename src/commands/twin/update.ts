@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, moduleFlag, pick } from '../../cli/flags.js'
 import { UsageError } from '../../errors.js'
 import { HubService, parseJsonArg } from '../../service/hub-service.js'
 import { twinSetPatch } from '../../service/identity.js'
@@ -26,7 +26,7 @@ export default class TwinUpdate extends BaseCommand<typeof TwinUpdate> {
     replace: Flags.boolean({ summary: 'Replace the sections instead of merging.' }),
     set: Flags.string({ multiple: true, summary: 'az generic update: tags.<path>=<value> or properties.desired.<path>=<value> (JSON value, else a string; null deletes).' }),
     'force-string': Flags.boolean({ summary: 'Keep --set values as strings (az --force-string).' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { hubNameFlag } from '../../../cli/flags.js'
+import { hubTargetFlags } from '../../../cli/flags.js'
 import { createEdgeDeployment } from '../../../deployment/index.js'
 import { UsageError } from '../../../errors.js'
 import { readDocument } from '../../../service/edgehub.js'
@@ -36,7 +36,7 @@ export default class EdgeDeploymentCreate extends BaseCommand<typeof EdgeDeploym
     labels: Flags.string({ aliases: ['lab'], summary: 'Labels: a JSON object of strings.' }),
     metrics: Flags.string({ char: 'm', summary: 'Custom metric queries: a JSON object of strings (or {"queries": {…}}); stored, not evaluated.' }),
     layered: Flags.boolean({ summary: 'az: a layered deployment. Not supported by edgemq (exit 1).' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

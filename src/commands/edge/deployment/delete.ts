@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { hubNameFlag } from '../../../cli/flags.js'
+import { hubTargetFlags } from '../../../cli/flags.js'
 import { deleteEdgeDeployment } from '../../../deployment/index.js'
 import { HubService } from '../../../service/hub-service.js'
 
@@ -12,7 +12,7 @@ export default class EdgeDeploymentDelete extends BaseCommand<typeof EdgeDeploym
   static flags = {
     'deployment-id': Flags.string({ char: 'd', summary: 'Deployment id.', required: true }),
     etag: Flags.string({ char: 'e', summary: 'Delete only if the deployment still has this etag (az: -e/--etag).' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

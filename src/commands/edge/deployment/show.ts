@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { hubNameFlag } from '../../../cli/flags.js'
+import { hubTargetFlags } from '../../../cli/flags.js'
 import { getEdgeDeployment } from '../../../deployment/index.js'
 
 export default class EdgeDeploymentShow extends BaseCommand<typeof EdgeDeploymentShow> {
@@ -9,7 +9,7 @@ export default class EdgeDeploymentShow extends BaseCommand<typeof EdgeDeploymen
   static examples = ['<%= config.bin %> edge deployment show -d base', '<%= config.bin %> edge deployment show -d base -o json | jq .systemMetrics.results']
   static flags = {
     'deployment-id': Flags.string({ char: 'd', summary: 'Deployment id.', required: true }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {
