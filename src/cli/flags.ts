@@ -39,3 +39,7 @@ export const durationFlag = Flags.integer({ aliases: ['du'], summary: 'Token lif
 export const keyTypeFlag = Flags.option({ aliases: ['kt'], options: ['primary', 'secondary'] as const, default: 'primary', summary: 'Which key signs.' })()
 /** az's bulk `renew-key --no-progress`: accepted (edgemq draws no progress bar). */
 export const noProgressFlag = Flags.boolean({ summary: 'Accepted for az parity (edgemq shows no progress bar).' })
+/** az's `--yes/-y` (skip prompts): accepted; edgemq never prompts. */
+export const yesFlag = Flags.boolean({ char: 'y', summary: 'Accepted for az parity (no prompts here).' })
+/** az's `--repair/-r` (reinstall az's uamqp dependency): accepted, nothing to repair. */
+export const repairFlag = Flags.boolean({ char: 'r', summary: 'Accepted for az parity (edgemq has no uamqp to reinstall).' })

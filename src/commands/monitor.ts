@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../cli/base.js'
-import { deviceFlagWith, hubTargetFlags, moduleFlagWith } from '../cli/flags.js'
+import { deviceFlagWith, hubTargetFlags, moduleFlagWith, repairFlag, yesFlag } from '../cli/flags.js'
 import { defaultBareValue } from '../cli/three-state.js'
 import { toYaml } from '../cli/yaml.js'
 import { TimeoutError } from '../errors.js'
@@ -32,7 +32,8 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     'consumer-group': Flags.string({ char: 'c', aliases: ['cg'], summary: 'Accepted for az parity: every monitor here reads the one live stream.' }),
     interface: Flags.string({ char: 'i', summary: 'Only events from devices that announced this model id at connect (az -i, e.g. dtmi:com:example:Thermostat;1).' }),
     ...hubTargetFlags,
-    yes: Flags.boolean({ char: 'y', summary: 'Accepted for az parity (no prompts here).' }),
+    yes: yesFlag,
+    repair: repairFlag,
   }
 
   async init(): Promise<void> {

@@ -13,13 +13,43 @@ import { BrokerUnreachableError, fromWireError, NotFoundError, UsageError } from
 import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
-import { parsePropsFlag, type C2dReceived, type C2dSettlement, type FeedbackAck, type FeedbackRecord } from '../iothub/index.js'
+import { C2D_SYSTEM_HEADERS, parsePropsFlag, type C2dReceived, type C2dSettlement, type FeedbackAck, type FeedbackRecord, type SystemProperties } from '../iothub/index.js'
 import { ControlClient } from './control-client.js'
 import { readDocument, setEdgeHubDesired } from './edgehub.js'
 
 function path(key: TwinKey, suffix = ''): string {
   const base = `/twins/${encodeURIComponent(key.deviceId)}`
   return (key.moduleId ? `${base}/modules/${encodeURIComponent(key.moduleId)}` : base) + suffix
+}
+
+/**
+ * az `c2d-message send`'s system property flags → SystemProperties. `expiry` is az's milliseconds
+ * since the epoch (or ISO 8601) and must be in the future; `wait` needs an ack that produces feedback.
+ */
+export function c2dSystemProperties(f: {
+  messageId?: string
+  correlationId?: string
+  userId?: string
+  contentType?: string
+  contentEncoding?: string
+  expiry?: string
+  wait?: boolean
+  ack?: string
+}): SystemProperties {
+  if (f.wait && (f.ack === undefined || f.ack === 'none')) throw new UsageError('--wait needs --ack positive, negative or full (there is no feedback to wait for otherwise)')
+  const sys: SystemProperties = {}
+  if (f.messageId !== undefined) sys.messageId = f.messageId
+  if (f.correlationId !== undefined) sys.correlationId = f.correlationId
+  if (f.userId !== undefined) sys.userId = f.userId
+  if (f.contentType !== undefined) sys.contentType = f.contentType
+  if (f.contentEncoding !== undefined) sys.contentEncoding = f.contentEncoding
+  if (f.expiry !== undefined) {
+    const ms = /^\d+$/.test(f.expiry) ? Number(f.expiry) : Date.parse(f.expiry)
+    if (!Number.isFinite(ms)) throw new UsageError(`--expiry "${f.expiry}" is not milliseconds since the epoch or an ISO 8601 time`)
+    if (ms < Date.now()) throw new UsageError(`--expiry ${f.expiry} is in the past`)
+    sys.expiryTimeUtc = new Date(ms).toISOString()
+  }
+  return sys
 }
 
 /**
@@ -156,17 +186,18 @@ export class HubService {
   }
 
   /** `queued`: the device was not subscribed; IoT Hub's C2D queue keeps it for its next subscribe. */
-  async sendC2d(deviceId: string, data: string | Buffer, props?: string, opts: { ack?: FeedbackAck } = {}): Promise<{ messageId: string; queued: boolean }> {
+  /**
+   * A C2D message through the running broker. `props` is the `--props` text (`a=1;$.mid=m`); `sys`
+   * (az's --mid, --cid, --uid, --ct, --ce, --expiry) overrides the system properties in it.
+   */
+  async sendC2d(deviceId: string, data: string | Buffer, props?: string, opts: { ack?: FeedbackAck; sys?: SystemProperties } = {}): Promise<{ messageId: string; queued: boolean }> {
     await this.ctx.registry.getDevice(deviceId)
     const headers: Record<string, string> = {}
     if (opts.ack) headers['iothub-ack'] = opts.ack
-    if (props) {
-      const bag = parsePropsFlag(props)
-      for (const [k, v] of Object.entries(bag.properties)) headers[`iothub-app-${k}`] = v
-      if (bag.systemProperties.messageId) headers['iothub-messageid'] = bag.systemProperties.messageId
-      if (bag.systemProperties.correlationId) headers['iothub-correlationid'] = bag.systemProperties.correlationId
-      if (bag.systemProperties.expiryTimeUtc) headers['iothub-expiry'] = bag.systemProperties.expiryTimeUtc
-    }
+    const bag = props ? parsePropsFlag(props) : { properties: {}, systemProperties: {} }
+    for (const [k, v] of Object.entries(bag.properties)) headers[`iothub-app-${k}`] = v
+    const sys: SystemProperties = { ...bag.systemProperties, ...opts.sys }
+    for (const [field, header] of C2D_SYSTEM_HEADERS) if (sys[field]) headers[header] = sys[field]
     return this.live().call('POST', `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound`, Buffer.isBuffer(data) ? data : Buffer.from(data), headers)
   }
 
