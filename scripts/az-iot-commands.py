@@ -45,6 +45,16 @@ def const(node):
     return node.value if isinstance(node, ast.Constant) else None
 
 
+def with_blocks(tree, method):
+    """Each `with self.<method>(...) as x:` block: (its call, the calls made in its body)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.With):
+            continue
+        call = node.items[0].context_expr
+        if isinstance(call, ast.Call) and getattr(call.func, 'attr', '') == method:
+            yield call, [s.value for s in node.body if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call)]
+
+
 def command_types(tree):
     """Module-level `x = CliCommandType(operations_tmpl="mod#{}")` → {x: module path}."""
     out = {}
@@ -63,19 +73,11 @@ def commands_of(git_dir):
     for path in TABLES:
         tree = ast.parse(git_show(git_dir, path))
         types = {**types, **command_types(tree)}
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.With):
-                continue
-            call = node.items[0].context_expr
-            if not (isinstance(call, ast.Call) and getattr(call.func, 'attr', '') == 'command_group'):
-                continue
+        for call, body in with_blocks(tree, 'command_group'):
             group = const(call.args[0])
             group_type = types[kw(call, 'command_type').id]
             group_deprecated = kw(call, 'deprecate_info') is not None
-            for stmt in node.body:
-                if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
-                    continue
-                c = stmt.value
+            for c in body:
                 kind = getattr(c.func, 'attr', '')
                 name = f'{group} {const(c.args[0])}'
                 if not name.startswith(GROUPS):
@@ -135,17 +137,9 @@ def registrations(git_dir):
     for path in PARAMS:
         tree = ast.parse(git_show(git_dir, path))
         arg_types.update(argument_types(tree))
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.With):
-                continue
-            call = node.items[0].context_expr
-            if not (isinstance(call, ast.Call) and getattr(call.func, 'attr', '') == 'argument_context'):
-                continue
+        for call, body in with_blocks(tree, 'argument_context'):
             scope = const(call.args[0])
-            for stmt in node.body:
-                if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
-                    continue
-                c = stmt.value
+            for c in body:
                 if getattr(c.func, 'attr', '') != 'argument':
                     continue
                 arg = const(c.args[0])
