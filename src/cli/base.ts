@@ -6,6 +6,7 @@
 import { Command, Flags, type Interfaces } from '@oclif/core'
 
 import { openHub, resolveHome, type HubContext } from '../config/home.js'
+import { Dps } from '../dps/index.js'
 import { EdgeMqError, InvalidDocumentError } from '../errors.js'
 import { checkHubTarget } from '../service/hub-target.js'
 import { formatOutput, type FormatOptions, type OutputFormat } from './output.js'
@@ -54,6 +55,14 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       }
     }
     return this.hubContext
+  }
+
+  /** The hub's DPS; `-l/--login` (dpsScopeFlags) must be one of its connection strings (az parity). */
+  protected async dps(): Promise<Dps> {
+    const dps = new Dps(await this.hub())
+    const login = (this.flags as { login?: unknown }).login
+    if (typeof login === 'string') dps.checkLogin(login)
+    return dps
   }
 
   /** `-n/--hub-name` must name the local hub, and `-l/--login` (hubTargetFlags) be its connection string (az parity). */

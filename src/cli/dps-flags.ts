@@ -3,10 +3,23 @@ import { Flags } from '@oclif/core'
 
 import { REPROVISION_POLICIES, type EnrollmentFlags } from '../dps/cli-input.js'
 
-/** az's `--dps-name/-n` and `--resource-group/-g`: accepted and ignored (there is one local DPS per hub). */
+/**
+ * az's `--dps-name/-n`, `--resource-group/-g` and `--auth-type`: accepted and ignored (there is one local
+ * DPS per hub); `-l/--login` must be one of its connection strings (BaseCommand.dps() checks it).
+ */
 export const dpsScopeFlags = {
   'dps-name': Flags.string({ char: 'n', summary: 'DPS name (accepted for az parity; the hub in --home has one DPS).' }),
   'resource-group': Flags.string({ char: 'g', summary: 'Resource group (accepted for az parity, ignored).' }),
+  login: Flags.string({ char: 'l', summary: 'A DPS connection string (az --login): must be one of this DPS\'s policies with its key.' }),
+  'auth-type': Flags.option({ options: ['key', 'login'] as const, summary: 'Accepted for az parity (edgemq uses the DPS policy keys).' })(),
+}
+
+/** az's `--top` on DPS lists (-1 = all). */
+export const topFlag = Flags.integer({ summary: 'At most this many (az --top; -1 = all).', min: -1 })
+
+/** The first `top` of `rows` (undefined or -1: all). */
+export function topOf<T>(rows: T[], top: number | undefined): T[] {
+  return top === undefined || top < 0 ? rows : rows.slice(0, top)
 }
 
 export const enrollmentIdFlag = Flags.string({ aliases: ['eid'], summary: 'Enrollment id (the registration id of an individual enrollment).', required: true })

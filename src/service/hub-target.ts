@@ -4,18 +4,9 @@
  * shared access policies and that policy's key. `-g/--resource-group` and `--auth-type` are accepted
  * and ignored (there is no Azure resource to look up).
  */
-import { EdgeMqError, UnauthorizedError, UsageError } from '../errors.js'
+import { EdgeMqError, UsageError } from '../errors.js'
 import type { HubRecord } from '../registry/types.js'
-
-/** `k=v;k=v` → lower-cased keys (IoT Hub connection strings are case-insensitive in their keys). */
-function fieldsOf(cs: string): Map<string, string> {
-  const out = new Map<string, string>()
-  for (const part of cs.split(';')) {
-    const eq = part.indexOf('=')
-    if (eq > 0) out.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim())
-  }
-  return out
-}
+import { checkPolicyKey, connectionStringFields } from '../sas/index.js'
 
 export function checkHubTarget(hub: Pick<HubRecord, 'name' | 'hostName' | 'policies'>, target: { name?: string; login?: string }): void {
   const { name, login } = target
@@ -24,16 +15,12 @@ export function checkHubTarget(hub: Pick<HubRecord, 'name' | 'hostName' | 'polic
   }
   if (login === undefined) return
   const hint = 'pass the hub connection string `edgemq connection-string show` prints (policy iothubowner by default)'
-  const f = fieldsOf(login)
+  const f = connectionStringFields(login)
   const host = f.get('hostname')
   if (!host) throw new UsageError('--login is not an IoT Hub connection string (no HostName=…)', hint)
   if (f.has('deviceid')) throw new UsageError("--login takes the hub's connection string (a shared access policy), not a device's", hint)
   if (host !== hub.hostName && host !== hub.name && host !== 'localhost') {
     throw new EdgeMqError(`--login names hub "${host}"; this home holds hub "${hub.name}" (${hub.hostName})`, { hint })
   }
-  const policyName = f.get('sharedaccesskeyname')
-  const policy = hub.policies.find((p) => p.name === policyName)
-  if (!policy) throw new UsageError(`--login: this hub has no shared access policy "${policyName ?? ''}"`, `policies: ${hub.policies.map((p) => p.name).join(', ')}`)
-  const key = f.get('sharedaccesskey')
-  if (key !== policy.primaryKey && key !== policy.secondaryKey) throw new UnauthorizedError(`--login: the key is not a key of policy "${policy.name}"`, hint)
+  checkPolicyKey(f, hub.policies, 'this hub', hint)
 }

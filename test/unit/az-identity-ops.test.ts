@@ -12,6 +12,7 @@ import { defaultBareValue, normalizeThreeState } from '../../src/cli/three-state
 import { startHub, type Hub, type TwinUpdate } from '../../src/emulator/index.js'
 import { ConflictError, PreconditionFailedError, UnauthorizedError, UsageError } from '../../src/errors.js'
 import { addChildren, deviceSetPatch, listChildren, mergeDefined, moduleSetPatch, removeChildren, renewDeviceKeys, renewModuleKeys, setParent, showParent, twinSetPatch } from '../../src/service/identity.js'
+import { hubConnectionStrings } from '../../src/service/connection-strings.js'
 import { checkHubTarget } from '../../src/service/hub-target.js'
 import { monitorView, parseMonitorProps, twinReplacement, type WireEvent } from '../../src/service/hub-service.js'
 
@@ -175,6 +176,23 @@ describe('identity operations on a hub', () => {
     assert.throws(() => checkHubTarget(rec, { login: own.replace(/SharedAccessKey=[^;]+/, 'SharedAccessKey=' + Buffer.alloc(32).toString('base64')) }), UnauthorizedError)
     assert.throws(() => checkHubTarget(rec, { login: own.replace('iothubowner', 'nobody') }), /no shared access policy "nobody"/)
     assert.throws(() => checkHubTarget(rec, { login: 'just text' }), /not an IoT Hub connection string/)
+  })
+
+  test('hub connection-string show: iothubowner by default; --all lists every policy, with --eh only those with ServiceConnect', () => {
+    const { registry, hub: rec } = hub.context
+    assert.deepEqual(hubConnectionStrings(registry, rec.name), { connectionString: registry.serviceConnectionString({ policy: 'iothubowner' }) })
+    const all = hubConnectionStrings(registry, rec.name, { all: true }).connectionString as string[]
+    assert.deepEqual(
+      all.map((cs) => /SharedAccessKeyName=([^;]+)/.exec(cs)?.[1]),
+      rec.policies.map((p) => p.name),
+    )
+    const eh = hubConnectionStrings(registry, rec.name, { all: true, eventHub: true, keyType: 'secondary' }).connectionString as string[]
+    const readers = rec.policies.filter((p) => p.rights.includes('ServiceConnect'))
+    assert.ok(readers.length > 0 && readers.length < rec.policies.length, 'some policies cannot read events')
+    assert.deepEqual(
+      eh,
+      readers.map((p) => `Endpoint=sb://localhost/;SharedAccessKeyName=${p.name};SharedAccessKey=${p.secondaryKey};EntityPath=${rec.name}`),
+    )
   })
 
   test('delete --etag: a stale etag is refused with 412, the current one deletes', async () => {

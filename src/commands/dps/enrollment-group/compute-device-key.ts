@@ -23,7 +23,7 @@ export default class DpsEnrollmentGroupComputeDeviceKey extends BaseCommand<type
     const f = this.flags
     if (!f.key && !f['enrollment-id']) throw new UsageError('give --enrollment-id (the group) or --key (its key)')
     if (f.key && f['enrollment-id']) throw new UsageError('give either --enrollment-id or --key, not both')
-    const key = f.key ? await Dps.deviceKey(f.key, f['registration-id']) : await new Dps(await this.hub()).computeDeviceKey(f['registration-id'], { groupId: f['enrollment-id'] })
+    const key = f.key ? await Dps.deviceKey(f.key, f['registration-id']) : await (await this.dps()).computeDeviceKey(f['registration-id'], { groupId: f['enrollment-id'] })
     this.print({ registrationId: f['registration-id'], key })
   }
 }
