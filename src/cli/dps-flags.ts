@@ -14,13 +14,6 @@ export const dpsScopeFlags = {
   'auth-type': Flags.option({ options: ['key', 'login'] as const, summary: 'Accepted for az parity (edgemq uses the DPS policy keys).' })(),
 }
 
-/** az's `--top` on DPS lists (-1 = all). */
-export const topFlag = Flags.integer({ summary: 'At most this many (az --top; -1 = all).', min: -1 })
-
-/** The first `top` of `rows` (undefined or -1: all). */
-export function topOf<T>(rows: T[], top: number | undefined): T[] {
-  return top === undefined || top < 0 ? rows : rows.slice(0, top)
-}
 
 export const enrollmentIdFlag = Flags.string({ aliases: ['eid'], summary: 'Enrollment id (the registration id of an individual enrollment).', required: true })
 export const groupIdFlag = Flags.string({ aliases: ['eid', 'group-id', 'gid'], summary: 'Enrollment group id.', required: true })
@@ -45,8 +38,8 @@ export const enrollmentFlags = {
 }
 
 export const groupAttestationFlags = {
-  'root-ca-name': Flags.string({ aliases: ['ca-name'], summary: 'Verified CA the devices chain to: any name means the hub CA (edgemq has one).' }),
-  'secondary-root-ca-name': Flags.string({ aliases: ['scn'], summary: 'Secondary CA name.' }),
+  'root-ca-name': Flags.string({ aliases: ['ca-name', 'cn'], summary: 'Verified CA the devices chain to: any name means the hub CA (edgemq has one).' }),
+  'secondary-root-ca-name': Flags.string({ aliases: ['scn', 'secondary-ca-name'], summary: 'Secondary CA name.' }),
 }
 
 type Parsed = { [K in keyof typeof enrollmentFlags]?: string } & { 'device-id'?: string; 'root-ca-name'?: string; 'secondary-root-ca-name'?: string }

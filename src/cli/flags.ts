@@ -43,3 +43,22 @@ export const noProgressFlag = Flags.boolean({ summary: 'Accepted for az parity (
 export const yesFlag = Flags.boolean({ char: 'y', summary: 'Accepted for az parity (no prompts here).' })
 /** az's `--repair/-r` (reinstall az's uamqp dependency): accepted, nothing to repair. */
 export const repairFlag = Flags.boolean({ char: 'r', summary: 'Accepted for az parity (edgemq has no uamqp to reinstall).' })
+/** az's `--top` on lists (-1 = all). */
+export const topFlag = Flags.integer({ summary: 'At most this many (az --top; -1 = all).', min: -1 })
+
+/** The first `top` of `rows` (undefined or -1: all). */
+export function topOf<T>(rows: T[], top: number | undefined): T[] {
+  return top === undefined || top < 0 ? rows : rows.slice(0, top)
+}
+
+/** az's `--custom-labels k1=v1 k2="v 2"` / `--custom-metric-queries m1="SELECT …"`: space separated key=value pairs. */
+export function keyValuePairs(values: string[] | undefined, what: string): Record<string, string> | undefined {
+  if (values === undefined) return undefined
+  const out: Record<string, string> = {}
+  for (const pair of values) {
+    const eq = pair.indexOf('=')
+    if (eq <= 0) throw new UsageError(`${what} "${pair}" is not key=value`)
+    Object.defineProperty(out, pair.slice(0, eq), { value: pair.slice(eq + 1).replace(/^"(.*)"$/, '$1'), enumerable: true, writable: true, configurable: true })
+  }
+  return out
+}

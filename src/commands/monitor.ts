@@ -30,6 +30,7 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     'enqueued-time': Flags.integer({ char: 'e', aliases: ['et'], min: 0, summary: 'Only events enqueued at or after this time (ms since the epoch; az --et).' }),
     'content-type': Flags.string({ aliases: ['ct'], summary: 'Payload content type: application/json parses it (az --ct).' }),
     'consumer-group': Flags.string({ char: 'c', aliases: ['cg'], summary: 'Accepted for az parity: every monitor here reads the one live stream.' }),
+    'device-query': Flags.string({ char: 'q', summary: 'Only devices this IoT Hub query returns (az -q, evaluated at start), e.g. "SELECT deviceId FROM devices WHERE tags.site = \'lab\'".' }),
     interface: Flags.string({ char: 'i', summary: 'Only events from devices that announced this model id at connect (az -i, e.g. dtmi:com:example:Thermostat;1).' }),
     ...hubTargetFlags,
     yes: yesFlag,
@@ -46,7 +47,8 @@ export default class Monitor extends BaseCommand<typeof Monitor> {
     await this.checkHubName(f['hub-name'])
     const props = parseMonitorProps(f.props ?? [])
     const svc = new HubService(await this.hub())
-    const wanted = eventFilter({ device: f.device, module: f.module, outputName: f['output-name'], interface: f.interface })
+    const devices = f['device-query'] === undefined ? undefined : await svc.deviceIdsOf(f['device-query'])
+    const wanted = eventFilter({ device: f.device, devices, module: f.module, outputName: f['output-name'], interface: f.interface })
     const since = f['enqueued-time']
     const outputs = f['output-name'] !== undefined
     const indent = process.stdout.isTTY ? 4 : 0

@@ -277,7 +277,12 @@ export class Registry {
     })
   }
 
-  async deleteModule(deviceId: string, moduleId: string): Promise<void> {
+  /** `etag` (az `module-identity delete --etag`): only while the module still has it ('*' = any). */
+  async deleteModule(deviceId: string, moduleId: string, opts: { etag?: string } = {}): Promise<void> {
+    if (opts.etag && opts.etag !== '*') {
+      const m = await this.getModule(deviceId, moduleId)
+      if (opts.etag !== m.etag) throw new PreconditionFailedError(`etag "${opts.etag}" does not match the module's current etag "${m.etag}"`, 'show the module again and retry with its etag')
+    }
     if (!(await this.store.deleteModule(deviceId, moduleId))) {
       await this.getDevice(deviceId)
       throw new NotFoundError(`module "${moduleId}" not found on device "${deviceId}"`)

@@ -139,6 +139,13 @@ export class HubService {
     return this.showTwin(key)
   }
 
+  /** az monitor-events `--device-query`: the device ids the query returns (evaluated once, as az does). */
+  async deviceIdsOf(sql: string): Promise<Set<string>> {
+    const rows = await this.query(sql)
+    if (rows.some((r) => typeof r.deviceId !== 'string')) throw new UsageError('--device-query must return deviceId (e.g. SELECT deviceId FROM devices WHERE …)')
+    return new Set(rows.map((r) => r.deviceId as string))
+  }
+
   /**
    * An IoT Hub query (az `hub query`): through the running broker (connectionState is live), else
    * over the store. QueryParseError (exit 2) on bad SQL.
@@ -239,11 +246,15 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
 }
 
-/** `monitor`'s filter: a device id glob (`*`, `?`), an exact module id, output name and interface (az `-i`: the model id). */
-export function eventFilter(opts: { device?: string; module?: string; outputName?: string; interface?: string }): (ev: WireEvent) => boolean {
+/**
+ * `monitor`'s filter: a device id glob (`*`, `?`), the devices of az's `--device-query`, an exact module
+ * id, output name and interface (az `-i`: the model id).
+ */
+export function eventFilter(opts: { device?: string; devices?: ReadonlySet<string>; module?: string; outputName?: string; interface?: string }): (ev: WireEvent) => boolean {
   const deviceRe = opts.device ? globToRegExp(opts.device) : undefined
   return (ev) =>
     (!deviceRe || deviceRe.test(ev.deviceId)) &&
+    (opts.devices === undefined || opts.devices.has(ev.deviceId)) &&
     (opts.module === undefined || ev.moduleId === opts.module) &&
     (opts.outputName === undefined || ev.outputName === opts.outputName) &&
     (opts.interface === undefined || ev.modelId === opts.interface)

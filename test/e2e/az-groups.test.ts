@@ -252,11 +252,15 @@ describe('monitor-events', () => {
 describe('az iot edge deployment', () => {
   test('create (with a target condition and priority) / list / show / delete, az JSON shapes and exit codes', async () => {
     const manifest = join(REPO_ROOT, 'examples', 'deployment.json')
-    const created = await cliJson<{ id: string; priority: number; etag: string; systemMetrics: { results: { targetedCount: number; appliedCount: number } } }>(home, [
+    type Created = { id: string; priority: number; etag: string; labels: Record<string, string>; metrics: { queries: Record<string, string> }; systemMetrics: { results: { targetedCount: number; appliedCount: number } } }
+    const created = await cliJson<Created>(home, [
       'edge', 'deployment', 'create', '-d', 'lab', '-k', manifest, '-t', 'capabilities.iotEdge = true', '--pri', '3', '-o', 'json',
+      '--cl', 'ring=canary', 'site="lab 1"', '--cmq', "ok=SELECT deviceId FROM devices WHERE tags.ok = true", '--no-validation',
     ])
     assert.equal(created.id, 'lab')
     assert.equal(created.priority, 3)
+    assert.deepEqual(created.labels, { ring: 'canary', site: 'lab 1' })
+    assert.deepEqual(created.metrics.queries, { ok: 'SELECT deviceId FROM devices WHERE tags.ok = true' })
     const { targetedCount, appliedCount } = created.systemMetrics.results
     assert.ok(targetedCount >= 1 && appliedCount === targetedCount, JSON.stringify(created.systemMetrics))
     const list = await cliJson<{ id: string }[]>(home, ['edge', 'deployment', 'list', '-o', 'json'])

@@ -195,12 +195,17 @@ describe('identity operations on a hub', () => {
     )
   })
 
-  test('delete --etag: a stale etag is refused with 412, the current one deletes', async () => {
+  test('delete --etag (devices and modules): a stale etag is refused with 412, the current one deletes', async () => {
     const d = await hub.createDevice('doomed')
     await assert.rejects(hub.context.registry.deleteDevice('doomed', { etag: 'stale' }), PreconditionFailedError)
     assert.ok(await hub.context.store.getDevice('doomed'))
     await hub.context.registry.deleteDevice('doomed', { etag: d.etag })
     assert.equal(await hub.context.store.getDevice('doomed'), undefined)
+    // module-identity delete --etag, the same rule.
+    const m = await hub.createModule('leaf-2', 'doomed-module')
+    await assert.rejects(hub.context.registry.deleteModule('leaf-2', 'doomed-module', { etag: 'stale' }), PreconditionFailedError)
+    await hub.context.registry.deleteModule('leaf-2', 'doomed-module', { etag: m.etag })
+    assert.equal(await hub.context.store.getModule('leaf-2', 'doomed-module'), undefined)
   })
 })
 

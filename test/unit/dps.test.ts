@@ -17,7 +17,7 @@ import type { Actor } from '../../src/broker/session.js'
 import { Dps, deriveDeviceKey, formatDpsResponseTopic, parseDpsTopic, parseDpsUsername, type TwinWriter } from '../../src/dps/index.js'
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { EdgeMqError } from '../../src/errors.js'
-import { topOf } from '../../src/cli/dps-flags.js'
+import { topOf } from '../../src/cli/flags.js'
 import { buildSasToken } from '../../src/sas/index.js'
 import { closed, connect, nextMessage, subscribeGranted, subscribeOk, type Received } from '../helpers/mqtt.js'
 

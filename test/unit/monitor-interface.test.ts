@@ -3,6 +3,7 @@
  * CONNECT username (`…/?api-version=…&model-id=dtmi:…`); the hub stamps its telemetry with it
  * (`dt-dataschema`), az prints it as the event's `interface`, and `-i` keeps only those events.
  * Real broker in process, MQTT.js devices; the monitor's own filter and view on what the hub emitted.
+ * Also az's --device-query (-q): the devices an IoT Hub query returns.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -10,7 +11,7 @@ import { test } from 'node:test'
 import { modelIdOf } from '../../src/broker/identity.js'
 import type { HubEvent } from '../../src/broker/host.js'
 import { startHub } from '../../src/emulator/index.js'
-import { eventFilter, monitorView, type WireEvent } from '../../src/service/hub-service.js'
+import { eventFilter, HubService, monitorView, type WireEvent } from '../../src/service/hub-service.js'
 import { connect, iothubUsername, SDK_API_VERSION } from '../helpers/mqtt.js'
 
 const MODEL = 'dtmi:com:example:Thermostat;1'
@@ -54,4 +55,18 @@ test('modelIdOf reads model-id from the username query, URL-decoded; absent or e
   assert.equal(modelIdOf('edgemq.azure-devices.net/d/?api-version=2021-04-12'), undefined)
   assert.equal(modelIdOf('edgemq.azure-devices.net/d/?api-version=1&model-id='), undefined)
   assert.equal(modelIdOf(undefined), undefined)
+})
+
+test('--device-query: only events of the devices the IoT Hub query returns; a query without deviceId is refused', async (t) => {
+  const hub = await startHub({ ports: { mqtt: null, mqtts: null, rest: null } })
+  t.after(() => hub.close())
+  for (const id of ['lab-1', 'lab-2', 'office']) await hub.createDevice(id)
+  for (const id of ['lab-1', 'lab-2']) await hub.updateTwin(id, { tags: { site: 'lab' } })
+  const svc = new HubService(hub.context)
+  const devices = await svc.deviceIdsOf("SELECT deviceId FROM devices WHERE tags.site = 'lab'")
+  assert.deepEqual([...devices].sort(), ['lab-1', 'lab-2'])
+  const only = eventFilter({ devices })
+  const ev = (deviceId: string): WireEvent => ({ deviceId, properties: {}, systemProperties: {}, payload: '', enqueuedTime: new Date().toISOString() })
+  assert.deepEqual(['lab-1', 'office', 'lab-2'].map(ev).filter(only).map((e) => e.deviceId), ['lab-1', 'lab-2'])
+  await assert.rejects(svc.deviceIdsOf('SELECT COUNT() AS n FROM devices'), /must return deviceId/)
 })

@@ -1,5 +1,6 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { GROUP_COLUMNS, dpsScopeFlags, topFlag, topOf } from '../../../cli/dps-flags.js'
+import { GROUP_COLUMNS, dpsScopeFlags } from '../../../cli/dps-flags.js'
+import { topFlag, topOf } from '../../../cli/flags.js'
 
 export default class DpsEnrollmentGroupList extends BaseCommand<typeof DpsEnrollmentGroupList> {
   static summary = 'List the enrollment groups (az iot dps enrollment-group list).'

@@ -1,5 +1,6 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { ENROLLMENT_COLUMNS, dpsScopeFlags, topFlag, topOf } from '../../../cli/dps-flags.js'
+import { ENROLLMENT_COLUMNS, dpsScopeFlags } from '../../../cli/dps-flags.js'
+import { topFlag, topOf } from '../../../cli/flags.js'
 
 export default class DpsEnrollmentList extends BaseCommand<typeof DpsEnrollmentList> {
   static summary = 'List the individual enrollments (az iot dps enrollment list).'

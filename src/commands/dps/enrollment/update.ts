@@ -12,7 +12,7 @@ export default class DpsEnrollmentUpdate extends BaseCommand<typeof DpsEnrollmen
   ]
   static flags = {
     'enrollment-id': enrollmentIdFlag,
-    'device-id': Flags.string({ aliases: ['did'], summary: 'Device id to create (default: the registration id).' }),
+    'device-id': Flags.string({ char: 'd', aliases: ['did'], summary: 'Device id to create (default: the registration id).' }),
     etag: etagFlag,
     ...enrollmentFlags,
   }

@@ -1,7 +1,8 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { REGISTRATION_COLUMNS, dpsScopeFlags, topFlag, topOf } from '../../../cli/dps-flags.js'
+import { REGISTRATION_COLUMNS, dpsScopeFlags } from '../../../cli/dps-flags.js'
+import { topFlag, topOf } from '../../../cli/flags.js'
 
 export default class DpsRegistrationList extends BaseCommand<typeof DpsRegistrationList> {
   static summary = 'List device registration states, all or one enrollment group\'s (az iot dps enrollment-group registration list).'
