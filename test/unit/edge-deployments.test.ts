@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { createEdgeDeployment, deleteEdgeDeployment, getEdgeDeployment, listEdgeDeployments } from '../../src/deployment/index.js'
+import { applyDeployment, createEdgeDeployment, deleteEdgeDeployment, exportModules, getEdgeDeployment, listEdgeDeployments, parseDeploymentManifest } from '../../src/deployment/index.js'
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { HubService } from '../../src/service/hub-service.js'
 import { REPO_ROOT } from '../helpers/paths.js'
@@ -70,4 +70,20 @@ test('refusals: a taken id, a bad id, a condition that does not parse, an invali
   await assert.rejects(getEdgeDeployment(hub.context, 'nope'), { code: 'NOT_FOUND' })
   await assert.rejects(deleteEdgeDeployment(hub.context, svc, 'nope'), { code: 'NOT_FOUND' })
   assert.deepEqual((await listEdgeDeployments(hub.context)).map((x) => x.id), ['base'])
+})
+
+test("edge export-modules: every module twin's desired properties as a deployment's content, without $metadata/$version (az)", async () => {
+  await applyDeployment(hub.context, svc, parseDeploymentManifest(EXAMPLE))
+  await hub.createModule(hub.edgeDeviceId, 'handmade')
+  const { content } = await exportModules(hub.context, hub.edgeDeviceId)
+  const mc = content.modulesContent
+  assert.deepEqual(Object.keys(mc).sort(), ['$edgeAgent', '$edgeHub', 'filter', 'handmade'])
+  assert.deepEqual(mc.filter, { 'properties.desired': { threshold: 30 } })
+  assert.deepEqual(mc.handmade, { 'properties.desired': {} }, 'a module without desired properties is listed too, as az lists it')
+  const agent = mc.$edgeAgent['properties.desired'] as { modules: Record<string, unknown> }
+  assert.ok('filter' in agent.modules)
+  const edgeHub = mc.$edgeHub['properties.desired']
+  assert.ok('routes' in edgeHub)
+  for (const m of Object.values(mc)) assert.ok(!('$metadata' in m['properties.desired']) && !('$version' in m['properties.desired']))
+  await hub.context.registry.deleteModule(hub.edgeDeviceId, 'handmade')
 })
