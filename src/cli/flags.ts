@@ -39,6 +39,15 @@ export const durationFlag = Flags.integer({ aliases: ['du'], summary: 'Token lif
 export const keyTypeFlag = Flags.option({ aliases: ['kt'], options: ['primary', 'secondary'] as const, default: 'primary', summary: 'Which key signs.' })()
 /** az's bulk `renew-key --no-progress`: accepted (edgemq draws no progress bar). */
 export const noProgressFlag = Flags.boolean({ summary: 'Accepted for az parity (edgemq shows no progress bar).' })
+/** az's device-side auth flags of send-d2c-message and simulate: `--key` signs instead of the registry's key; `--model-id` announces a PnP model. */
+export const deviceAuthFlags = {
+  'symmetric-key': Flags.string({ aliases: ['key'], summary: 'Sign the device\'s SAS token with this key instead of the registry\'s (az --key; a wrong key is refused at connect).' }),
+  'model-id': Flags.string({ aliases: ['dtmi'], summary: 'IoT Plug and Play model id announced at connect (az --dtmi); monitor prints it as the interface.' }),
+}
+
+/** az generic update's `--force-string` on identities: accepted (the settable identity properties are strings or true/false already). */
+export const identityForceStringFlag = Flags.boolean({ summary: 'Accepted for az parity: the --set values of an identity are taken as they are.' })
+
 /** az's `--yes/-y` (skip prompts): accepted; edgemq never prompts. */
 export const yesFlag = Flags.boolean({ char: 'y', summary: 'Accepted for az parity (no prompts here).' })
 /** az's `--repair/-r` (reinstall az's uamqp dependency): accepted, nothing to repair. */

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
+import { openHub } from '../../src/config/home.js'
 import { type BrokerProc, startBroker } from '../helpers/broker.js'
 import { cliJson, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { rawDevice, rawProbe, setupHub, startMonitor } from '../helpers/raw-mqtt.js'
@@ -189,14 +190,20 @@ describe('monitor-events', () => {
     assert.equal(idle.lastActivityTime, '0001-01-01T00:00:00Z')
   })
 
-  test('send-d2c-message --dfp -p and device simulate -p --irp --mrc --mrp (az flags)', async () => {
+  test('send-d2c-message --dfp -p --key --dtmi and device simulate -p --irp --mrc --mrp (az flags)', async () => {
     const file = join(home, 'body.bin')
     writeFileSync(file, Buffer.from([0x01, 0x02, 0xff]))
+    const ctx = await openHub({ home })
+    const key = (await ctx.registry.getDevice('q-2')).primaryKey as string
+    await ctx.close()
     const monitor = await startMonitor(home, ['-p', 'all'], rawProbe(device, 'q-1'))
     try {
-      assert.equal((await runCli(['iot', 'device', 'send-d2c-message', '-d', 'q-2', '--dfp', file, '-p', 'kind=file'], { home })).code, 0)
+      // --key signs with the given key (the device's own here), --dtmi announces a model: the event's interface.
+      const sent = await runCli(['iot', 'device', 'send-d2c-message', '-d', 'q-2', '--dfp', file, '-p', 'kind=file', '--key', key, '--dtmi', 'dtmi:com:example:Probe;1'], { home })
+      assert.equal(sent.code, 0, sent.stderr)
       const e = (await monitor.waitFor((x) => (x.event.properties as { application?: Json } | undefined)?.application?.kind === 'file')) as unknown as { event: Json }
       assert.equal(e.event.origin, 'q-2')
+      assert.equal(e.event.interface, 'dtmi:com:example:Probe;1')
     } finally {
       await monitor.stop()
     }

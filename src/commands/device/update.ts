@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
 import { parseAuthType } from '../../cli/auth-type.js'
-import { deviceArg, deviceFlag, hubTargetFlags, pick } from '../../cli/flags.js'
+import { deviceArg, deviceFlag, hubTargetFlags, identityForceStringFlag, pick } from '../../cli/flags.js'
 import { deviceView } from '../../registry/views.js'
 import { deviceSetPatch, mergeDefined, parentFromScope } from '../../service/identity.js'
 
@@ -32,6 +32,7 @@ export default class DeviceUpdate extends BaseCommand<typeof DeviceUpdate> {
     pd: Flags.string({ aliases: ['parent-device-id'], summary: 'New parent edge device ("" removes it).' }),
     'device-scope': Flags.string({ summary: 'New parent by device scope (az --device-scope).' }),
     set: Flags.string({ multiple: true, summary: 'az generic update: path=value (status, statusReason, capabilities.iotEdge, authentication.symmetricKey.primaryKey, …).' }),
+    'force-string': identityForceStringFlag,
     edge: Flags.boolean({ aliases: ['ee', 'edge-enabled'], allowNo: true, summary: 'IoT Edge capability (az: --ee true|false).' }),
     etag: Flags.string({ char: 'e', summary: 'Only update if the device still has this etag.' }),
     auth: Flags.string({
