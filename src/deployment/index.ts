@@ -6,6 +6,8 @@ export {
   deleteEdgeDeployment,
   getEdgeDeployment,
   listEdgeDeployments,
+  showEdgeDeploymentMetric,
+  updateEdgeDeployment,
   type CreateEdgeDeploymentInput,
   type EdgeDeployment,
   type EdgeDeploymentState,
