@@ -7,6 +7,7 @@ import { UsageError } from '../../../errors.js'
 
 export default class DpsEnrollmentGroupComputeDeviceKey extends BaseCommand<typeof DpsEnrollmentGroupComputeDeviceKey> {
   static summary = 'The symmetric key a device of an enrollment group signs with (az iot dps enrollment-group compute-device-key).'
+  static aliases = ['dps:compute-device-key']
   static description = 'base64(HMAC-SHA256(key = the group key, base64-decoded; message = the registration id)). With --key it needs no hub at all.'
   static examples = [
     '<%= config.bin %> dps enrollment-group compute-device-key --gid sensors --rid sensor-042',
