@@ -71,3 +71,6 @@ export function keyValuePairs(values: string[] | undefined, what: string): Recor
   }
   return out
 }
+
+/** `-d/--deployment-id` of `edge deployment show/update/delete/show-metric`. */
+export const deploymentIdFlag = Flags.string({ char: 'd', summary: 'Deployment id.', required: true })

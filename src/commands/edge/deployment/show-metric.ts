@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { hubTargetFlags } from '../../../cli/flags.js'
+import { deploymentIdFlag, hubTargetFlags } from '../../../cli/flags.js'
 import { showEdgeDeploymentMetric } from '../../../deployment/index.js'
 
 export default class EdgeDeploymentShowMetric extends BaseCommand<typeof EdgeDeploymentShowMetric> {
@@ -13,7 +13,7 @@ export default class EdgeDeploymentShowMetric extends BaseCommand<typeof EdgeDep
     '<%= config.bin %> edge deployment show-metric -d canary -m appliedCount --mt system',
   ]
   static flags = {
-    'deployment-id': Flags.string({ char: 'd', summary: 'Deployment id.', required: true }),
+    'deployment-id': deploymentIdFlag,
     'metric-id': Flags.string({ char: 'm', summary: 'The metric (a --cmq/--metrics name, or targetedCount / appliedCount with --mt system).', required: true }),
     'metric-type': Flags.option({ aliases: ['mt'], options: ['user', 'system'] as const, default: 'user', summary: 'user (the deployment\'s metrics) or system.' })(),
     ...hubTargetFlags,

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { hubTargetFlags } from '../../../cli/flags.js'
+import { deploymentIdFlag, hubTargetFlags } from '../../../cli/flags.js'
 import { updateEdgeDeployment } from '../../../deployment/index.js'
 import { UsageError } from '../../../errors.js'
 import { HubService } from '../../../service/hub-service.js'
@@ -17,7 +17,7 @@ export default class EdgeDeploymentUpdate extends BaseCommand<typeof EdgeDeploym
     '<%= config.bin %> edge deployment update -d canary --remove labels.ring',
   ]
   static flags = {
-    'deployment-id': Flags.string({ char: 'd', summary: 'Deployment id.', required: true }),
+    'deployment-id': deploymentIdFlag,
     set: Flags.string({ multiple: true, summary: 'path=value: labels.<key>, labels, metrics.queries.<name>, priority, targetCondition.' }),
     remove: Flags.string({ multiple: true, summary: 'labels.<key> or metrics.queries.<name> to remove.' }),
     etag: Flags.string({ char: 'e', summary: 'Update only if the deployment still has this etag (az: -e/--etag).' }),
