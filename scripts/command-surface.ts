@@ -3,13 +3,16 @@
  * oclif manifest (`npm run build` writes oclif.manifest.json), kept as a JSON snapshot that
  * test/unit/command-surface.test.ts compares against, and rendered as README's command reference.
  *
- *   npm run surface:update     → rebuild, rewrite the snapshot and README's section
+ *   npm run surface:update     → rebuild, rewrite the snapshot and README's sections (the command
+ *                                reference, and the az coverage table of scripts/az-coverage.ts)
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
 import { REPO_ROOT } from '../test/helpers/paths.js'
+
+import { AZ_END, AZ_START, azCoverage, azTableOf, readAzCommands } from './az-coverage.js'
 
 export const MANIFEST = join(REPO_ROOT, 'oclif.manifest.json')
 export const SNAPSHOT = join(REPO_ROOT, 'test', 'fixtures-local', 'command-surface.json')
@@ -124,25 +127,26 @@ export function referenceOf(surface: CommandSurface[]): string {
   return lines.join('\n') + '\n'
 }
 
-/** `readme` with the text between the markers replaced by `reference`. */
-export function withReference(readme: string, reference: string): string {
-  const i = readme.indexOf(START)
-  const j = readme.indexOf(END)
-  if (i < 0 || j < i) throw new Error(`README.md has no ${START} … ${END} section`)
-  return readme.slice(0, i + START.length) + '\n' + reference + readme.slice(j)
+/** `readme` with the text between `start` and `end` (default: the command reference's markers) replaced by `text`. */
+export function withReference(readme: string, text: string, start = START, end = END): string {
+  const i = readme.indexOf(start)
+  const j = readme.indexOf(end)
+  if (i < 0 || j < i) throw new Error(`README.md has no ${start} … ${end} section`)
+  return readme.slice(0, i + start.length) + '\n' + text + readme.slice(j)
 }
 
-/** The README section currently between the markers. */
-export function readmeReference(readme: string): string {
-  const i = readme.indexOf(START)
-  const j = readme.indexOf(END)
-  if (i < 0 || j < i) throw new Error(`README.md has no ${START} … ${END} section`)
-  return readme.slice(i + START.length + 1, j)
+/** The README section currently between `start` and `end` (default: the command reference's markers). */
+export function readmeReference(readme: string, start = START, end = END): string {
+  const i = readme.indexOf(start)
+  const j = readme.indexOf(end)
+  if (i < 0 || j < i) throw new Error(`README.md has no ${start} … ${end} section`)
+  return readme.slice(i + start.length + 1, j)
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv.includes('--update')) {
   const surface = readManifestSurface()
   writeFileSync(SNAPSHOT, snapshotText(surface))
-  writeFileSync(README, withReference(readFileSync(README, 'utf8'), referenceOf(surface)))
-  console.log(`command surface: ${surface.length} commands → ${SNAPSHOT} and README.md`)
+  const readme = withReference(readFileSync(README, 'utf8'), referenceOf(surface))
+  writeFileSync(README, withReference(readme, azTableOf(azCoverage(surface, readAzCommands())), AZ_START, AZ_END))
+  console.log(`command surface: ${surface.length} commands → ${SNAPSHOT} and README.md (command reference, az coverage)`)
 }

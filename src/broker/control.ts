@@ -18,7 +18,7 @@ import type { HubEvent, ServiceHost } from './host.js'
 import { isDpsRestPath, serveDpsRest } from './dps-rest.js'
 import { registryRoutes, type RestRoute } from './registry-rest.js'
 import { grants } from '../registry/rights.js'
-import { parseFeedbackAck, type FeedbackRecord } from '../iothub/index.js'
+import { C2D_SYSTEM_HEADERS, parseFeedbackAck, type FeedbackRecord, type SystemProperties } from '../iothub/index.js'
 import { verifyServiceToken } from './service-auth.js'
 import { listenWithHints } from '../util/listen.js'
 import { serveMqttOverWebSocket, type MqttWebSocketOptions } from '../transports/websocket.js'
@@ -215,11 +215,12 @@ export async function startControlServer(broker: ServiceHost, opts: ControlServe
       'ServiceConnect',
       async (req, res, m) => {
         const data = await readBody(req)
-        const r = await broker.iothub.sendC2d(m[0], data, propsFromHeaders(req), {
-          ...(typeof req.headers['iothub-messageid'] === 'string' ? { messageId: req.headers['iothub-messageid'] } : {}),
-          ...(typeof req.headers['iothub-correlationid'] === 'string' ? { correlationId: req.headers['iothub-correlationid'] } : {}),
-          ...(typeof req.headers['iothub-expiry'] === 'string' ? { expiryTimeUtc: req.headers['iothub-expiry'] } : {}),
-        }, { ack: parseFeedbackAck(req.headers['iothub-ack']) })
+        const sys: SystemProperties = {}
+        for (const [field, header] of C2D_SYSTEM_HEADERS) {
+          const v = req.headers[header]
+          if (typeof v === 'string') sys[field] = v
+        }
+        const r = await broker.iothub.sendC2d(m[0], data, propsFromHeaders(req), sys, { ack: parseFeedbackAck(req.headers['iothub-ack']) })
         send(res, 200, r)
       },
     ],

@@ -13,7 +13,7 @@ import type { CompiledPolicy } from '../policy/index.js'
 import { isDpsRequest, parseDpsUsername, type DpsUsername } from '../dps/topics.js'
 import { authenticate, authenticateDps, CONNACK, type ConnackCode } from './authenticate.js'
 import type { DpsEndpoint } from './dps.js'
-import { parseClientId } from './identity.js'
+import { modelIdOf, parseClientId } from './identity.js'
 import { RegistryCache } from './registry-cache.js'
 import type { IotHub } from './iothub.js'
 import { liveSubscriptions } from './aedes-internals.js'
@@ -135,7 +135,8 @@ export class Hooks {
     }
     const actsFor = res.device.edge && !res.identity.moduleId ? await this.childrenOf(res.device.deviceId) : undefined
     const generationId = (res.module ?? res.device).generationId
-    this.open({ client, identity: res.identity, method: res.method, get address() { return address() }, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, generationId, granted: new Set(), registered: false })
+    const modelId = modelIdOf(username)
+    this.open({ client, identity: res.identity, method: res.method, get address() { return address() }, connectedAt: Date.now(), expiresAt: res.expiresAt, authz, actsFor, generationId, ...(modelId ? { modelId } : {}), granted: new Set(), registered: false })
   }
 
   private open(session: Session): void {

@@ -33,6 +33,8 @@ export interface HubEvent {
   /** How the sender authenticated and its identity's generation id (Event Hubs annotations), when it sent as itself. */
   authMethod?: string
   generationId?: string
+  /** The model id the sender announced at CONNECT (IoT Hub's `dt-dataschema` annotation), when it sent as itself. */
+  modelId?: string
 }
 
 export interface MethodResult {

@@ -34,3 +34,9 @@ export function parseUsername(username: string): ParsedUsername | undefined {
   if (!identity) return undefined
   return { host: path.slice(0, slash), identity, query }
 }
+
+/** The DTDL model id an IoT Plug and Play device announces in its username (`…/?api-version=…&model-id=dtmi:…`). */
+export function modelIdOf(username: string | undefined): string | undefined {
+  const query = username === undefined ? undefined : parseUsername(username)?.query
+  return (query && new URLSearchParams(query).get('model-id')) || undefined
+}

@@ -178,7 +178,7 @@ export class IotHub {
     this.touch(t.moduleId ? { deviceId: t.deviceId, moduleId: t.moduleId } : { deviceId: t.deviceId })
     // The sender's authentication is the message's only when it sent as itself (not an edge device for a child).
     const self = sender && sender.identity.deviceId === t.deviceId && sender.identity.moduleId === t.moduleId
-    const auth = self ? { authMethod: (sender as Partial<Session>).method, generationId: sender.generationId } : {}
+    const auth = self ? { authMethod: (sender as Partial<Session>).method, generationId: sender.generationId, ...(sender.modelId ? { modelId: sender.modelId } : {}) } : {}
     this.routeTelemetry({ deviceId: t.deviceId, moduleId: t.moduleId, outputName: t.systemProperties.outputName, properties: t.properties, systemProperties: t.systemProperties, body }, auth)
   }
 
@@ -455,7 +455,7 @@ export class IotHub {
   }
 
   /** Routes a telemetry message or module output (PROTOCOL.md §5). */
-  routeTelemetry(msg: RoutableMessage, auth: Pick<HubEvent, 'authMethod' | 'generationId'> = {}): void {
+  routeTelemetry(msg: RoutableMessage, auth: Pick<HubEvent, 'authMethod' | 'generationId' | 'modelId'> = {}): void {
     const enqueuedTime = new Date().toISOString()
     const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(msg.body)
     let sinks

@@ -18,6 +18,8 @@ export interface Actor {
   actsFor?: Set<string>
   /** The identity's generation id at authentication (IoT Hub's `iothub-connection-auth-generation-id`). */
   generationId?: string
+  /** The model id the device announced at CONNECT (IoT Plug and Play; IoT Hub's `dt-dataschema` on its telemetry). */
+  modelId?: string
   /**
    * Set for a DPS registration connection (src/dps/): what it presented at CONNECT, attested when it
    * sends its register request. Such a session only talks DPS; the policy never applies to it.

@@ -6,7 +6,9 @@
 import { Command, Flags, type Interfaces } from '@oclif/core'
 
 import { openHub, resolveHome, type HubContext } from '../config/home.js'
+import { Dps } from '../dps/index.js'
 import { EdgeMqError, InvalidDocumentError } from '../errors.js'
+import { checkHubTarget } from '../service/hub-target.js'
 import { formatOutput, type FormatOptions, type OutputFormat } from './output.js'
 import { normalizeThreeState } from './three-state.js'
 
@@ -55,15 +57,20 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return this.hubContext
   }
 
-  /** `-n/--hub-name` must name the local hub (az parity). */
+  /** The hub's DPS; `-l/--login` (dpsScopeFlags) must be one of its connection strings (az parity). */
+  protected async dps(): Promise<Dps> {
+    const dps = new Dps(await this.hub())
+    const login = (this.flags as { login?: unknown }).login
+    if (typeof login === 'string') dps.checkLogin(login)
+    return dps
+  }
+
+  /** `-n/--hub-name` must name the local hub, and `-l/--login` (hubTargetFlags) be its connection string (az parity). */
   protected async checkHubName(name: string | undefined): Promise<void> {
-    if (!name) return
+    const login = (this.flags as { login?: unknown }).login
+    if (!name && typeof login !== 'string') return
     const { hub } = await this.hub()
-    if (name !== hub.name && name !== hub.hostName) {
-      throw new EdgeMqError(`hub "${name}" is not the local hub; this home holds hub "${hub.name}"`, {
-        hint: `pass -n ${hub.name}, or use --home for another hub`,
-      })
-    }
+    checkHubTarget(hub, { name, login: typeof login === 'string' ? login : undefined })
   }
 
   protected print(data: unknown, opts: FormatOptions = {}): void {

@@ -3,7 +3,7 @@ import { Flags } from '@oclif/core'
 import type { C2dSettlement } from '../iothub/index.js'
 import { HubService } from '../service/hub-service.js'
 import { BaseCommand } from './base.js'
-import { deviceFlag, hubNameFlag, pick } from './flags.js'
+import { deviceFlag, hubTargetFlags, pick } from './flags.js'
 
 /** `c2d complete|abandon|reject -d <device> -e <etag>` (az iot device c2d-message …): one command body, the settlement set by each. */
 export abstract class C2dSettleCommand extends BaseCommand<typeof C2dSettleCommand> {
@@ -11,7 +11,7 @@ export abstract class C2dSettleCommand extends BaseCommand<typeof C2dSettleComma
   static flags = {
     device: deviceFlag,
     etag: Flags.string({ char: 'e', summary: 'The lock token (etag) of the received message.', required: true }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   protected abstract readonly settlement: C2dSettlement

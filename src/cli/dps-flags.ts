@@ -3,11 +3,17 @@ import { Flags } from '@oclif/core'
 
 import { REPROVISION_POLICIES, type EnrollmentFlags } from '../dps/cli-input.js'
 
-/** az's `--dps-name/-n` and `--resource-group/-g`: accepted and ignored (there is one local DPS per hub). */
+/**
+ * az's `--dps-name/-n`, `--resource-group/-g` and `--auth-type`: accepted and ignored (there is one local
+ * DPS per hub); `-l/--login` must be one of its connection strings (BaseCommand.dps() checks it).
+ */
 export const dpsScopeFlags = {
   'dps-name': Flags.string({ char: 'n', summary: 'DPS name (accepted for az parity; the hub in --home has one DPS).' }),
   'resource-group': Flags.string({ char: 'g', summary: 'Resource group (accepted for az parity, ignored).' }),
+  login: Flags.string({ char: 'l', summary: 'A DPS connection string (az --login): must be one of this DPS\'s policies with its key.' }),
+  'auth-type': Flags.option({ options: ['key', 'login'] as const, summary: 'Accepted for az parity (edgemq uses the DPS policy keys).' })(),
 }
+
 
 export const enrollmentIdFlag = Flags.string({ aliases: ['eid'], summary: 'Enrollment id (the registration id of an individual enrollment).', required: true })
 export const groupIdFlag = Flags.string({ aliases: ['eid', 'group-id', 'gid'], summary: 'Enrollment group id.', required: true })
@@ -32,8 +38,8 @@ export const enrollmentFlags = {
 }
 
 export const groupAttestationFlags = {
-  'root-ca-name': Flags.string({ aliases: ['ca-name'], summary: 'Verified CA the devices chain to: any name means the hub CA (edgemq has one).' }),
-  'secondary-root-ca-name': Flags.string({ aliases: ['scn'], summary: 'Secondary CA name.' }),
+  'root-ca-name': Flags.string({ aliases: ['ca-name', 'cn'], summary: 'Verified CA the devices chain to: any name means the hub CA (edgemq has one).' }),
+  'secondary-root-ca-name': Flags.string({ aliases: ['scn', 'secondary-ca-name'], summary: 'Secondary CA name.' }),
 }
 
 type Parsed = { [K in keyof typeof enrollmentFlags]?: string } & { 'device-id'?: string; 'root-ca-name'?: string; 'secondary-root-ca-name'?: string }

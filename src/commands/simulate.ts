@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../cli/base.js'
-import { deviceFlag, moduleFlag, pick } from '../cli/flags.js'
+import { deviceAuthFlags, deviceFlag, hubTargetFlags, moduleFlag, pick } from '../cli/flags.js'
 import { UsageError } from '../errors.js'
 import { DeviceClient, simulateIntervalMs } from '../device/device-client.js'
 import { parseJsonArg } from '../service/hub-service.js'
@@ -17,6 +17,8 @@ export default class Simulate extends BaseCommand<typeof Simulate> {
   static flags = {
     device: deviceFlag,
     module: moduleFlag,
+    ...hubTargetFlags,
+    ...deviceAuthFlags,
     count: Flags.integer({ aliases: ['msg-count', 'mc'], summary: 'Messages to send (0 = until Ctrl-C).', default: 100, min: 0 }),
     'msg-interval': Flags.integer({ aliases: ['mi'], summary: 'Seconds between messages (az: --msg-interval/--mi; default 3).', min: 0 }),
     interval: Flags.integer({ summary: 'Milliseconds between messages (edgemq; --mi is seconds, as az).', min: 1 }),
@@ -31,6 +33,7 @@ export default class Simulate extends BaseCommand<typeof Simulate> {
 
   async run(): Promise<void> {
     const f = this.flags
+    await this.checkHubName(f['hub-name'])
     const deviceId = pick('device', undefined, f.device, '-d/--device')
     if (f['msg-interval'] !== undefined && f.interval !== undefined) throw new UsageError('pass either --mi/--msg-interval (seconds) or --interval (milliseconds), not both')
     if (f.protocol !== 'mqtt') throw new UsageError(`--proto ${f.protocol} is not simulated by edgemq`, 'use --proto mqtt (the default)')
@@ -38,7 +41,7 @@ export default class Simulate extends BaseCommand<typeof Simulate> {
     const intervalMs = simulateIntervalMs({ msgIntervalSecs: f['msg-interval'], intervalMs: f.interval })
     const methodPayload = f['method-response-payload'] === undefined ? undefined : parseJsonArg(f['method-response-payload'], '--method-response-payload')
     const initReported = f['init-reported-properties'] === undefined ? undefined : parseJsonArg(f['init-reported-properties'], '--init-reported-properties')
-    const client = await DeviceClient.connect(await this.hub(), { deviceId, moduleId: f.module })
+    const client = await DeviceClient.connect(await this.hub(), { deviceId, moduleId: f.module }, {}, { symmetricKey: f['symmetric-key'], modelId: f['model-id'] })
     if (initReported !== undefined) await client.reportProperties(initReported)
     await client.onMethod((req) => {
       this.logToStderr(`method ${req.name} called`)

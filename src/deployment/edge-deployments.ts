@@ -107,6 +107,93 @@ export async function deleteEdgeDeployment(ctx: HubContext, svc: HubService, id:
   await reconcile(ctx, svc)
 }
 
+/**
+ * az `edge deployment update -d <id> --set …` / `--remove …` (generic update): what IoT Hub lets
+ * change on a deployment, `labels[.<k>]`, `metrics.queries.<k>`, `priority` and `targetCondition`
+ * (its content is fixed once created); then every edge device gets its winner again.
+ */
+export async function updateEdgeDeployment(ctx: HubContext, svc: HubService, id: string, change: { set?: string[]; remove?: string[]; etag?: string }): Promise<EdgeDeployment> {
+  await ctx.store.updateHub((hub) => {
+    const state = stateOf(hub)
+    const cur = state.deployments[id]
+    if (!cur) throw new NotFoundError(`deployment "${id}" not found`, 'list them with `edgemq edge deployment list`')
+    if (change.etag && change.etag !== '*' && change.etag !== cur.etag) throw new PreconditionFailedError(`deployment "${id}" has etag ${cur.etag}, not ${change.etag}`, 'show it for the current etag, or omit --etag')
+    const d: EdgeDeployment = { ...cur, labels: cur.labels ? { ...cur.labels } : null, metrics: { ...cur.metrics, queries: { ...cur.metrics.queries } } }
+    for (const s of change.set ?? []) {
+      const eq = s.indexOf('=')
+      if (eq <= 0) throw new UsageError(`--set "${s}" is not path=value`)
+      setPath(d, s.slice(0, eq).trim(), s.slice(eq + 1))
+    }
+    for (const path of change.remove ?? []) setPath(d, path.trim(), undefined)
+    const next = { ...d, etag: newEtag(), lastUpdatedTimeUtc: new Date().toISOString() }
+    return { ...hub, edgeDeployments: { ...state, deployments: { ...state.deployments, [id]: next } } }
+  })
+  await reconcile(ctx, svc)
+  return getEdgeDeployment(ctx, id)
+}
+
+const SETTABLE = 'labels.<key>, labels (a JSON object), metrics.queries.<name>, priority, targetCondition'
+
+/** One `--set path=value` (`value` undefined: `--remove path`) on a deployment being updated. */
+function setPath(d: EdgeDeployment, path: string, value: string | undefined): void {
+  const label = /^labels\.(.+)$/.exec(path)
+  const metric = /^metrics\.queries\.(.+)$/.exec(path)
+  if (label) {
+    const labels = { ...(d.labels ?? {}) }
+    if (value === undefined) delete labels[label[1]]
+    else Object.defineProperty(labels, label[1], { value, enumerable: true, writable: true, configurable: true })
+    d.labels = Object.keys(labels).length > 0 ? labels : null
+  } else if (metric) {
+    if (value === undefined) delete d.metrics.queries[metric[1]]
+    else {
+      parseQuery(value)
+      Object.defineProperty(d.metrics.queries, metric[1], { value, enumerable: true, writable: true, configurable: true })
+    }
+  } else if (path === 'labels') {
+    if (value === undefined) d.labels = null
+    else {
+      const v = JSON.parse(value) as unknown
+      if (!v || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) throw new UsageError('--set labels= takes a JSON object of strings')
+      d.labels = v as Record<string, string>
+    }
+  } else if (path === 'priority' && value !== undefined) {
+    if (!/^\d+$/.test(value)) throw new UsageError(`--set priority: "${value}" is not a whole number ≥ 0`)
+    d.priority = Number(value)
+  } else if (path === 'targetCondition' && value !== undefined) {
+    const condition = value.replace(/^"(.*)"$/s, '$1').trim() || 'capabilities.iotEdge = true'
+    targetQuery(condition)
+    d.targetCondition = condition
+    d.systemMetrics = { ...d.systemMetrics, queries: { ...d.systemMetrics.queries, targetedCount: `select deviceId from devices where ${condition}` } }
+  } else if (path === 'content' || path.startsWith('content.')) {
+    throw new UsageError("a deployment's content cannot be changed once created (IoT Hub)", 'create a new deployment with the new content (and a higher priority), then delete this one')
+  } else {
+    throw new UsageError(`${value === undefined ? '--remove' : '--set'} ${path}: not a property of a deployment edgemq can change`, `changeable: ${SETTABLE}`)
+  }
+}
+
+/**
+ * az `edge deployment show-metric -d <id> -m <metric> [--mt user|system]`: the metric's query and its
+ * result rows. User metrics run their query over the twins; the system ones (targetedCount,
+ * appliedCount) list the devices the deployment targets / was applied to.
+ */
+export async function showEdgeDeploymentMetric(ctx: HubContext, id: string, metricId: string, type: 'user' | 'system' = 'user'): Promise<{ metric: string; query: string; result: unknown[] }> {
+  const d = await getEdgeDeployment(ctx, id)
+  const queries = type === 'system' ? d.systemMetrics.queries : d.metrics.queries
+  if (!Object.prototype.hasOwnProperty.call(queries, metricId)) {
+    throw new UsageError(`the ${type} metric "${metricId}" is not defined in the deployment "${id}"`, `its ${type} metrics: ${Object.keys(queries).join(', ') || 'none'}`)
+  }
+  const query = queries[metricId]
+  if (type === 'user') return { metric: metricId, query, result: await queryAll(twinQuerySource(ctx), query) }
+  const state = stateOf((await ctx.store.getHub()) ?? {})
+  const deviceIds =
+    metricId === 'targetedCount'
+      ? (await queryAll(twinQuerySource(ctx), targetQuery(d.targetCondition))).map((t) => String(t.deviceId))
+      : Object.entries(state.applied)
+          .filter(([, a]) => a.id === id)
+          .map(([deviceId]) => deviceId)
+  return { metric: metricId, query, result: deviceIds.sort().map((deviceId) => ({ deviceId })) }
+}
+
 function moduleContent(desired: Record<string, JsonObject>): JsonObject {
   return Object.fromEntries(Object.entries(desired).map(([m, d]) => [m, { 'properties.desired': d }]))
 }

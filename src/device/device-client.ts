@@ -22,6 +22,7 @@ import {
   type SystemProperties,
 } from '../iothub/index.js'
 import { ensureHubPki } from '../pki/index.js'
+import { buildSasToken, deviceResource } from '../sas/index.js'
 import type { TwinResponseBody } from '../twin/index.js'
 
 export interface DeviceTarget {
@@ -42,10 +43,23 @@ export interface IncomingMessage {
 }
 
 /** Connect options for a registered device/module: fresh SAS, TLS with the hub CA. */
-export async function deviceClientOptions(ctx: HubContext, target: DeviceTarget, durationSecs = 3600): Promise<ClientConnectOptions> {
-  const sas = await ctx.registry.sasToken(target.deviceId, target.moduleId, { durationSecs })
+/** How a device connects, beyond its identity: az's `--key` (sign with this key, not the registry's) and `--model-id` (IoT Plug and Play). */
+export interface DeviceAuthOptions {
+  durationSecs?: number
+  /** Sign the SAS token with this key instead of the identity's primary key from the registry. */
+  symmetricKey?: string
+  /** Announce this DTDL model id in the username (`&model-id=…`). */
+  modelId?: string
+}
+
+export async function deviceClientOptions(ctx: HubContext, target: DeviceTarget, auth: DeviceAuthOptions = {}): Promise<ClientConnectOptions> {
+  const durationSecs = auth.durationSecs ?? 3600
+  const sas = auth.symmetricKey
+    ? buildSasToken({ resource: deviceResource(ctx.hub.name, target.deviceId, target.moduleId), key: auth.symmetricKey, durationSecs })
+    : await ctx.registry.sasToken(target.deviceId, target.moduleId, { durationSecs })
   const pki = await ensureHubPki(ctx.paths.pki, { hubName: ctx.hub.name })
-  return deviceConnectOptions(ctx.hub.name, target.deviceId, target.moduleId, sas, pki.caPem, readBrokerState(ctx.home))
+  const opts = deviceConnectOptions(ctx.hub.name, target.deviceId, target.moduleId, sas, pki.caPem, readBrokerState(ctx.home))
+  return auth.modelId ? { ...opts, username: `${opts.username}&model-id=${encodeURIComponent(auth.modelId)}` } : opts
 }
 
 export class DeviceClient {
@@ -68,8 +82,8 @@ export class DeviceClient {
     })
   }
 
-  static async connect(ctx: HubContext, target: DeviceTarget, extra: Partial<ClientConnectOptions> = {}): Promise<DeviceClient> {
-    const opts = { ...(await deviceClientOptions(ctx, target)), ...extra }
+  static async connect(ctx: HubContext, target: DeviceTarget, extra: Partial<ClientConnectOptions> = {}, auth: DeviceAuthOptions = {}): Promise<DeviceClient> {
+    const opts = { ...(await deviceClientOptions(ctx, target, auth)), ...extra }
     return new DeviceClient(await openClient(opts), target)
   }
 

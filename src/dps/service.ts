@@ -12,7 +12,7 @@ import { certMatchesThumbprint, verifyClientCertAgainstCa } from '../pki/index.j
 import type { Registry } from '../registry/registry.js'
 import { newEtag } from '../registry/twin-record.js'
 import type { DeviceRecord, DpsDocKind, DpsSettings, HubRecord, Store, TwinKey } from '../registry/types.js'
-import { buildSasToken, parseSasToken, verifySasToken } from '../sas/index.js'
+import { buildSasToken, checkPolicyKey, connectionStringFields, parseSasToken, verifySasToken } from '../sas/index.js'
 import { deriveDeviceKey, registrationResource } from './keys.js'
 import {
   enrollmentView,
@@ -250,6 +250,19 @@ export class Dps {
     if (!p) throw new NotFoundError(`no DPS shared access policy "${name}"`, `the DPS has "${DPS_OWNER_POLICY}"`)
     const k = opts.keyType === 'secondary' ? p.secondaryKey : p.primaryKey
     return `HostName=${opts.hostName ?? DPS_SERVICE_HOST};SharedAccessKeyName=${p.name};SharedAccessKey=${k}`
+  }
+
+  /** az `--login <DPS connection string>`: one of this DPS's policies with its key (the host is not checked: DPS host names vary). */
+  checkLogin(login: string): void {
+    const hint = 'pass the string `edgemq dps connection-string show` prints'
+    const f = connectionStringFields(login)
+    if (!f.get('hostname') || !f.has('sharedaccesskeyname')) throw new UsageError('--login is not a DPS connection string (HostName=…;SharedAccessKeyName=…;SharedAccessKey=…)', hint)
+    checkPolicyKey(f, this.settings.policies, 'this DPS', hint)
+  }
+
+  /** `dps connection-string show --all`: one string per policy. */
+  connectionStrings(opts: { keyType?: 'primary' | 'secondary'; hostName?: string } = {}): string[] {
+    return this.settings.policies.map((p) => this.connectionString({ ...opts, policy: p.name }))
   }
 
   /** Verifies a service SAS token (DPS REST API): a DPS policy's key, scoped to the host it was sent to. */

@@ -41,6 +41,16 @@ export const SYSTEM_PROPERTY_KEYS: ReadonlyArray<readonly [string, SystemPropert
   ['$.exp', 'expiryTimeUtc'],
 ]
 
+/** The control API's headers for C2D system properties (IoT Hub's HTTPS names). */
+export const C2D_SYSTEM_HEADERS: ReadonlyArray<readonly [SystemPropertyName, string]> = [
+  ['messageId', 'iothub-messageid'],
+  ['correlationId', 'iothub-correlationid'],
+  ['userId', 'iothub-userid'],
+  ['contentType', 'iothub-contenttype'],
+  ['contentEncoding', 'iothub-contentencoding'],
+  ['expiryTimeUtc', 'iothub-expiry'],
+]
+
 const BY_WIRE_KEY = new Map<string, SystemPropertyName>(SYSTEM_PROPERTY_KEYS.map(([k, f]) => [k, f]))
 
 /** Set an own property even for the key `__proto__` (plain assignment would set the prototype). */

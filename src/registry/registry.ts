@@ -52,6 +52,8 @@ export interface UpdateDeviceInput {
   parentId?: string | null
   edge?: boolean
   etag?: string
+  /** az `update --am`: a new authentication type; the old type's keys or thumbprints are dropped. */
+  authType?: AuthType
 }
 
 export interface CreateModuleInput {
@@ -167,15 +169,23 @@ export class Registry {
       throw new UsageError(`etag "${patch.etag}" does not match the device's current etag "${d.etag}"`, 'show the device again and retry with its etag')
     }
     if (patch.parentId) await this.requireEdgeParent(patch.parentId, deviceId)
-    const keys = credentials(d.authType, {
-      primaryKey: patch.primaryKey ?? d.primaryKey,
-      secondaryKey: patch.secondaryKey ?? d.secondaryKey,
-      primaryThumbprint: patch.primaryThumbprint ?? d.primaryThumbprint,
-      secondaryThumbprint: patch.secondaryThumbprint ?? d.secondaryThumbprint,
+    const authType = patch.authType ?? d.authType
+    const switching = authType !== d.authType
+    // az: a switch to SAS takes both keys or neither (then both are generated).
+    if (switching && authType === 'sas' && !patch.primaryKey !== !patch.secondaryKey) {
+      throw new UsageError('a switch to SAS authentication takes both --pk and --sk, or neither (both are generated)')
+    }
+    const { primaryKey, secondaryKey, primaryThumbprint, secondaryThumbprint, ...rest } = d
+    const keys = credentials(authType, {
+      primaryKey: patch.primaryKey ?? (switching ? undefined : primaryKey),
+      secondaryKey: patch.secondaryKey ?? (switching ? undefined : secondaryKey),
+      primaryThumbprint: patch.primaryThumbprint ?? (switching ? undefined : primaryThumbprint),
+      secondaryThumbprint: patch.secondaryThumbprint ?? (switching ? undefined : secondaryThumbprint),
     })
     const t = now()
     const next: DeviceRecord = {
-      ...d,
+      ...rest,
+      authType,
       ...keys,
       status: patch.status ?? d.status,
       statusReason: patch.statusReason ?? d.statusReason,
@@ -267,7 +277,12 @@ export class Registry {
     })
   }
 
-  async deleteModule(deviceId: string, moduleId: string): Promise<void> {
+  /** `etag` (az `module-identity delete --etag`): only while the module still has it ('*' = any). */
+  async deleteModule(deviceId: string, moduleId: string, opts: { etag?: string } = {}): Promise<void> {
+    if (opts.etag && opts.etag !== '*') {
+      const m = await this.getModule(deviceId, moduleId)
+      if (opts.etag !== m.etag) throw new PreconditionFailedError(`etag "${opts.etag}" does not match the module's current etag "${m.etag}"`, 'show the module again and retry with its etag')
+    }
     if (!(await this.store.deleteModule(deviceId, moduleId))) {
       await this.getDevice(deviceId)
       throw new NotFoundError(`module "${moduleId}" not found on device "${deviceId}"`)

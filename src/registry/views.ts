@@ -48,6 +48,9 @@ export function deviceView(device: DeviceRecord, parent?: DeviceRecord, conn?: C
   }
 }
 
+/** `-o table` columns of a module list (`module list`, `edge set-modules`). */
+export const MODULE_COLUMNS = ['deviceId', 'moduleId', 'authentication.type', 'managedBy']
+
 export function moduleView(module: ModuleRecord, conn?: ConnectionInfo) {
   return {
     authentication: authentication(module),

@@ -1,2 +1,3 @@
 export * from './token.js'
 export * from './resource.js'
+export * from './connection-string.js'

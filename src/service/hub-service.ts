@@ -13,13 +13,43 @@ import { BrokerUnreachableError, fromWireError, NotFoundError, UsageError } from
 import { isJsonObject, parseLenientJson, type JsonObject } from '../policy/index.js'
 import type { TwinKey } from '../registry/types.js'
 import { updateTwin, type ServiceTwinJson, type Twin } from '../twin/index.js'
-import { parsePropsFlag, type C2dReceived, type C2dSettlement, type FeedbackAck, type FeedbackRecord } from '../iothub/index.js'
+import { C2D_SYSTEM_HEADERS, parsePropsFlag, type C2dReceived, type C2dSettlement, type FeedbackAck, type FeedbackRecord, type SystemProperties } from '../iothub/index.js'
 import { ControlClient } from './control-client.js'
 import { readDocument, setEdgeHubDesired } from './edgehub.js'
 
 function path(key: TwinKey, suffix = ''): string {
   const base = `/twins/${encodeURIComponent(key.deviceId)}`
   return (key.moduleId ? `${base}/modules/${encodeURIComponent(key.moduleId)}` : base) + suffix
+}
+
+/**
+ * az `c2d-message send`'s system property flags → SystemProperties. `expiry` is az's milliseconds
+ * since the epoch (or ISO 8601) and must be in the future; `wait` needs an ack that produces feedback.
+ */
+export function c2dSystemProperties(f: {
+  messageId?: string
+  correlationId?: string
+  userId?: string
+  contentType?: string
+  contentEncoding?: string
+  expiry?: string
+  wait?: boolean
+  ack?: string
+}): SystemProperties {
+  if (f.wait && (f.ack === undefined || f.ack === 'none')) throw new UsageError('--wait needs --ack positive, negative or full (there is no feedback to wait for otherwise)')
+  const sys: SystemProperties = {}
+  if (f.messageId !== undefined) sys.messageId = f.messageId
+  if (f.correlationId !== undefined) sys.correlationId = f.correlationId
+  if (f.userId !== undefined) sys.userId = f.userId
+  if (f.contentType !== undefined) sys.contentType = f.contentType
+  if (f.contentEncoding !== undefined) sys.contentEncoding = f.contentEncoding
+  if (f.expiry !== undefined) {
+    const ms = /^\d+$/.test(f.expiry) ? Number(f.expiry) : Date.parse(f.expiry)
+    if (!Number.isFinite(ms)) throw new UsageError(`--expiry "${f.expiry}" is not milliseconds since the epoch or an ISO 8601 time`)
+    if (ms < Date.now()) throw new UsageError(`--expiry ${f.expiry} is in the past`)
+    sys.expiryTimeUtc = new Date(ms).toISOString()
+  }
+  return sys
 }
 
 /**
@@ -109,6 +139,13 @@ export class HubService {
     return this.showTwin(key)
   }
 
+  /** az monitor-events `--device-query`: the device ids the query returns (evaluated once, as az does). */
+  async deviceIdsOf(sql: string): Promise<Set<string>> {
+    const rows = await this.query(sql)
+    if (rows.some((r) => typeof r.deviceId !== 'string')) throw new UsageError('--device-query must return deviceId (e.g. SELECT deviceId FROM devices WHERE …)')
+    return new Set(rows.map((r) => r.deviceId as string))
+  }
+
   /**
    * An IoT Hub query (az `hub query`): through the running broker (connectionState is live), else
    * over the store. QueryParseError (exit 2) on bad SQL.
@@ -156,17 +193,18 @@ export class HubService {
   }
 
   /** `queued`: the device was not subscribed; IoT Hub's C2D queue keeps it for its next subscribe. */
-  async sendC2d(deviceId: string, data: string | Buffer, props?: string, opts: { ack?: FeedbackAck } = {}): Promise<{ messageId: string; queued: boolean }> {
+  /**
+   * A C2D message through the running broker. `props` is the `--props` text (`a=1;$.mid=m`); `sys`
+   * (az's --mid, --cid, --uid, --ct, --ce, --expiry) overrides the system properties in it.
+   */
+  async sendC2d(deviceId: string, data: string | Buffer, props?: string, opts: { ack?: FeedbackAck; sys?: SystemProperties } = {}): Promise<{ messageId: string; queued: boolean }> {
     await this.ctx.registry.getDevice(deviceId)
     const headers: Record<string, string> = {}
     if (opts.ack) headers['iothub-ack'] = opts.ack
-    if (props) {
-      const bag = parsePropsFlag(props)
-      for (const [k, v] of Object.entries(bag.properties)) headers[`iothub-app-${k}`] = v
-      if (bag.systemProperties.messageId) headers['iothub-messageid'] = bag.systemProperties.messageId
-      if (bag.systemProperties.correlationId) headers['iothub-correlationid'] = bag.systemProperties.correlationId
-      if (bag.systemProperties.expiryTimeUtc) headers['iothub-expiry'] = bag.systemProperties.expiryTimeUtc
-    }
+    const bag = props ? parsePropsFlag(props) : { properties: {}, systemProperties: {} }
+    for (const [k, v] of Object.entries(bag.properties)) headers[`iothub-app-${k}`] = v
+    const sys: SystemProperties = { ...bag.systemProperties, ...opts.sys }
+    for (const [field, header] of C2D_SYSTEM_HEADERS) if (sys[field]) headers[header] = sys[field]
     return this.live().call('POST', `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound`, Buffer.isBuffer(data) ? data : Buffer.from(data), headers)
   }
 
@@ -200,17 +238,26 @@ export interface WireEvent {
   systemProperties: Record<string, string>
   payload: string
   enqueuedTime: string
+  /** The model id the sender announced at CONNECT (az's `interface`, IoT Hub's `dt-dataschema`). */
+  modelId?: string
 }
 
 function globToRegExp(glob: string): RegExp {
   return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
 }
 
-/** `monitor`'s filter: a device id glob (`*`, `?`), an exact module id, an exact output name. */
-export function eventFilter(opts: { device?: string; module?: string; outputName?: string }): (ev: WireEvent) => boolean {
+/**
+ * `monitor`'s filter: a device id glob (`*`, `?`), the devices of az's `--device-query`, an exact module
+ * id, output name and interface (az `-i`: the model id).
+ */
+export function eventFilter(opts: { device?: string; devices?: ReadonlySet<string>; module?: string; outputName?: string; interface?: string }): (ev: WireEvent) => boolean {
   const deviceRe = opts.device ? globToRegExp(opts.device) : undefined
   return (ev) =>
-    (!deviceRe || deviceRe.test(ev.deviceId)) && (opts.module === undefined || ev.moduleId === opts.module) && (opts.outputName === undefined || ev.outputName === opts.outputName)
+    (!deviceRe || deviceRe.test(ev.deviceId)) &&
+    (opts.devices === undefined || opts.devices.has(ev.deviceId)) &&
+    (opts.module === undefined || ev.moduleId === opts.module) &&
+    (opts.outputName === undefined || ev.outputName === opts.outputName) &&
+    (opts.interface === undefined || ev.modelId === opts.interface)
 }
 
 /** az monitor-events `--props`: sys, app, anno, all (case-insensitive). */
@@ -264,6 +311,7 @@ export function monitorView(ev: WireEvent, opts: { props?: Set<MonitorPropKind>;
     'iothub-enqueuedtime': enqueuedMs,
     'iothub-message-source': 'Telemetry',
     'x-opt-enqueued-time': enqueuedMs,
+    ...(ev.modelId ? { 'dt-dataschema': ev.modelId } : {}),
   }
   const system: Record<string, string> = {}
   for (const [k, v] of Object.entries(ev.systemProperties)) if (v !== undefined && k !== 'outputName') system[AZ_SYSTEM_NAMES[k] ?? k] = v
@@ -272,7 +320,7 @@ export function monitorView(ev: WireEvent, opts: { props?: Set<MonitorPropKind>;
     event: {
       origin: ev.deviceId,
       module: ev.moduleId ?? '',
-      interface: '',
+      interface: ev.modelId ?? '',
       component: '',
       ...(props.size > 0
         ? {

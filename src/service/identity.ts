@@ -34,39 +34,65 @@ async function renew<T extends DeviceRecord | ModuleRecord>(
   type: RenewKeyType,
   kind: 'device' | 'module',
   io: { all(): Promise<T[]>; get(id: string): Promise<T>; update(rec: T, keys: { primaryKey?: string; secondaryKey?: string }): Promise<T>; idOf(rec: T): string },
-): Promise<{ one?: T; renewed: string[] }> {
+): Promise<{ one?: T; done: T[] }> {
   if (ids.length === 0) throw new UsageError(`renew-key needs ${kind === 'device' ? '-d <device id>' : '-m <module id>'} (several, or * for all)`)
   const all = ids.length === 1 && ids[0] === '*'
   if (type === 'swap' && (all || ids.length > 1)) throw new UsageError(`bulk key swap is not supported (as az): name one ${kind}`)
   const targets = all ? (await io.all()).filter((r) => r.authType === 'sas') : await Promise.all(ids.map((id) => io.get(id)))
   const done: T[] = []
   for (const rec of targets) done.push(await io.update(rec, keysFor(rec, type, `${kind} "${io.idOf(rec)}"`)))
-  return { ...(!all && done.length === 1 ? { one: done[0] } : {}), renewed: done.map(io.idOf) }
+  return { ...(!all && done.length === 1 ? { one: done[0] } : {}), done }
+}
+
+/** az's bulk renew-key result (the service's BulkRegenerateKeyResult). */
+export interface BulkRenewResult {
+  policyKey: 'primaryKey' | 'secondaryKey'
+  errors: unknown[]
+  rotatedKeys: { id: string; moduleId?: string; primaryKey?: string; secondaryKey?: string }[]
+}
+
+function bulkResult(type: RenewKeyType, done: (DeviceRecord | ModuleRecord)[]): BulkRenewResult {
+  return {
+    policyKey: type === 'secondary' ? 'secondaryKey' : 'primaryKey',
+    errors: [],
+    rotatedKeys: done.map((r) => ({ id: r.deviceId, ...('moduleId' in r ? { moduleId: r.moduleId } : {}), primaryKey: r.primaryKey, secondaryKey: r.secondaryKey })),
+  }
 }
 
 /**
- * az `device-identity renew-key -d <ids…|*> --kt`: one device → its identity; several (or `*`, the
- * sas devices) → `{ renewed: [ids] }`. Swap works on one device only (as az).
+ * az `device-identity renew-key -d <ids…|*> --kt [--im]`: one device → its identity; several (or
+ * `*`, the SAS devices), or `--include-modules` (the SAS modules of those devices too; with `*`, of
+ * every device, as az) → az's bulk result. Swap works on one device only and ignores --im (as az).
  */
-export async function renewDeviceKeys(ctx: Ctx, deviceIds: string[], type: RenewKeyType, opts: { etag?: string } = {}) {
+export async function renewDeviceKeys(ctx: Ctx, deviceIds: string[], type: RenewKeyType, opts: { etag?: string; includeModules?: boolean } = {}) {
   const r = await renew<DeviceRecord>(deviceIds, type, 'device', {
     all: () => ctx.registry.listDevices(),
     get: (id) => ctx.registry.getDevice(id),
     update: (d, keys) => ctx.registry.updateDevice(d.deviceId, { ...keys, etag: opts.etag }),
     idOf: (d) => d.deviceId,
   })
-  return r.one ? deviceJson(ctx, r.one) : { renewed: r.renewed }
+  if (r.one && (!opts.includeModules || type === 'swap')) return deviceJson(ctx, r.one)
+  const modules: ModuleRecord[] = []
+  if (opts.includeModules) {
+    const owners = deviceIds[0] === '*' ? (await ctx.registry.listDevices()).map((d) => d.deviceId) : deviceIds
+    for (const deviceId of owners) modules.push(...(await renewModules(ctx, deviceId, ['*'], type, {})).done)
+  }
+  return bulkResult(type, [...r.done, ...modules])
 }
 
-/** az `module-identity renew-key -d <device> -m <ids…|*> --kt`. */
-export async function renewModuleKeys(ctx: Ctx, deviceId: string, moduleIds: string[], type: RenewKeyType, opts: { etag?: string } = {}) {
-  const r = await renew<ModuleRecord>(moduleIds, type, 'module', {
+function renewModules(ctx: Ctx, deviceId: string, moduleIds: string[], type: RenewKeyType, opts: { etag?: string }) {
+  return renew<ModuleRecord>(moduleIds, type, 'module', {
     all: () => ctx.registry.listModules(deviceId),
     get: (id) => ctx.registry.getModule(deviceId, id),
     update: (m, keys) => ctx.registry.updateModule(deviceId, m.moduleId, { ...keys, etag: opts.etag }),
     idOf: (m) => m.moduleId,
   })
-  return r.one ? moduleView(r.one) : { renewed: r.renewed }
+}
+
+/** az `module-identity renew-key -d <device> -m <ids…|*> --kt`: one module → its identity; several → az's bulk result. */
+export async function renewModuleKeys(ctx: Ctx, deviceId: string, moduleIds: string[], type: RenewKeyType, opts: { etag?: string } = {}) {
+  const r = await renewModules(ctx, deviceId, moduleIds, type, opts)
+  return r.one ? moduleView(r.one) : bulkResult(type, r.done)
 }
 
 async function edgeDevice(ctx: Ctx, deviceId: string): Promise<DeviceRecord> {
@@ -208,6 +234,60 @@ export function moduleSetPatch(sets: string[]): UpdateModuleInput {
     else throw new UsageError(`--set ${path}: not a module property edgemq can update`, `settable: ${MODULE_SET_PATHS.join(', ')}`)
   }
   return patch
+}
+
+/** az generic update's value: JSON when it parses (`1`, `true`, `null`, `{"a":1}`, `"text"`), else the text as is. */
+function jsonOrString(v: string): unknown {
+  try {
+    return JSON.parse(v) as unknown
+  } catch {
+    return v
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/** Set an own member even for the key `__proto__` (a valid twin property name, never the prototype). */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+}
+
+/**
+ * az's generic `device-twin update` / `module-twin update --set tags.<path>=<value>` and
+ * `--set properties.desired.<path>=<value>` applied onto the `--desired` / `--tags` patch (az applies
+ * --set after them): values are JSON when they parse (`null` deletes the property), else strings;
+ * `forceString` (az `--force-string`) keeps them strings.
+ */
+export function twinSetPatch(sets: string[], base: { desired?: unknown; tags?: unknown } = {}, opts: { forceString?: boolean } = {}): { desired?: unknown; tags?: unknown } {
+  const out = { ...base }
+  for (const [path, raw] of parseSets(sets)) {
+    const m = /^(tags|properties\.desired)(?:\.(.+))?$/.exec(path)
+    if (!m) throw new UsageError(`--set ${path}: a twin update sets tags[.<name>…] or properties.desired[.<name>…]`, 'e.g. --set properties.desired.interval=5 --set tags.site=lab')
+    const section = m[1] === 'tags' ? 'tags' : 'desired'
+    const value = opts.forceString ? raw : jsonOrString(raw)
+    const keys = m[2]?.split('.') ?? []
+    if (keys.some((k) => k === '')) throw new UsageError(`--set ${path}: empty property name`)
+    if (keys.length === 0) {
+      if (!isObject(value)) throw new UsageError(`--set ${path}: the value must be a JSON object`)
+      out[section] = value
+      continue
+    }
+    const current = out[section]
+    const root: Record<string, unknown> = isObject(current) ? structuredClone(current) : {}
+    let node = root
+    for (const k of keys.slice(0, -1)) {
+      const next = Object.prototype.hasOwnProperty.call(node, k) ? node[k] : undefined
+      if (isObject(next)) node = next
+      else {
+        const created: Record<string, unknown> = {}
+        setOwn(node, k, created)
+        node = created
+      }
+    }
+    setOwn(node, keys[keys.length - 1], value)
+    out[section] = root
+  }
+  return out
 }
 
 /**

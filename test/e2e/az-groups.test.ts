@@ -3,7 +3,7 @@
  * binary, one home): `hub query`, `device-identity list` as twins, `create --am x509_thumbprint
  * --ptp --stp` / `--vd --od` / `--am x509_ca` / `--ee true`, `update --set`, `delete --etag`,
  * `children add/list/remove`, `parent show/set`, `renew-key`, `module-identity update/renew-key`,
- * `device-twin replace` / `module-twin replace`, and `monitor-events -p … -t … --cg -y`; `hub query`
+ * `device-twin replace` / `module-twin replace`, and `monitor-events -p … -t … --cg -y` (and YAML for -o table/tsv); `hub query`
  * also through a running broker (live connectionState).
  * The logic behind each is tested through the library in test/unit/az-identity-ops.test.ts and query.test.ts.
  */
@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
 
+import { openHub } from '../../src/config/home.js'
 import { type BrokerProc, startBroker } from '../helpers/broker.js'
 import { cliJson, REPO_ROOT, runCli, tempHome } from '../helpers/cli.js'
 import { rawDevice, rawProbe, setupHub, startMonitor } from '../helpers/raw-mqtt.js'
@@ -61,11 +62,15 @@ describe('no broker', () => {
     assert.match(imported.stderr, /warning: device "q-1": the input has no keys, so it got new ones/)
     assert.equal((JSON.parse(imported.stdout) as { warnings: string[] }).warnings.length, 3) // q-1, q-2, leaf (edge-gateway exists there: updated, keys kept)
     assert.deepEqual((await cliJson<Json>(other, ['twin', 'show', '-d', 'q-1'])).tags, { site: 'a' })
-    const edge = await cliJson<Json[]>(home, ['hub', 'device-identity', 'list', '--ee'])
+    // az's hub identifier flags: -g and --auth-type are accepted; -l must be this hub's connection string.
+    const edge = await cliJson<Json[]>(home, ['hub', 'device-identity', 'list', '--ee', '-n', 'edgemq', '-g', 'my-rg', '--auth-type', 'key'])
     assert.deepEqual(
       edge.map((d) => d.deviceId),
       ['edge-gateway'],
     )
+    const foreign = await runCli(['hub', 'device-identity', 'list', '-l', 'HostName=prod.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=AAAA'], { home })
+    assert.equal(foreign.code, 1)
+    assert.match(foreign.stderr, /error: --login names hub "prod\.azure-devices\.net"; this home holds hub "edgemq"/)
   })
 
   test('create --am x509_thumbprint --ptp --stp; --am x509_ca; --vd/--od make and register a self-signed certificate', async () => {
@@ -185,14 +190,20 @@ describe('monitor-events', () => {
     assert.equal(idle.lastActivityTime, '0001-01-01T00:00:00Z')
   })
 
-  test('send-d2c-message --dfp -p and device simulate -p --irp --mrc --mrp (az flags)', async () => {
+  test('send-d2c-message --dfp -p --key --dtmi and device simulate -p --irp --mrc --mrp (az flags)', async () => {
     const file = join(home, 'body.bin')
     writeFileSync(file, Buffer.from([0x01, 0x02, 0xff]))
+    const ctx = await openHub({ home })
+    const key = (await ctx.registry.getDevice('q-2')).primaryKey as string
+    await ctx.close()
     const monitor = await startMonitor(home, ['-p', 'all'], rawProbe(device, 'q-1'))
     try {
-      assert.equal((await runCli(['iot', 'device', 'send-d2c-message', '-d', 'q-2', '--dfp', file, '-p', 'kind=file'], { home })).code, 0)
+      // --key signs with the given key (the device's own here), --dtmi announces a model: the event's interface.
+      const sent = await runCli(['iot', 'device', 'send-d2c-message', '-d', 'q-2', '--dfp', file, '-p', 'kind=file', '--key', key, '--dtmi', 'dtmi:com:example:Probe;1'], { home })
+      assert.equal(sent.code, 0, sent.stderr)
       const e = (await monitor.waitFor((x) => (x.event.properties as { application?: Json } | undefined)?.application?.kind === 'file')) as unknown as { event: Json }
       assert.equal(e.event.origin, 'q-2')
+      assert.equal(e.event.interface, 'dtmi:com:example:Probe;1')
     } finally {
       await monitor.stop()
     }
@@ -214,6 +225,24 @@ describe('monitor-events', () => {
     assert.match(refused.stderr, /--rs reject needs --proto http/)
   })
 
+  test("-o table / tsv print each event as YAML, as az prints every output but json (PyYAML's sorted block style)", async () => {
+    const marker = `yaml-${Date.now()}`
+    const run = runCli(['hub', 'monitor-events', '-d', 'q-1', '-p', 'app', '--mc', '1', '-t', '30', '-o', 'tsv'], { home })
+    let done = false
+    void run.then(() => (done = true))
+    // monitor prints no readiness line when piped: send until its one event (--mc 1) ends it, with a bound.
+    for (let i = 0; i < 60 && !done; i++) {
+      await device.publishAsync('devices/q-1/messages/events/color=blue', JSON.stringify({ probe: marker }), { qos: 1 })
+      await Promise.race([run, new Promise((resolve) => setTimeout(resolve, 250))])
+    }
+    const r = await run
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(
+      r.stdout,
+      ['event:', "  component: ''", "  interface: ''", "  module: ''", '  origin: q-1', '  payload:', `    probe: ${marker}`, '  properties:', '    application:', '      color: blue', '', ''].join('\n'),
+    )
+  })
+
   test('-t is an idle timeout: no events → exits 0 after it; with --mc not reached → exit 4', async () => {
     const started = Date.now()
     const idle = await runCli(['hub', 'monitor-events', '-d', 'nobody', '-p', 'sys', 'app', '-t', '1', '--et', String(Date.now())], { home })
@@ -230,11 +259,15 @@ describe('monitor-events', () => {
 describe('az iot edge deployment', () => {
   test('create (with a target condition and priority) / list / show / delete, az JSON shapes and exit codes', async () => {
     const manifest = join(REPO_ROOT, 'examples', 'deployment.json')
-    const created = await cliJson<{ id: string; priority: number; etag: string; systemMetrics: { results: { targetedCount: number; appliedCount: number } } }>(home, [
+    type Created = { id: string; priority: number; etag: string; labels: Record<string, string>; metrics: { queries: Record<string, string> }; systemMetrics: { results: { targetedCount: number; appliedCount: number } } }
+    const created = await cliJson<Created>(home, [
       'edge', 'deployment', 'create', '-d', 'lab', '-k', manifest, '-t', 'capabilities.iotEdge = true', '--pri', '3', '-o', 'json',
+      '--cl', 'ring=canary', 'site="lab 1"', '--cmq', "ok=SELECT deviceId FROM devices WHERE tags.ok = true", '--no-validation',
     ])
     assert.equal(created.id, 'lab')
     assert.equal(created.priority, 3)
+    assert.deepEqual(created.labels, { ring: 'canary', site: 'lab 1' })
+    assert.deepEqual(created.metrics.queries, { ok: 'SELECT deviceId FROM devices WHERE tags.ok = true' })
     const { targetedCount, appliedCount } = created.systemMetrics.results
     assert.ok(targetedCount >= 1 && appliedCount === targetedCount, JSON.stringify(created.systemMetrics))
     const list = await cliJson<{ id: string }[]>(home, ['edge', 'deployment', 'list', '-o', 'json'])

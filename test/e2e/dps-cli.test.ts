@@ -134,13 +134,18 @@ describe('dps commands', () => {
   })
 
   test('registrations: none yet, unknown one exits 1; connection-string and hub show carry the id scope', async () => {
-    assert.deepEqual(jsonOf<DeviceRegistrationState[]>(ok(await cli('dps', 'registration', 'list'))), [])
-    const missing = await cli('dps', 'registration', 'show', '--rid', 'thermo-1')
+    assert.deepEqual(jsonOf<DeviceRegistrationState[]>(ok(await cli('dps', 'enrollment-group', 'registration', 'list', '--gid', 'sensors', '--top', '5'))), [])
+    const missing = await cli('dps', 'enrollment', 'registration', 'show', '--eid', 'thermo-1')
     assert.equal(missing.code, 1)
     assert.match(missing.stderr, /registration "thermo-1" not found/)
     const cs = jsonOf<{ connectionString: string; idScope: string }>(ok(await cli('dps', 'connection-string', 'show')))
     assert.match(cs.connectionString, /^HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=[A-Za-z0-9+/]{43}=$/)
     assert.match(cs.idScope, /^0ne[0-9A-F]{8}$/)
+    // az's -l: this DPS's own string is accepted, another key is refused.
+    assert.deepEqual(jsonOf<unknown[]>(ok(await cli('dps', 'enrollment-group', 'list', '-l', cs.connectionString, '--auth-type', 'key', '--top', '1'))).length, 1)
+    const forged = await cli('dps', 'enrollment', 'list', '-l', cs.connectionString.replace(/SharedAccessKey=.*$/, `SharedAccessKey=${Buffer.alloc(32).toString('base64')}`))
+    assert.equal(forged.code, 1)
+    assert.match(forged.stderr, /--login: the key is not a key of policy "provisioningserviceowner"/)
     const hub = jsonOf<{ dps: { idScope: string; assignedHub: string } }>(ok(await cli('hub', 'show')))
     assert.equal(hub.dps.idScope, cs.idScope)
     assert.equal(hub.dps.assignedHub, 'localhost')

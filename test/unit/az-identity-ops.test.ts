@@ -7,10 +7,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 
+import { parseAuthType } from '../../src/cli/auth-type.js'
 import { defaultBareValue, normalizeThreeState } from '../../src/cli/three-state.js'
-import { startHub, type Hub } from '../../src/emulator/index.js'
-import { ConflictError, PreconditionFailedError, UsageError } from '../../src/errors.js'
-import { addChildren, deviceSetPatch, listChildren, mergeDefined, moduleSetPatch, removeChildren, renewDeviceKeys, renewModuleKeys, setParent, showParent } from '../../src/service/identity.js'
+import { startHub, type Hub, type TwinUpdate } from '../../src/emulator/index.js'
+import { ConflictError, PreconditionFailedError, UnauthorizedError, UsageError } from '../../src/errors.js'
+import { addChildren, deviceSetPatch, listChildren, mergeDefined, moduleSetPatch, removeChildren, renewDeviceKeys, renewModuleKeys, setParent, showParent, twinSetPatch } from '../../src/service/identity.js'
+import { hubConnectionStrings } from '../../src/service/connection-strings.js'
+import { checkHubTarget } from '../../src/service/hub-target.js'
 import { monitorView, parseMonitorProps, twinReplacement, type WireEvent } from '../../src/service/hub-service.js'
 
 describe('identity operations on a hub', () => {
@@ -47,23 +50,56 @@ describe('identity operations on a hub', () => {
     await assert.rejects(renewDeviceKeys(ctx, ['leaf-1'], 'primary', { etag: 'stale' }), /etag "stale" does not match/)
   })
 
-  test('renew-key in bulk: * renews every SAS device and skips X.509 ones', async () => {
+  test("renew-key in bulk: * renews every SAS device and skips X.509 ones, in az's bulk result shape", async () => {
     const ctx = hub.context
     const keys = new Map((await ctx.registry.listDevices()).map((d) => [d.deviceId, d.secondaryKey]))
     const r = await renewDeviceKeys(ctx, ['*'], 'secondary')
-    assert.ok('renewed' in r)
-    assert.ok(!r.renewed.includes('cam'))
-    assert.ok(r.renewed.includes('leaf-2') && r.renewed.includes(hub.edgeDeviceId))
-    for (const id of r.renewed) assert.notEqual((await ctx.registry.getDevice(id)).secondaryKey, keys.get(id), id)
+    assert.ok('rotatedKeys' in r)
+    assert.equal(r.policyKey, 'secondaryKey')
+    assert.deepEqual(r.errors, [])
+    const ids = r.rotatedKeys.map((k) => k.id)
+    assert.ok(!ids.includes('cam'))
+    assert.ok(ids.includes('leaf-2') && ids.includes(hub.edgeDeviceId))
+    assert.ok(r.rotatedKeys.every((k) => k.moduleId === undefined), 'no modules without --include-modules')
+    for (const k of r.rotatedKeys) {
+      const d = await ctx.registry.getDevice(k.id)
+      assert.notEqual(d.secondaryKey, keys.get(k.id), k.id)
+      assert.equal(k.secondaryKey, d.secondaryKey, 'rotatedKeys carries the new key')
+    }
   })
 
-  test('module renew-key: one module → its identity; * → the renewed ids', async () => {
+  test('renew-key --include-modules: the named devices and their SAS modules, in the bulk shape; swap ignores it (as az)', async () => {
+    const ctx = hub.context
+    const before = await ctx.registry.getModule('leaf-1', 'm2')
+    const r = await renewDeviceKeys(ctx, ['leaf-1'], 'primary', { includeModules: true })
+    assert.ok('rotatedKeys' in r)
+    assert.deepEqual(
+      r.rotatedKeys.map((k) => [k.id, k.moduleId]),
+      [
+        ['leaf-1', undefined],
+        ['leaf-1', 'm1'],
+        ['leaf-1', 'm2'],
+      ],
+    )
+    const after = await ctx.registry.getModule('leaf-1', 'm2')
+    assert.notEqual(after.primaryKey, before.primaryKey)
+    assert.equal(r.rotatedKeys[2].primaryKey, after.primaryKey)
+    const swapped = await renewDeviceKeys(ctx, ['leaf-1'], 'swap', { includeModules: true })
+    assert.ok('authentication' in swapped, 'swap prints the device')
+  })
+
+  test("module renew-key: one module → its identity; * → az's bulk result", async () => {
     const ctx = hub.context
     const m1 = await ctx.registry.getModule('leaf-1', 'm1')
     const one = await renewModuleKeys(ctx, 'leaf-1', ['m1'], 'primary')
     assert.ok('moduleId' in one)
     assert.notEqual(one.authentication.symmetricKey.primaryKey, m1.primaryKey)
-    assert.deepEqual(await renewModuleKeys(ctx, 'leaf-1', ['*'], 'secondary'), { renewed: ['m1', 'm2'] })
+    const bulk = await renewModuleKeys(ctx, 'leaf-1', ['*'], 'secondary')
+    assert.ok('rotatedKeys' in bulk)
+    assert.deepEqual(
+      bulk.rotatedKeys.map((k) => [k.id, k.moduleId, k.secondaryKey]),
+      await Promise.all(['m1', 'm2'].map(async (m) => ['leaf-1', m, (await ctx.registry.getModule('leaf-1', m)).secondaryKey])),
+    )
   })
 
   test('children add / list / remove; parent show / set; --force rules', async () => {
@@ -88,12 +124,88 @@ describe('identity operations on a hub', () => {
     await assert.rejects(removeChildren(ctx, 'gw-b', { all: true }), /has no children/)
   })
 
-  test('delete --etag: a stale etag is refused with 412, the current one deletes', async () => {
+  test('update --am: the authentication type changes and the old keys or thumbprints go; a switch to SAS takes both keys or neither', async () => {
+    const { registry } = hub.context
+    await hub.createDevice('switcher')
+    const tp = 'CD'.repeat(20)
+    const selfSigned = await registry.updateDevice('switcher', { authType: parseAuthType('x509_thumbprint'), primaryThumbprint: tp })
+    assert.equal(selfSigned.authType, 'selfSigned')
+    assert.equal(selfSigned.primaryThumbprint, tp)
+    assert.equal(selfSigned.primaryKey, undefined, 'the SAS keys are dropped')
+    await assert.rejects(registry.updateDevice('switcher', { authType: 'sas', primaryKey: Buffer.alloc(32, 1).toString('base64') }), /both --pk and --sk, or neither/)
+    const sas = await registry.updateDevice('switcher', { authType: parseAuthType('shared_private_key') })
+    assert.equal(sas.authType, 'sas')
+    assert.equal(sas.primaryThumbprint, undefined, 'the thumbprint is dropped')
+    assert.ok(sas.primaryKey && sas.secondaryKey && sas.primaryKey !== sas.secondaryKey, 'both keys are generated')
+    const ca = await registry.updateDevice('switcher', { authType: parseAuthType('x509_ca') })
+    assert.equal(ca.authType, 'certificateAuthority')
+    assert.equal(ca.primaryKey, undefined)
+    await assert.rejects(registry.updateDevice('switcher', { authType: 'selfSigned' }), /needs --primary-thumbprint/)
+    assert.throws(() => parseAuthType('password'), /unknown auth type "password"/)
+  })
+
+  test('twin update --set: tags and properties.desired paths patch the twin after --desired (JSON values, null deletes, --force-string)', async () => {
+    await hub.createDevice('twinned')
+    await hub.updateTwin('twinned', { desired: { interval: 1, keep: 'me', nested: { a: 1 } }, tags: { site: 'old' } })
+    const patch = twinSetPatch(['properties.desired.interval=5', 'properties.desired.nested.b=true', 'properties.desired.keep=null', 'tags.site=lab', 'tags.floor=3'], { desired: { unit: 'C' } })
+    assert.deepEqual(patch, { desired: { unit: 'C', interval: 5, nested: { b: true }, keep: null }, tags: { site: 'lab', floor: 3 } })
+    const twin = await hub.updateTwin('twinned', patch as TwinUpdate)
+    const { $metadata: _m, $version: _v, ...desired } = twin.properties.desired as Record<string, unknown>
+    assert.deepEqual(desired, { interval: 5, nested: { a: 1, b: true }, unit: 'C' }, 'merged as a PATCH: null deleted "keep", nested.a kept')
+    assert.deepEqual(twin.tags, { site: 'lab', floor: 3 })
+    assert.deepEqual(twinSetPatch(['tags.code=007', 'tags.on=true'], {}, { forceString: true }), { tags: { code: '007', on: 'true' } })
+    assert.deepEqual(twinSetPatch(['properties.desired={"x": {"y": 1}}']), { desired: { x: { y: 1 } } })
+    const proto = twinSetPatch(['tags.__proto__.polluted=1']).tags as Record<string, unknown>
+    assert.ok(Object.prototype.hasOwnProperty.call(proto, '__proto__'), '__proto__ is a property name, not the prototype')
+    assert.equal(({} as Record<string, unknown>).polluted, undefined)
+    assert.throws(() => twinSetPatch(['properties.reported.x=1']), /sets tags\[\.<name>…\] or properties\.desired/)
+    assert.throws(() => twinSetPatch(['tags=3']), /must be a JSON object/)
+    assert.throws(() => twinSetPatch(['tags..a=1']), /empty property name/)
+  })
+
+  test("-n / -l (--login): the local hub's name and its own connection string pass; another hub, a device string or a wrong key are refused", async () => {
+    const { registry, hub: rec } = hub.context
+    const own = registry.serviceConnectionString()
+    checkHubTarget(rec, { name: rec.name, login: own })
+    checkHubTarget(rec, { name: rec.hostName, login: registry.serviceConnectionString({ policy: 'service', keyType: 'secondary', gateway: 'localhost' }) })
+    checkHubTarget(rec, {})
+    assert.throws(() => checkHubTarget(rec, { name: 'elsewhere' }), /hub "elsewhere" is not the local hub/)
+    assert.throws(() => checkHubTarget(rec, { login: own.replace(rec.hostName, 'other.azure-devices.net') }), /--login names hub "other\.azure-devices\.net"/)
+    const device = await hub.deviceConnectionString('leaf-2')
+    assert.throws(() => checkHubTarget(rec, { login: device }), /not a device's/)
+    assert.throws(() => checkHubTarget(rec, { login: own.replace(/SharedAccessKey=[^;]+/, 'SharedAccessKey=' + Buffer.alloc(32).toString('base64')) }), UnauthorizedError)
+    assert.throws(() => checkHubTarget(rec, { login: own.replace('iothubowner', 'nobody') }), /no shared access policy "nobody"/)
+    assert.throws(() => checkHubTarget(rec, { login: 'just text' }), /not an IoT Hub connection string/)
+  })
+
+  test('hub connection-string show: iothubowner by default; --all lists every policy, with --eh only those with ServiceConnect', () => {
+    const { registry, hub: rec } = hub.context
+    assert.deepEqual(hubConnectionStrings(registry, rec.name), { connectionString: registry.serviceConnectionString({ policy: 'iothubowner' }) })
+    const all = hubConnectionStrings(registry, rec.name, { all: true }).connectionString as string[]
+    assert.deepEqual(
+      all.map((cs) => /SharedAccessKeyName=([^;]+)/.exec(cs)?.[1]),
+      rec.policies.map((p) => p.name),
+    )
+    const eh = hubConnectionStrings(registry, rec.name, { all: true, eventHub: true, keyType: 'secondary' }).connectionString as string[]
+    const readers = rec.policies.filter((p) => p.rights.includes('ServiceConnect'))
+    assert.ok(readers.length > 0 && readers.length < rec.policies.length, 'some policies cannot read events')
+    assert.deepEqual(
+      eh,
+      readers.map((p) => `Endpoint=sb://localhost/;SharedAccessKeyName=${p.name};SharedAccessKey=${p.secondaryKey};EntityPath=${rec.name}`),
+    )
+  })
+
+  test('delete --etag (devices and modules): a stale etag is refused with 412, the current one deletes', async () => {
     const d = await hub.createDevice('doomed')
     await assert.rejects(hub.context.registry.deleteDevice('doomed', { etag: 'stale' }), PreconditionFailedError)
     assert.ok(await hub.context.store.getDevice('doomed'))
     await hub.context.registry.deleteDevice('doomed', { etag: d.etag })
     assert.equal(await hub.context.store.getDevice('doomed'), undefined)
+    // module-identity delete --etag, the same rule.
+    const m = await hub.createModule('leaf-2', 'doomed-module')
+    await assert.rejects(hub.context.registry.deleteModule('leaf-2', 'doomed-module', { etag: 'stale' }), PreconditionFailedError)
+    await hub.context.registry.deleteModule('leaf-2', 'doomed-module', { etag: m.etag })
+    assert.equal(await hub.context.store.getModule('leaf-2', 'doomed-module'), undefined)
   })
 })
 

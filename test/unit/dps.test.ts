@@ -17,6 +17,7 @@ import type { Actor } from '../../src/broker/session.js'
 import { Dps, deriveDeviceKey, formatDpsResponseTopic, parseDpsTopic, parseDpsUsername, type TwinWriter } from '../../src/dps/index.js'
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { EdgeMqError } from '../../src/errors.js'
+import { topOf } from '../../src/cli/flags.js'
 import { buildSasToken } from '../../src/sas/index.js'
 import { closed, connect, nextMessage, subscribeGranted, subscribeOk, type Received } from '../helpers/mqtt.js'
 
@@ -294,4 +295,22 @@ describe('the assigned hub host', () => {
   test('a host that is not a host name is refused before the broker starts', async () => {
     await assert.rejects(startHub({ ports: { mqtt: 0, mqtts: null, rest: null }, dpsAssignedHub: 'not a host/' }), /is not a host name/)
   })
+})
+
+test("az's DPS --login and --all, and --top: the DPS's own connection strings pass, others are refused", async (t) => {
+  const hub = await startHub({ ports: { mqtt: null, mqtts: null, rest: null } })
+  t.after(() => hub.close())
+  const all = hub.dps.connectionStrings({ keyType: 'secondary' })
+  assert.deepEqual(
+    all.map((cs) => /SharedAccessKeyName=([^;]+)/.exec(cs)?.[1]),
+    hub.dps.settings.policies.map((p) => p.name),
+  )
+  for (const cs of [hub.dps.connectionString(), ...all]) hub.dps.checkLogin(cs)
+  const own = hub.dps.connectionString()
+  assert.throws(() => hub.dps.checkLogin(own.replace(/SharedAccessKey=[^;]+/, 'SharedAccessKey=' + Buffer.alloc(32).toString('base64'))), /the key is not a key of policy "provisioningserviceowner"/)
+  assert.throws(() => hub.dps.checkLogin(hub.serviceConnectionString().replace('iothubowner', 'registryRead')), /this DPS has no shared access policy "registryRead"/)
+  assert.throws(() => hub.dps.checkLogin('HostName=x'), /not a DPS connection string/)
+  assert.deepEqual(topOf([1, 2, 3], 2), [1, 2])
+  assert.deepEqual(topOf([1, 2, 3], -1), [1, 2, 3])
+  assert.deepEqual(topOf([1, 2, 3], undefined), [1, 2, 3])
 })

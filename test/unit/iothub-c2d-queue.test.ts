@@ -9,7 +9,10 @@ import { after, before, test } from 'node:test'
 
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { QueueFullError } from '../../src/errors.js'
+import { watchFeedback } from '../../src/service/feedback-watch.js'
+import { c2dSystemProperties, HubService } from '../../src/service/hub-service.js'
 import { serviceToken } from '../helpers/amqp.js'
+import { tempHome } from '../helpers/cli.js'
 import { collect, connect, iothubUsername } from '../helpers/mqtt.js'
 
 let hub: Hub
@@ -179,4 +182,34 @@ test('az receive/complete/abandon/reject over the control API: the az shape, loc
   const batch = hub.broker.iothub.feedback.take((f) => f.deviceId === 'locker')
   const statuses = (batch?.records ?? []).map((f) => f.statusCode).sort()
   assert.deepEqual(statuses, ['Rejected', 'Success'])
+})
+
+test("c2d send's az flags: --mid --cid --uid --ct --ce --expiry reach the queued message's system properties; --wait gets the feedback of that message", async (t) => {
+  // The CLI's path: HubService through the broker's control API (an on-disk hub has one to find).
+  const onDisk = await startHub({ inMemory: false, home: tempHome(), ports: { mqtt: null, mqtts: null, rest: null } })
+  t.after(() => onDisk.close())
+  await onDisk.createDevice('flagged')
+  const svc = new HubService(onDisk.context)
+  const expiry = Date.now() + 600_000
+  const sys = c2dSystemProperties({ messageId: 'm-42', correlationId: 'c-7', userId: 'ops', contentType: 'application/json', contentEncoding: 'utf-8', expiry: String(expiry), wait: true, ack: 'full' })
+  const sent = await svc.sendC2d('flagged', '{"cmd":"on"}', 'priority=high', { ack: 'full', sys })
+  assert.deepEqual(sent, { messageId: 'm-42', queued: true })
+  const got = await svc.receiveC2dLocked('flagged', 30)
+  assert.ok(got)
+  assert.deepEqual(got.properties.app, { priority: 'high' })
+  const system = got.properties.system
+  assert.equal(system['iothub-messageid'], 'm-42')
+  assert.equal(system['iothub-correlationid'], 'c-7')
+  assert.equal(system['iothub-userid'], 'ops')
+  assert.equal(system['iothub-contenttype'], 'application/json')
+  assert.equal(system['iothub-contentencoding'], 'utf-8')
+  assert.equal(Date.parse(system['iothub-expiry']), expiry)
+  // --wait: the feedback of this message, as soon as the device settles it.
+  const waiting = watchFeedback(svc, { deviceId: 'flagged', waitOn: 'm-42', timeoutSecs: 20, onRecord: () => undefined })
+  await svc.settleC2d('flagged', got.etag, 'complete')
+  assert.deepEqual(await waiting, { found: true, timedOut: false })
+
+  assert.throws(() => c2dSystemProperties({ wait: true }), /--wait needs --ack/)
+  assert.throws(() => c2dSystemProperties({ expiry: String(Date.now() - 1000) }), /is in the past/)
+  assert.throws(() => c2dSystemProperties({ expiry: 'soon' }), /not milliseconds since the epoch/)
 })

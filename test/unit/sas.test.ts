@@ -17,6 +17,7 @@ import {
   humanDuration,
   parseSasToken,
   SasFormatError,
+  sasFromConnectionString,
   verifySasToken,
 } from '../../src/sas/index.js'
 import { describeSasToken } from '../../src/sas/describe.js'
@@ -239,4 +240,22 @@ describe('describeSasToken (sas decode)', () => {
     assert.equal(humanDuration(5400), '1.5 h')
     assert.equal(humanDuration(3 * 86400), '3.0 days')
   })
+})
+
+test('generate-sas-token --connection-string: hub, device and module strings sign their own resource with their key (az)', () => {
+  const key = Buffer.alloc(32, 7).toString('base64')
+  const cases: [string, string, string | undefined][] = [
+    [`HostName=edgemq.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=${key}`, 'edgemq.azure-devices.net', 'iothubowner'],
+    [`HostName=edgemq.azure-devices.net;DeviceId=d1;SharedAccessKey=${key}`, 'edgemq.azure-devices.net/devices/d1', undefined],
+    [`HostName=edgemq.azure-devices.net;DeviceId=d1;ModuleId=m1;SharedAccessKey=${key};GatewayHostName=localhost`, 'edgemq.azure-devices.net/devices/d1/modules/m1', undefined],
+  ]
+  for (const [cs, resource, skn] of cases) {
+    const fields = parseSasToken(sasFromConnectionString(cs, { durationSecs: 600 }))
+    assert.equal(fields.resource, resource)
+    assert.equal(fields.skn, skn)
+    assert.ok(verifySasToken(fields, [key], { acceptedResources: [resource] }).ok, cs)
+    assert.ok(!verifySasToken(fields, [Buffer.alloc(32, 8).toString('base64')], { acceptedResources: [resource] }).ok, 'signed with the string\'s key')
+  }
+  assert.throws(() => sasFromConnectionString('HostName=h;DeviceId=d1'), /with a SharedAccessKey/)
+  assert.throws(() => sasFromConnectionString(`HostName=h;ModuleId=m;SharedAccessKey=${key}`), /ModuleId but no DeviceId/)
 })

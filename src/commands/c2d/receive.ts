@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, pick } from '../../cli/flags.js'
 import { DeviceClient } from '../../device/device-client.js'
 import { TimeoutError } from '../../errors.js'
 import { HubService } from '../../service/hub-service.js'
@@ -27,10 +27,12 @@ export default class C2dReceive extends BaseCommand<typeof C2dReceive> {
     complete: Flags.boolean({ summary: 'az: read the C2D queue and complete the message.', exclusive: ['abandon', 'reject'] }),
     abandon: Flags.boolean({ summary: 'az: read the C2D queue and abandon the message (it is delivered again).', exclusive: ['complete', 'reject'] }),
     reject: Flags.boolean({ summary: 'az: read the C2D queue and reject the message (feedback Rejected).', exclusive: ['complete', 'abandon'] }),
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {
     const f = this.flags
+    await this.checkHubName(f['hub-name'])
     const settle = f.complete ? 'complete' : f.abandon ? 'abandon' : f.reject ? 'reject' : undefined
     if (settle || f['lock-timeout'] !== undefined) {
       const deviceId = pick('device', undefined, f.device, '-d/--device')

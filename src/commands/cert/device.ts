@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core'
 
 import { makeDeviceCert } from '../../cert/index.js'
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags } from '../../cli/flags.js'
 import { UsageError } from '../../errors.js'
 
 export default class CertDevice extends BaseCommand<typeof CertDevice> {
@@ -23,7 +23,7 @@ export default class CertDevice extends BaseCommand<typeof CertDevice> {
     out: Flags.string({ aliases: ['od', 'output-dir'], summary: 'Directory for the cert and key files (default <home>/certs).' }),
     register: Flags.boolean({ summary: 'Create the device, or set its primary thumbprint, so this certificate authenticates it.' }),
     days: Flags.integer({ summary: 'Validity in days (default 365).', min: 1, max: 3650 }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

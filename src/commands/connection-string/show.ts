@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, keyTypeFlag, moduleFlag } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, keyTypeFlag, moduleFlag } from '../../cli/flags.js'
 import { UsageError } from '../../errors.js'
-import { eventHubConnectionString } from '../../eventhubs/connection-string.js'
+import { hubConnectionStrings } from '../../service/connection-strings.js'
 
 export default class ConnectionStringShow extends BaseCommand<typeof ConnectionStringShow> {
   static summary = 'Show a device, module or service connection string (no --device: the iothubowner policy, as az).'
@@ -17,6 +17,7 @@ export default class ConnectionStringShow extends BaseCommand<typeof ConnectionS
     '<%= config.bin %> hub connection-string show -n edgemq',
     '<%= config.bin %> connection-string show --eh --emulator -o tsv',
     '<%= config.bin %> hub connection-string show --eh --policy service --port 5671',
+    '<%= config.bin %> hub connection-string show --all',
   ]
   static flags = {
     device: deviceFlag,
@@ -24,8 +25,9 @@ export default class ConnectionStringShow extends BaseCommand<typeof ConnectionS
     policy: Flags.string({ aliases: ['pn', 'policy-name'], summary: 'Service policy (default iothubowner when no --device is given, as az).' }),
     gateway: Flags.string({ aliases: ['gateway-host-name'], summary: 'Gateway host the client connects to (e.g. localhost).' }),
     'key-type': keyTypeFlag,
-    'hub-name': hubNameFlag,
-    eh: Flags.boolean({ summary: 'The built-in Event Hubs-compatible endpoint\'s connection string (az --eh).' }),
+    ...hubTargetFlags,
+    eh: Flags.boolean({ aliases: ['default-eventhub'], summary: 'The built-in Event Hubs-compatible endpoint\'s connection string (az --eh).' }),
+    'show-all': Flags.boolean({ aliases: ['all'], summary: 'The hub\'s string for every shared access policy (with --eh: those with ServiceConnect), as az --all lists them.' }),
     emulator: Flags.boolean({ summary: 'With --eh: plain AMQP with UseDevelopmentEmulator=true (port 5672 unless --port).', dependsOn: ['eh'] }),
     port: Flags.integer({ summary: 'With --eh: the AMQP port the client dials, when not the default (5671, or 5672 with --emulator).', min: 1, max: 65535, dependsOn: ['eh'] }),
   }
@@ -34,18 +36,14 @@ export default class ConnectionStringShow extends BaseCommand<typeof ConnectionS
     const f = this.flags
     await this.checkHubName(f['hub-name'])
     const { registry, hub } = await this.hub()
-    let cs: string
-    if (f.eh) {
-      if (f.device || f.module) throw new UsageError('--eh prints the hub\'s Event Hubs-compatible endpoint: pass no --device/--module')
-      cs = eventHubConnectionString(registry, hub.name, { policy: f.policy, keyType: f['key-type'], host: f.gateway, port: f.port, emulator: f.emulator })
-    } else if (f.device) {
-      if (f.policy) throw new UsageError('pass either --device or --policy, not both')
-      cs = await registry.connectionString(f.device, f.module, { gateway: f.gateway, keyType: f['key-type'] })
-    } else {
-      if (f.module) throw new UsageError('--module needs --device')
-      // az iot hub connection-string show: the iothubowner policy (the registry's default) unless --pn says otherwise.
-      cs = registry.serviceConnectionString({ policy: f.policy, gateway: f.gateway, keyType: f['key-type'] })
+    if (f.device && !f.eh) {
+      if (f.policy || f['show-all']) throw new UsageError('--policy and --all are for the hub\'s connection string: pass no --device')
+      this.print({ connectionString: await registry.connectionString(f.device, f.module, { gateway: f.gateway, keyType: f['key-type'] }) })
+      return
     }
-    this.print({ connectionString: cs })
+    if (f.device || f.module) throw new UsageError(f.eh ? '--eh prints the hub\'s Event Hubs-compatible endpoint: pass no --device/--module' : '--module needs --device')
+    // az iot hub connection-string show: the iothubowner policy (the registry's default) unless --pn says otherwise.
+    const opts = { policy: f.policy, keyType: f['key-type'], gateway: f.gateway, port: f.port, emulator: f.emulator, eventHub: f.eh, all: f['show-all'] }
+    this.print(hubConnectionStrings(registry, hub.name, opts))
   }
 }

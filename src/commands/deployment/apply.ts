@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { hubNameFlag } from '../../cli/flags.js'
+import { hubTargetFlags } from '../../cli/flags.js'
 import { applyDeployment, parseDeploymentManifest } from '../../deployment/index.js'
 import { readDocument } from '../../service/edgehub.js'
 import { HubService } from '../../service/hub-service.js'
@@ -14,7 +14,7 @@ export default class DeploymentApply extends BaseCommand<typeof DeploymentApply>
   static args = { file: Args.string({ description: 'The deployment manifest (JSON file, or - for stdin).', required: true }) }
   static flags = {
     device: Flags.string({ char: 'd', aliases: ['device-id'], summary: 'The edge device (default: the hub\'s edge device).' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

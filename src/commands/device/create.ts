@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+import { deviceArg, deviceFlag, hubTargetFlags, pick } from '../../cli/flags.js'
 import { parseAuthType } from '../../cli/auth-type.js'
 import { UsageError } from '../../errors.js'
 import { deviceView } from '../../registry/views.js'
@@ -23,7 +23,7 @@ export default class DeviceCreate extends BaseCommand<typeof DeviceCreate> {
   static args = { deviceId: deviceArg }
   static flags = {
     device: deviceFlag,
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
     pd: Flags.string({ aliases: ['parent-device-id', 'parent'], summary: 'Parent IoT Edge device id.' }),
     'device-scope': Flags.string({ summary: 'Parent by device scope (ms-azure-iot-edge://<edge>-<generation>, az --device-scope).' }),
     edge: Flags.boolean({ aliases: ['ee', 'edge-enabled'], summary: 'Make it an IoT Edge device (az: --ee [true|false]).' }),

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+import { deviceArg, deviceFlag, hubTargetFlags, pick } from '../../cli/flags.js'
 
 export default class DeviceDelete extends BaseCommand<typeof DeviceDelete> {
   static summary = 'Delete a device identity (and its modules and twin).'
@@ -15,7 +15,7 @@ export default class DeviceDelete extends BaseCommand<typeof DeviceDelete> {
   static args = { deviceId: deviceArg }
   static flags = {
     device: deviceFlag,
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
     etag: Flags.string({ char: 'e', summary: 'Only delete while the device still has this etag (az --etag; * = any).' }),
   }
 

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { hubNameFlag } from '../../cli/flags.js'
+import { hubTargetFlags } from '../../cli/flags.js'
 import { HubService } from '../../service/hub-service.js'
 
 export default class DeviceList extends BaseCommand<typeof DeviceList> {
@@ -10,7 +10,7 @@ export default class DeviceList extends BaseCommand<typeof DeviceList> {
   static aliases = ['hub:device-identity:list', 'hub:device-twin:list']
   static examples = ['<%= config.bin %> device list', '<%= config.bin %> device list -o table', '<%= config.bin %> hub device-identity list -n edgemq --ee']
   static flags = {
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
     edge: Flags.boolean({ aliases: ['ee', 'edge-enabled'], summary: 'Only IoT Edge devices.' }),
     top: Flags.integer({ summary: 'At most this many (default 1000, as az).', min: 1, default: 1000 }),
   }

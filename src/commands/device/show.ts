@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../cli/base.js'
-import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../cli/flags.js'
+import { deviceArg, deviceFlag, hubTargetFlags, pick } from '../../cli/flags.js'
 import { deviceView } from '../../registry/views.js'
 
 export default class DeviceShow extends BaseCommand<typeof DeviceShow> {
@@ -7,7 +7,7 @@ export default class DeviceShow extends BaseCommand<typeof DeviceShow> {
   static aliases = ['hub:device-identity:show']
   static examples = ['<%= config.bin %> device show sub_client', '<%= config.bin %> hub device-identity show -d sub_client -n edgemq']
   static args = { deviceId: deviceArg }
-  static flags = { device: deviceFlag, 'hub-name': hubNameFlag }
+  static flags = { device: deviceFlag, ...hubTargetFlags }
 
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])

@@ -1,8 +1,9 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlagWith, hubNameFlag } from '../../cli/flags.js'
+import { deviceFlagWith, hubTargetFlags, repairFlag, yesFlag } from '../../cli/flags.js'
 import { TimeoutError } from '../../errors.js'
+import { watchFeedback } from '../../service/feedback-watch.js'
 import { HubService } from '../../service/hub-service.js'
 
 export default class HubMonitorFeedback extends BaseCommand<typeof HubMonitorFeedback> {
@@ -18,8 +19,9 @@ export default class HubMonitorFeedback extends BaseCommand<typeof HubMonitorFee
     device: deviceFlagWith('Only this device\'s feedback (others stay queued).'),
     'wait-on-msg': Flags.string({ char: 'w', summary: 'Exit once the feedback for this message id arrives.' }),
     timeout: Flags.integer({ aliases: ['to'], summary: 'Stop after this many seconds (0 = never).', default: 300, min: 0 }),
-    'hub-name': hubNameFlag,
-    y: Flags.boolean({ char: 'y', summary: 'Accepted for az parity (no prompts here).', hidden: true }),
+    ...hubTargetFlags,
+    yes: yesFlag,
+    repair: repairFlag,
   }
 
   async run(): Promise<void> {
@@ -27,23 +29,15 @@ export default class HubMonitorFeedback extends BaseCommand<typeof HubMonitorFee
     await this.checkHubName(f['hub-name'])
     const svc = new HubService(await this.hub())
     const ac = new AbortController()
-    let found = false
-    let timedOut = false
-    const timer = f.timeout > 0 ? setTimeout(() => ((timedOut = true), ac.abort()), f.timeout * 1000) : undefined
     process.once('SIGINT', () => ac.abort())
     if (process.stderr.isTTY) this.logToStderr('monitoring C2D delivery feedback… (Ctrl-C to stop)')
-    await svc.streamFeedback(
-      (record) => {
-        this.log(JSON.stringify(record, null, this.flags.output === 'json' && process.stdout.isTTY ? 2 : 0))
-        if (f['wait-on-msg'] !== undefined && record.originalMessageId === f['wait-on-msg']) {
-          found = true
-          ac.abort()
-        }
-      },
-      ac.signal,
-      f.device,
-    )
-    clearTimeout(timer)
+    const { found, timedOut } = await watchFeedback(svc, {
+      deviceId: f.device,
+      waitOn: f['wait-on-msg'],
+      timeoutSecs: f.timeout,
+      signal: ac.signal,
+      onRecord: (record) => this.log(JSON.stringify(record, null, this.flags.output === 'json' && process.stdout.isTTY ? 2 : 0)),
+    })
     if (timedOut && f['wait-on-msg'] !== undefined && !found) throw new TimeoutError(`no feedback for message "${f['wait-on-msg']}" within ${f.timeout} s`)
   }
 }

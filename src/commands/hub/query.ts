@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { hubNameFlag } from '../../cli/flags.js'
+import { hubTargetFlags } from '../../cli/flags.js'
 import { HubService } from '../../service/hub-service.js'
 
 export default class HubQuery extends BaseCommand<typeof HubQuery> {
@@ -17,7 +17,7 @@ export default class HubQuery extends BaseCommand<typeof HubQuery> {
   static flags = {
     'query-command': Flags.string({ char: 'q', summary: 'The query (az: -q/--query-command).', required: true }),
     top: Flags.integer({ summary: 'At most this many results (default: all).', min: 1 }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, moduleFlag, pick } from '../../cli/flags.js'
 import { UsageError } from '../../errors.js'
 import { HubService, parseJsonArg } from '../../service/hub-service.js'
 
@@ -20,7 +20,7 @@ export default class MethodInvoke extends BaseCommand<typeof MethodInvoke> {
     method: Flags.string({ aliases: ['mn', 'method-name'], summary: 'Method name.', required: true }),
     payload: Flags.string({ aliases: ['mp', 'method-payload'], summary: 'JSON payload (or @file).', default: '{}' }),
     timeout: Flags.integer({ aliases: ['to'], summary: 'Seconds to wait for the answer (5–300, as IoT Hub).', default: 30 }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

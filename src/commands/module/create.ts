@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core'
 
 import { parseAuthType } from '../../cli/auth-type.js'
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
 import { moduleView } from '../../registry/views.js'
 
 export default class ModuleCreate extends BaseCommand<typeof ModuleCreate> {
@@ -16,7 +16,7 @@ export default class ModuleCreate extends BaseCommand<typeof ModuleCreate> {
   static flags = {
     device: deviceFlag,
     module: moduleFlag,
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
     'primary-key': Flags.string({ aliases: ['pk'], summary: 'Primary key (base64, 16–64 bytes).' }),
     'secondary-key': Flags.string({ aliases: ['sk'], summary: 'Secondary key.' }),
     auth: Flags.string({ aliases: ['am', 'auth-method'], summary: 'Modules use SAS only (as IoT Edge).', default: 'sas' }),

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { hubNameFlag } from '../../cli/flags.js'
+import { hubTargetFlags } from '../../cli/flags.js'
 import { formatEnvironment, moduleEnvironment, type EnvShell } from '../../workload/index.js'
 
 export const moduleEnvFlags = {
@@ -12,7 +12,7 @@ export const moduleEnvFlags = {
     default: 'connection-string',
     summary: 'connection-string: EdgeHubConnectionString + EdgeModuleCACertificateFile; workload: the IOTEDGE_* variables and the broker\'s workload API.',
   })(),
-  'hub-name': hubNameFlag,
+  ...hubTargetFlags,
 }
 
 export default class ModuleEnv extends BaseCommand<typeof ModuleEnv> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { hubNameFlag } from '../../cli/flags.js'
+import { hubTargetFlags } from '../../cli/flags.js'
 import { readDocument } from '../../service/edgehub.js'
 import { HubService } from '../../service/hub-service.js'
 
@@ -19,7 +19,7 @@ export default class ModuleSendInput extends BaseCommand<typeof ModuleSendInput>
     input: Flags.string({ aliases: ['input-name'], summary: 'The module input name.', required: true }),
     data: Flags.string({ summary: 'Message body (text, or @file).', required: true }),
     props: Flags.string({ aliases: ['properties'], summary: 'Application properties, url-encoded (a=1&b=2).' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
 import { moduleView } from '../../registry/views.js'
 
 export default class ModuleShow extends BaseCommand<typeof ModuleShow> {
@@ -7,7 +7,7 @@ export default class ModuleShow extends BaseCommand<typeof ModuleShow> {
   static aliases = ['hub:module-identity:show']
   static examples = ['<%= config.bin %> module show --device edge-gateway filter', '<%= config.bin %> hub module-identity show -d edge-gateway -m \'$edgeHub\'']
   static args = { moduleId: moduleArg }
-  static flags = { device: deviceFlag, module: moduleFlag, 'hub-name': hubNameFlag }
+  static flags = { device: deviceFlag, module: moduleFlag, ...hubTargetFlags }
 
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, identityForceStringFlag, moduleArg, moduleFlag, pick } from '../../cli/flags.js'
 import { moduleView } from '../../registry/views.js'
 import { mergeDefined, moduleSetPatch } from '../../service/identity.js'
 
@@ -18,10 +18,11 @@ export default class ModuleUpdate extends BaseCommand<typeof ModuleUpdate> {
     device: deviceFlag,
     module: moduleFlag,
     set: Flags.string({ multiple: true, summary: 'path=value: authentication.symmetricKey.primaryKey, …secondaryKey, managedBy.' }),
+    'force-string': identityForceStringFlag,
     'primary-key': Flags.string({ aliases: ['pk'], summary: 'New primary key.' }),
     'secondary-key': Flags.string({ aliases: ['sk'], summary: 'New secondary key.' }),
     etag: Flags.string({ char: 'e', summary: 'Only update while the module still has this etag.' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

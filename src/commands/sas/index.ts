@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, durationFlag, hubNameFlag, keyTypeFlag, moduleFlag } from '../../cli/flags.js'
+import { deviceFlag, durationFlag, hubTargetFlags, keyTypeFlag, moduleFlag } from '../../cli/flags.js'
 import { UsageError } from '../../errors.js'
-import { buildSasToken } from '../../sas/index.js'
+import { buildSasToken, sasFromConnectionString } from '../../sas/index.js'
 import { validateKey } from '../../registry/validate.js'
 
 export default class Sas extends BaseCommand<typeof Sas> {
@@ -15,6 +15,7 @@ export default class Sas extends BaseCommand<typeof Sas> {
     '<%= config.bin %> sas --device sub_client --raw',
     '<%= config.bin %> hub generate-sas-token -n edgemq -d sub_client --key-type primary --du 3600',
     '<%= config.bin %> sas --device edge-gateway --module filter',
+    '<%= config.bin %> hub generate-sas-token --cs "HostName=edgemq.azure-devices.net;DeviceId=d1;SharedAccessKey=…"',
     '<%= config.bin %> sas --resource myhub.azure-devices.net/devices/dev1 --key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=',
   ]
   static flags = {
@@ -27,13 +28,16 @@ export default class Sas extends BaseCommand<typeof Sas> {
     key: Flags.string({ summary: 'Base64 key for --resource.' }),
     expiry: Flags.integer({ summary: 'Absolute expiry, unix seconds (instead of --duration).' }),
     raw: Flags.boolean({ summary: 'Print the token alone.' }),
-    'hub-name': hubNameFlag,
+    'connection-string': Flags.string({ aliases: ['cs'], summary: 'Sign for this hub, device or module connection string with its key (az --cs; no registry needed).' }),
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {
     const f = this.flags
     let sas: string
-    if (f.resource || f.key) {
+    if (f['connection-string']) {
+      sas = sasFromConnectionString(f['connection-string'], { durationSecs: f.duration, expiry: f.expiry })
+    } else if (f.resource || f.key) {
       if (!f.resource || !f.key) throw new UsageError('--resource and --key go together')
       validateKey(f.key, 'given')
       sas = buildSasToken({ resource: f.resource, key: f.key, durationSecs: f.duration, expiry: f.expiry, policyName: f.policy })

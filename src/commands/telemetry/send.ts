@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceAuthFlags, deviceFlag, hubTargetFlags, moduleFlag, pick } from '../../cli/flags.js'
 import { DeviceClient } from '../../device/device-client.js'
 import { readDocumentBytes } from '../../service/edgehub.js'
 
@@ -16,6 +16,8 @@ export default class TelemetrySend extends BaseCommand<typeof TelemetrySend> {
   static flags = {
     device: deviceFlag,
     module: moduleFlag,
+    ...hubTargetFlags,
+    ...deviceAuthFlags,
     data: Flags.string({ aliases: ['da'], summary: 'Body (JSON or text).', default: 'Ping from edgemq', exclusive: ['data-file-path'] }),
     'data-file-path': Flags.string({ aliases: ['dfp'], summary: 'az: send this file\'s bytes as the body.' }),
     props: Flags.string({ char: 'p', aliases: ['properties'], summary: 'Properties: a=1;b=2 (az) or a=1&b=2; $.ct, $.ce, $.mid are system properties.' }),
@@ -26,9 +28,10 @@ export default class TelemetrySend extends BaseCommand<typeof TelemetrySend> {
 
   async run(): Promise<void> {
     const f = this.flags
+    await this.checkHubName(f['hub-name'])
     const deviceId = pick('device', undefined, f.device, '-d/--device')
     const file = f['data-file-path'] ? readDocumentBytes(f['data-file-path']) : undefined
-    const client = await DeviceClient.connect(await this.hub(), { deviceId, moduleId: f.module })
+    const client = await DeviceClient.connect(await this.hub(), { deviceId, moduleId: f.module }, {}, { symmetricKey: f['symmetric-key'], modelId: f['model-id'] })
     try {
       for (let i = 0; i < f.count; i++) {
         if (i > 0 && f.interval > 0) await new Promise((r) => setTimeout(r, f.interval))

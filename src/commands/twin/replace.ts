@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, moduleFlag, pick } from '../../cli/flags.js'
 import { HubService, parseJsonArg, twinReplacement } from '../../service/hub-service.js'
 
 export default class TwinReplace extends BaseCommand<typeof TwinReplace> {
@@ -18,7 +18,7 @@ export default class TwinReplace extends BaseCommand<typeof TwinReplace> {
     module: moduleFlag,
     'target-json': Flags.string({ char: 'j', aliases: ['json'], required: true, summary: 'The twin (az -j/--json): JSON, a file path, or @file.' }),
     etag: Flags.string({ char: 'e', summary: 'Only while the twin still has this etag.' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

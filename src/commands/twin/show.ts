@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../cli/base.js'
-import { deviceFlag, hubNameFlag, moduleFlag, pick } from '../../cli/flags.js'
+import { deviceFlag, hubTargetFlags, moduleFlag, pick } from '../../cli/flags.js'
 import { HubService } from '../../service/hub-service.js'
 
 export default class TwinShow extends BaseCommand<typeof TwinShow> {
@@ -11,7 +11,7 @@ export default class TwinShow extends BaseCommand<typeof TwinShow> {
     '<%= config.bin %> hub module-twin show -d edge-gateway -m \'$edgeHub\'',
     '<%= config.bin %> twin show -d sensor -o json | jq .properties.reported',
   ]
-  static flags = { device: deviceFlag, module: moduleFlag, 'hub-name': hubNameFlag }
+  static flags = { device: deviceFlag, module: moduleFlag, ...hubTargetFlags }
 
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { deviceArg, deviceFlagWith, hubNameFlag, pick } from '../../../cli/flags.js'
+import { deviceArg, deviceFlagWith, hubTargetFlags, pick } from '../../../cli/flags.js'
 import { addChildren, listChildren } from '../../../service/identity.js'
 
 export default class DeviceChildrenAdd extends BaseCommand<typeof DeviceChildrenAdd> {
@@ -14,7 +14,7 @@ export default class DeviceChildrenAdd extends BaseCommand<typeof DeviceChildren
     device: deviceFlagWith('The IoT Edge (parent) device.'),
     'child-list': Flags.string({ aliases: ['cl'], multiple: true, required: true, summary: 'Child device ids (space separated, as az).' }),
     force: Flags.boolean({ char: 'f', summary: 'Take children away from another parent.' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { deviceArg, deviceFlagWith, hubNameFlag, pick } from '../../../cli/flags.js'
+import { deviceArg, deviceFlagWith, hubTargetFlags, pick } from '../../../cli/flags.js'
 import { listChildren } from '../../../service/identity.js'
 
 export default class DeviceChildrenList extends BaseCommand<typeof DeviceChildrenList> {
@@ -7,7 +7,7 @@ export default class DeviceChildrenList extends BaseCommand<typeof DeviceChildre
   static aliases = ['hub:device-identity:children:list']
   static examples = ['<%= config.bin %> hub device-identity children list -d edge-gateway', '<%= config.bin %> device children list edge-gateway -o tsv']
   static args = { deviceId: deviceArg }
-  static flags = { device: deviceFlagWith('The IoT Edge (parent) device.'), 'hub-name': hubNameFlag }
+  static flags = { device: deviceFlagWith('The IoT Edge (parent) device.'), ...hubTargetFlags }
 
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])

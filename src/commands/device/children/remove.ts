@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { deviceArg, deviceFlagWith, hubNameFlag, pick } from '../../../cli/flags.js'
+import { deviceArg, deviceFlagWith, hubTargetFlags, pick } from '../../../cli/flags.js'
 import { listChildren, removeChildren } from '../../../service/identity.js'
 
 export default class DeviceChildrenRemove extends BaseCommand<typeof DeviceChildrenRemove> {
@@ -14,7 +14,7 @@ export default class DeviceChildrenRemove extends BaseCommand<typeof DeviceChild
     device: deviceFlagWith('The IoT Edge (parent) device.'),
     'child-list': Flags.string({ aliases: ['cl'], multiple: true, summary: 'Child device ids (space separated, as az).' }),
     'remove-all': Flags.boolean({ char: 'a', summary: 'Remove every child.' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

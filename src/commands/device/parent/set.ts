@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../../cli/flags.js'
+import { deviceArg, deviceFlag, hubTargetFlags, pick } from '../../../cli/flags.js'
 import { setParent, showParent } from '../../../service/identity.js'
 
 export default class DeviceParentSet extends BaseCommand<typeof DeviceParentSet> {
@@ -14,7 +14,7 @@ export default class DeviceParentSet extends BaseCommand<typeof DeviceParentSet>
     device: deviceFlag,
     pd: Flags.string({ aliases: ['parent-device-id'], required: true, summary: 'The IoT Edge device to be the parent.' }),
     force: Flags.boolean({ char: 'f', summary: 'Overwrite an existing parent.' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

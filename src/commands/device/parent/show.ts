@@ -1,5 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
-import { deviceArg, deviceFlag, hubNameFlag, pick } from '../../../cli/flags.js'
+import { deviceArg, deviceFlag, hubTargetFlags, pick } from '../../../cli/flags.js'
 import { showParent } from '../../../service/identity.js'
 
 export default class DeviceParentShow extends BaseCommand<typeof DeviceParentShow> {
@@ -7,7 +7,7 @@ export default class DeviceParentShow extends BaseCommand<typeof DeviceParentSho
   static aliases = ['hub:device-identity:parent:show']
   static examples = ['<%= config.bin %> hub device-identity parent show -d sub_client', '<%= config.bin %> device parent show sub_client -o table']
   static args = { deviceId: deviceArg }
-  static flags = { device: deviceFlag, 'hub-name': hubNameFlag }
+  static flags = { device: deviceFlag, ...hubTargetFlags }
 
   async run(): Promise<void> {
     await this.checkHubName(this.flags['hub-name'])

@@ -1,7 +1,6 @@
 import { BaseCommand } from '../../../cli/base.js'
 import { GROUP_COLUMNS, enrollmentFlagValues, enrollmentFlags, groupAttestationFlags, groupIdFlag } from '../../../cli/dps-flags.js'
 import { enrollmentBody } from '../../../dps/cli-input.js'
-import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentGroupCreate extends BaseCommand<typeof DpsEnrollmentGroupCreate> {
   static summary = 'Create an enrollment group (az iot dps enrollment-group create).'
@@ -18,7 +17,7 @@ export default class DpsEnrollmentGroupCreate extends BaseCommand<typeof DpsEnro
     const f = this.flags
     const x509 = f['certificate-path'] !== undefined || f['root-ca-name'] !== undefined
     const flags = enrollmentFlagValues({ ...f, 'attestation-type': f['attestation-type'] ?? (x509 ? 'x509' : 'symmetrickey') })
-    const dps = new Dps(await this.hub())
+    const dps = await this.dps()
     const g = await dps.putEnrollmentGroup(enrollmentBody('enrollmentGroup', flags), { mode: 'create', id: f['enrollment-id'] })
     this.print(g, { columns: GROUP_COLUMNS })
   }

@@ -1,6 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
 import { dpsScopeFlags, etagFlag, groupIdFlag } from '../../../cli/dps-flags.js'
-import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentGroupDelete extends BaseCommand<typeof DpsEnrollmentGroupDelete> {
   static summary = 'Delete an enrollment group (az iot dps enrollment-group delete); its devices\' identities stay.'
@@ -9,7 +8,7 @@ export default class DpsEnrollmentGroupDelete extends BaseCommand<typeof DpsEnro
 
   async run(): Promise<void> {
     const id = this.flags['enrollment-id']
-    await new Dps(await this.hub()).deleteEnrollmentGroup(id, this.flags.etag)
+    await (await this.dps()).deleteEnrollmentGroup(id, this.flags.etag)
     if (this.flags.output === 'json') this.print({ deleted: id })
     else this.log(`deleted enrollment group ${id}`)
   }

@@ -1,6 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
 import { GROUP_COLUMNS, dpsScopeFlags, groupIdFlag } from '../../../cli/dps-flags.js'
-import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentGroupShow extends BaseCommand<typeof DpsEnrollmentGroupShow> {
   static summary = 'Show an enrollment group (az iot dps enrollment-group show).'
@@ -8,7 +7,7 @@ export default class DpsEnrollmentGroupShow extends BaseCommand<typeof DpsEnroll
   static flags = { 'enrollment-id': groupIdFlag, ...dpsScopeFlags }
 
   async run(): Promise<void> {
-    const dps = new Dps(await this.hub())
+    const dps = await this.dps()
     this.print(await dps.showEnrollmentGroup(this.flags['enrollment-id']), { columns: GROUP_COLUMNS })
   }
 }

@@ -1,7 +1,6 @@
 import { BaseCommand } from '../../../cli/base.js'
 import { GROUP_COLUMNS, enrollmentFlagValues, enrollmentFlags, etagFlag, groupAttestationFlags, groupIdFlag } from '../../../cli/dps-flags.js'
 import { enrollmentBody } from '../../../dps/cli-input.js'
-import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentGroupUpdate extends BaseCommand<typeof DpsEnrollmentGroupUpdate> {
   static summary = 'Update an enrollment group (az iot dps enrollment-group update): only the flags given change.'
@@ -10,7 +9,7 @@ export default class DpsEnrollmentGroupUpdate extends BaseCommand<typeof DpsEnro
 
   async run(): Promise<void> {
     const f = this.flags
-    const dps = new Dps(await this.hub())
+    const dps = await this.dps()
     const g = await dps.putEnrollmentGroup(enrollmentBody('enrollmentGroup', enrollmentFlagValues(f)), { mode: 'update', id: f['enrollment-id'], ifMatch: f.etag })
     this.print(g, { columns: GROUP_COLUMNS })
   }

@@ -3,7 +3,6 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../../cli/base.js'
 import { ENROLLMENT_COLUMNS, enrollmentFlagValues, enrollmentFlags, enrollmentIdFlag } from '../../../cli/dps-flags.js'
 import { enrollmentBody } from '../../../dps/cli-input.js'
-import { Dps } from '../../../dps/index.js'
 import { UsageError } from '../../../errors.js'
 
 export default class DpsEnrollmentCreate extends BaseCommand<typeof DpsEnrollmentCreate> {
@@ -16,14 +15,14 @@ export default class DpsEnrollmentCreate extends BaseCommand<typeof DpsEnrollmen
   ]
   static flags = {
     'enrollment-id': enrollmentIdFlag,
-    'device-id': Flags.string({ aliases: ['did'], summary: 'Device id to create (default: the registration id).' }),
+    'device-id': Flags.string({ char: 'd', aliases: ['did'], summary: 'Device id to create (default: the registration id).' }),
     ...enrollmentFlags,
   }
 
   async run(): Promise<void> {
     const f = this.flags
     if (!f['attestation-type']) throw new UsageError('--attestation-type is required (symmetrickey or x509)')
-    const dps = new Dps(await this.hub())
+    const dps = await this.dps()
     const e = await dps.putEnrollment(enrollmentBody('enrollment', enrollmentFlagValues(f)), { mode: 'create', id: f['enrollment-id'] })
     this.print(e, { columns: ENROLLMENT_COLUMNS })
   }

@@ -1,6 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
 import { dpsScopeFlags, enrollmentIdFlag, etagFlag } from '../../../cli/dps-flags.js'
-import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentDelete extends BaseCommand<typeof DpsEnrollmentDelete> {
   static summary = 'Delete an individual enrollment (az iot dps enrollment delete); the device identity stays.'
@@ -9,7 +8,7 @@ export default class DpsEnrollmentDelete extends BaseCommand<typeof DpsEnrollmen
 
   async run(): Promise<void> {
     const id = this.flags['enrollment-id']
-    await new Dps(await this.hub()).deleteEnrollment(id, this.flags.etag)
+    await (await this.dps()).deleteEnrollment(id, this.flags.etag)
     if (this.flags.output === 'json') this.print({ deleted: id })
     else this.log(`deleted enrollment ${id}`)
   }

@@ -1,14 +1,14 @@
 import { BaseCommand } from '../../../cli/base.js'
 import { ENROLLMENT_COLUMNS, dpsScopeFlags } from '../../../cli/dps-flags.js'
-import { Dps } from '../../../dps/index.js'
+import { topFlag, topOf } from '../../../cli/flags.js'
 
 export default class DpsEnrollmentList extends BaseCommand<typeof DpsEnrollmentList> {
   static summary = 'List the individual enrollments (az iot dps enrollment list).'
   static examples = ['<%= config.bin %> dps enrollment list', '<%= config.bin %> dps enrollment list -o table']
-  static flags = { ...dpsScopeFlags }
+  static flags = { top: topFlag, ...dpsScopeFlags }
 
   async run(): Promise<void> {
-    const dps = new Dps(await this.hub())
-    this.print(await dps.listEnrollments(), { columns: ENROLLMENT_COLUMNS })
+    const dps = await this.dps()
+    this.print(topOf(await dps.listEnrollments(), this.flags.top), { columns: ENROLLMENT_COLUMNS })
   }
 }

@@ -1,6 +1,5 @@
 import { BaseCommand } from '../../../cli/base.js'
 import { ENROLLMENT_COLUMNS, dpsScopeFlags, enrollmentIdFlag } from '../../../cli/dps-flags.js'
-import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentShow extends BaseCommand<typeof DpsEnrollmentShow> {
   static summary = 'Show an individual enrollment, with its registration state (az iot dps enrollment show).'
@@ -8,7 +7,7 @@ export default class DpsEnrollmentShow extends BaseCommand<typeof DpsEnrollmentS
   static flags = { 'enrollment-id': enrollmentIdFlag, ...dpsScopeFlags }
 
   async run(): Promise<void> {
-    const dps = new Dps(await this.hub())
+    const dps = await this.dps()
     this.print(await dps.showEnrollment(this.flags['enrollment-id']), { columns: ENROLLMENT_COLUMNS })
   }
 }

@@ -3,7 +3,6 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../../cli/base.js'
 import { ENROLLMENT_COLUMNS, enrollmentFlagValues, enrollmentFlags, enrollmentIdFlag, etagFlag } from '../../../cli/dps-flags.js'
 import { enrollmentBody } from '../../../dps/cli-input.js'
-import { Dps } from '../../../dps/index.js'
 
 export default class DpsEnrollmentUpdate extends BaseCommand<typeof DpsEnrollmentUpdate> {
   static summary = 'Update an individual enrollment (az iot dps enrollment update): only the flags given change.'
@@ -13,14 +12,14 @@ export default class DpsEnrollmentUpdate extends BaseCommand<typeof DpsEnrollmen
   ]
   static flags = {
     'enrollment-id': enrollmentIdFlag,
-    'device-id': Flags.string({ aliases: ['did'], summary: 'Device id to create (default: the registration id).' }),
+    'device-id': Flags.string({ char: 'd', aliases: ['did'], summary: 'Device id to create (default: the registration id).' }),
     etag: etagFlag,
     ...enrollmentFlags,
   }
 
   async run(): Promise<void> {
     const f = this.flags
-    const dps = new Dps(await this.hub())
+    const dps = await this.dps()
     const e = await dps.putEnrollment(enrollmentBody('enrollment', enrollmentFlagValues(f)), { mode: 'update', id: f['enrollment-id'], ifMatch: f.etag })
     this.print(e, { columns: ENROLLMENT_COLUMNS })
   }

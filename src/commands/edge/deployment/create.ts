@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { hubNameFlag } from '../../../cli/flags.js'
+import { hubTargetFlags, keyValuePairs } from '../../../cli/flags.js'
 import { createEdgeDeployment } from '../../../deployment/index.js'
 import { UsageError } from '../../../errors.js'
 import { readDocument } from '../../../service/edgehub.js'
@@ -27,6 +27,7 @@ export default class EdgeDeploymentCreate extends BaseCommand<typeof EdgeDeploym
   static examples = [
     '<%= config.bin %> edge deployment create -d base --content deployment.json --target-condition "tags.site = \'lab\'" --priority 10',
     '<%= config.bin %> edge deployment create -d canary -k examples/deployment.json -t "deviceId = \'edge-gateway\'" --pri 20 --labels \'{"ring":"canary"}\'',
+    '<%= config.bin %> edge deployment create -d lab -k examples/deployment.json --cl ring=canary site=lab --cmq reporting="SELECT deviceId FROM devices.modules WHERE moduleId = \'$edgeAgent\'"',
   ]
   static flags = {
     'deployment-id': Flags.string({ char: 'd', summary: 'Deployment id (lowercase; az: -d/--deployment-id).', required: true }),
@@ -35,8 +36,11 @@ export default class EdgeDeploymentCreate extends BaseCommand<typeof EdgeDeploym
     priority: Flags.integer({ aliases: ['pri'], summary: 'Higher wins where several deployments target a device.', default: 0, min: 0 }),
     labels: Flags.string({ aliases: ['lab'], summary: 'Labels: a JSON object of strings.' }),
     metrics: Flags.string({ char: 'm', summary: 'Custom metric queries: a JSON object of strings (or {"queries": {…}}); stored, not evaluated.' }),
+    'custom-labels': Flags.string({ aliases: ['cl'], multiple: true, summary: 'Labels as key=value pairs (az; instead of --labels).', exclusive: ['labels'] }),
+    'custom-metric-queries': Flags.string({ aliases: ['cmq'], multiple: true, summary: 'Metric queries as name="SELECT …" pairs (az; instead of --metrics).', exclusive: ['metrics'] }),
+    'no-validation': Flags.boolean({ summary: 'Accepted for az parity; edgemq still validates the manifest, since it applies it to its own edge hub.' }),
     layered: Flags.boolean({ summary: 'az: a layered deployment. Not supported by edgemq (exit 1).' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {
@@ -50,8 +54,8 @@ export default class EdgeDeploymentCreate extends BaseCommand<typeof EdgeDeploym
       content,
       targetCondition: f['target-condition'],
       priority: f.priority,
-      labels: stringMap(f.labels, '--labels'),
-      metrics: stringMap(f.metrics, '--metrics'),
+      labels: stringMap(f.labels, '--labels') ?? keyValuePairs(f['custom-labels'], '--custom-labels'),
+      metrics: stringMap(f.metrics, '--metrics') ?? keyValuePairs(f['custom-metric-queries'], '--custom-metric-queries'),
     })
     this.print(d)
   }

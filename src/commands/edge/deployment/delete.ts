@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { hubNameFlag } from '../../../cli/flags.js'
+import { deploymentIdFlag, hubTargetFlags } from '../../../cli/flags.js'
 import { deleteEdgeDeployment } from '../../../deployment/index.js'
 import { HubService } from '../../../service/hub-service.js'
 
@@ -10,9 +10,9 @@ export default class EdgeDeploymentDelete extends BaseCommand<typeof EdgeDeploym
   static description = 'A device no other deployment targets keeps what it was last given, as on IoT Hub.'
   static examples = ['<%= config.bin %> edge deployment delete -d canary', '<%= config.bin %> edge deployment delete -d canary --etag "$(edgemq edge deployment show -d canary -o json | jq -r .etag)"']
   static flags = {
-    'deployment-id': Flags.string({ char: 'd', summary: 'Deployment id.', required: true }),
+    'deployment-id': deploymentIdFlag,
     etag: Flags.string({ char: 'e', summary: 'Delete only if the deployment still has this etag (az: -e/--etag).' }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

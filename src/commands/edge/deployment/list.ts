@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 
 import { BaseCommand } from '../../../cli/base.js'
-import { hubNameFlag } from '../../../cli/flags.js'
+import { hubTargetFlags } from '../../../cli/flags.js'
 import { listEdgeDeployments } from '../../../deployment/index.js'
 
 export default class EdgeDeploymentList extends BaseCommand<typeof EdgeDeploymentList> {
@@ -9,7 +9,7 @@ export default class EdgeDeploymentList extends BaseCommand<typeof EdgeDeploymen
   static examples = ['<%= config.bin %> edge deployment list', '<%= config.bin %> edge deployment list --top 5 -o json | jq \'.[] | {id, priority, systemMetrics}\'']
   static flags = {
     top: Flags.integer({ summary: 'At most this many.', min: 1 }),
-    'hub-name': hubNameFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {

@@ -1,15 +1,13 @@
-import { Flags } from '@oclif/core'
-
 import { BaseCommand } from '../../../cli/base.js'
-import { hubNameFlag } from '../../../cli/flags.js'
+import { deploymentIdFlag, hubTargetFlags } from '../../../cli/flags.js'
 import { getEdgeDeployment } from '../../../deployment/index.js'
 
 export default class EdgeDeploymentShow extends BaseCommand<typeof EdgeDeploymentShow> {
   static summary = 'Show an IoT Edge deployment (az iot edge deployment show).'
   static examples = ['<%= config.bin %> edge deployment show -d base', '<%= config.bin %> edge deployment show -d base -o json | jq .systemMetrics.results']
   static flags = {
-    'deployment-id': Flags.string({ char: 'd', summary: 'Deployment id.', required: true }),
-    'hub-name': hubNameFlag,
+    'deployment-id': deploymentIdFlag,
+    ...hubTargetFlags,
   }
 
   async run(): Promise<void> {
