@@ -57,10 +57,11 @@ if (files.length === 0) {
 //   at a time — but alongside everything else;
 // - end-to-end files (CLI and broker child processes): at most three at once (EDGEMQ_TEST_E2E). They
 //   wait on child processes more than they compute (an e2e file used 40 % of a core on average), so
-//   two left the 2-core machine half idle; more than three starves the Redis restart test's timing;
+//   two left the 2-core machine half idle;
 // - unit files (in-process, mostly waiting on sockets) fill the remaining slots.
-// Files start longest first (times of the last run, kept in node_modules/.cache; without them,
-// end-to-end and SDK files before unit ones), so the run does not end on one long file.
+// Files start longest first (times of the last run, kept in node_modules/.cache; on a clean clone,
+// test/file-times.json, a full run's times checked in; a file in neither: end-to-end and SDK files
+// before unit ones), so the run does not end on one long file.
 const SLOTS = Number(process.env.EDGEMQ_TEST_CONCURRENCY ?? 5)
 const isSdk = (f) => /(^|[\\/])sdk-[^\\/]*\.test\.ts$/.test(f)
 const isUnit = (f) => /(^|[\\/])unit[\\/]/.test(f)
@@ -69,10 +70,13 @@ const LIMITS = { sdk: 1, e2e: Number(process.env.EDGEMQ_TEST_E2E ?? 3), unit: SL
 
 const TIMES_FILE = join('node_modules', '.cache', 'edgemq-test-times.json')
 let lastTimes = {}
-try {
-  lastTimes = JSON.parse(readFileSync(TIMES_FILE, 'utf8'))
-} catch {
-  // first run on this checkout: the class order below decides
+for (const file of [TIMES_FILE, join('test', 'file-times.json')]) {
+  try {
+    lastTimes = JSON.parse(readFileSync(file, 'utf8'))
+    break
+  } catch {
+    // not there: the next one, or the class order below decides
+  }
 }
 const guess = (f) => lastTimes[f] ?? { sdk: 60_000, e2e: 30_000, unit: 1_000 }[classOf(f)]
 const queue = [...files].sort((a, b) => guess(b) - guess(a))
