@@ -620,11 +620,14 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
    * queues the message for offline persistent sessions or hands it to the bridge: a crash in
    * between would lose an acknowledged message. So edgemq publishes the message itself first
    * (store, deliver, queue), and only then lets aedes go on with an inert copy: aedes still sends
-   * the PUBACK (same packet id) and publishes that copy to a topic nobody can subscribe to. In a
-   * cluster the Redis bus would carry the inert copy too, so there the node's own bus guard applies.
+   * the PUBACK (same packet id) and publishes that copy to a topic nobody can subscribe to.
+   * In a cluster every QoS1 message goes this way: the message is safe once Redis has it, and a
+   * node only learns that Redis went away when its socket closes; a PUBACK written in between
+   * acknowledged a message held in this node's memory. The bus drops the inert copy.
    */
   private persistBeforeAck(packet: PublishPacket, cb: (err?: Error | null) => void): void {
-    if (packet.qos !== 1 || this.cluster) return cb(null)
+    if (packet.qos !== 1) return cb(null)
+    if (this.cluster) return this.publishBeforeAck(packet, cb)
     // Only a retained message, a persistent session or the bridge keeps a message past a crash;
     // with none of them aedes' own order loses nothing that could have been kept.
     if (packet.retain || this.bridge.forwardsOut) return this.publishBeforeAck(packet, cb)

@@ -20,11 +20,11 @@ import { liveSubscriptions } from './aedes-internals.js'
 import { loggableId, type RefusalLog, type RefusalReason } from './limits.js'
 import { decideForward, decidePublish, decideSubscribe, type PublishOrigin, type PublishVerdict } from './pipeline.js'
 import type { Actor, Session, SessionTable } from './session.js'
+import { INERT_TOPIC } from './inert-topic.js'
 
 export type AuthError = Error & { returnCode: ConnackCode }
 
-/** Where a message goes that aedes must still "publish" but nobody may receive (see persistBeforeAck). */
-export const INERT_TOPIC = '$edgemq/-/published'
+export { INERT_TOPIC }
 
 export function authError(code: ConnackCode): AuthError {
   return Object.assign(new Error('connection refused'), { returnCode: code })

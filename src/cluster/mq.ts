@@ -17,6 +17,7 @@ import type { Redis } from 'ioredis'
 import type { MQEmitter, Message } from 'mqemitter'
 import type { Logger } from 'pino'
 
+import { INERT_TOPIC } from '../broker/inert-topic.js'
 import { connectRedis } from './redis.js'
 
 const require = createRequire(import.meta.url)
@@ -65,7 +66,9 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   // below owns retrying, so nothing is flushed before the subscribers are back.
   const pubConn = await connectRedis(o.url, { name: `edgemq-mq-pub-${process.pid}` })
   pubConn.options.enableOfflineQueue = false
-  // On a drop, in-flight publishes are rejected (not resent behind the gate's back).
+  // Queued-while-offline commands fail at once. (Publishes already written when the socket closed
+  // are resent by ioredis on reconnect, which can be before the other nodes re-subscribed; their
+  // PUBACK waits for that reply: see the broker's persistBeforeAck.)
   pubConn.options.maxRetriesPerRequest = 0
   const subConn = await connectRedis(o.url, { name: `edgemq-mq-sub-${process.pid}` })
   const emitter = new MQEmitterRedisPrefix(`edgemq:${o.hub}/`, { subConn, pubConn, concurrency: 1000, matchEmptyLevels: true })
@@ -99,6 +102,8 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
     })
   }
   const gatedEmit = (msg: Message, done?: EmitDone) => {
+    // The inert copy aedes publishes after edgemq published the real message: nobody receives it.
+    if (msg.topic === INERT_TOPIC) return done?.()
     if (closed) return done?.(new Error('the cluster bus is closed'))
     if (!open) held.push([msg, done])
     else send(msg, done)
