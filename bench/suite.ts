@@ -19,8 +19,6 @@
 import { readFileSync } from 'node:fs'
 import { connect as netConnect, type Socket } from 'node:net'
 
-import mqttPacket from 'mqtt-packet'
-
 import {
   availableKinds,
   connectClient,
@@ -34,6 +32,7 @@ import {
   type BrokerKind,
   type RunningBroker,
 } from './lib/brokers.js'
+import { connectPacket as rawConnectPacket } from '../test/helpers/raw-socket.js'
 
 const args = process.argv.slice(2)
 const JSON_OUT = args.includes('--json')
@@ -122,15 +121,7 @@ async function pubsub(b: RunningBroker, spec: PubSubSpec): Promise<number> {
 
 function connectPacket(b: RunningBroker, clientId: string): Buffer {
   const o = credentials(b, clientId)
-  return mqttPacket.generate({
-    cmd: 'connect',
-    protocolId: 'MQTT',
-    protocolVersion: 4,
-    clean: true,
-    clientId,
-    keepalive: 0,
-    ...(o.username ? { username: o.username, password: Buffer.from(String(o.password)) } : {}),
-  })
+  return rawConnectPacket(clientId, o.password === undefined ? undefined : String(o.password), { keepalive: 0, ...(o.username ? { username: o.username } : {}) })
 }
 
 /** Opens a raw socket, sends CONNECT, resolves on CONNACK 0 (rejects otherwise). */
