@@ -66,10 +66,11 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   // below owns retrying, so nothing is flushed before the subscribers are back.
   const pubConn = await connectRedis(o.url, { name: `edgemq-mq-pub-${process.pid}` })
   pubConn.options.enableOfflineQueue = false
-  // Queued-while-offline commands fail at once. (Publishes already written when the socket closed
-  // are resent by ioredis on reconnect, which can be before the other nodes re-subscribed; their
-  // PUBACK waits for that reply: see the broker's persistBeforeAck.)
+  // Queued-while-offline commands fail at once, and ioredis does not resend the publishes that were
+  // in flight when the socket closed: it would do so on reconnect, before the other nodes
+  // re-subscribed. They go back to `held` instead (see `down`), behind the gate.
   pubConn.options.maxRetriesPerRequest = 0
+  pubConn.options.autoResendUnfulfilledCommands = false
   const subConn = await connectRedis(o.url, { name: `edgemq-mq-sub-${process.pid}` })
   const emitter = new MQEmitterRedisPrefix(`edgemq:${o.hub}/`, { subConn, pubConn, concurrency: 1000, matchEmptyLevels: true })
   emitter.state.on('error', () => undefined)
@@ -90,8 +91,14 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
     }
     while (open && waiting.length > 0) (waiting.shift() as () => void)()
   }
+  /** Sent and not answered yet. `moved`: back in `held` since the connection dropped (its reply will never come). */
+  const inflight = new Set<{ msg: Message; done?: EmitDone; moved: boolean }>()
   const send = (msg: Message, done?: EmitDone) => {
+    const entry = { msg, done, moved: false }
+    inflight.add(entry)
     rawEmit(msg, (err?: Error) => {
+      if (entry.moved) return
+      inflight.delete(entry)
       if (!err || closed) return done?.(closed ? err : undefined)
       // Lost on the way (Redis went away): hold it and close the gate until the cluster is back.
       held.push([msg, done])
@@ -171,6 +178,13 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
     if (open && !closed) o.log.warn('Redis connection lost: holding publishes until the cluster reconnects')
     open = false
     generation++
+    // Unanswered publishes are sent again once the cluster is back (at least once), ahead of what came since.
+    if (pubConn.status !== 'ready' && inflight.size > 0) {
+      const unanswered = [...inflight]
+      inflight.clear()
+      for (const e of unanswered) e.moved = true
+      held.unshift(...unanswered.map((e): [Message, EmitDone | undefined] => [e.msg, e.done]))
+    }
   }
   for (const c of [pubConn, subConn]) {
     c.on('close', down)
