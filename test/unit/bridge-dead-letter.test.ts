@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { MAX_ATTEMPTS } from '../../src/bridge/bridge.js'
 import type { Hub, HubPolicy } from '../../src/emulator/index.js'
 import { deviceOf, hubPair, waitFor } from '../helpers/hub-pair.js'
+import { captureLog } from '../helpers/log-capture.js'
 import { collect, subscribeOk } from '../helpers/mqtt.js'
 
 // Reconnects from 50 ms instead of 0.5 s: the same attempts and order, without 15 s of real backoff.
@@ -27,7 +28,8 @@ async function setParentPolicy(parent: Hub, denySecret: boolean): Promise<void> 
 }
 
 test('bridge out: a refused message is dead-lettered after its attempts and the queue moves on; retry re-queues, purge empties', async (t) => {
-  const { parent, child } = await hubPair(t, { parentPolicy: parentPolicy(true), settings: OUT, parentDevices: ['watcher'], childDevices: ['local'], childSettings: FAST_BACKOFF })
+  const childLog = captureLog()
+  const { parent, child } = await hubPair(t, { parentPolicy: parentPolicy(true), settings: OUT, parentDevices: ['watcher'], childDevices: ['local'], childSettings: FAST_BACKOFF, childLogger: childLog.logger })
   const watcher = await deviceOf(t, parent, 'watcher')
   await subscribeOk(watcher, '/remote/messages/#', 1)
   const local = await deviceOf(t, child, 'local')
@@ -58,6 +60,12 @@ test('bridge out: a refused message is dead-lettered after its attempts and the 
   const st = child.broker.bridge.status()
   assert.equal(st.queueLength, 0, JSON.stringify(st))
   assert.match(st.lastError ?? '', /\/remote\/messages\/secret\/x/, 'lastError names the topic')
+
+  // The hub's bridgeBackoffMs reached the bridge: the first reconnect waited at most 50 ms (at the
+  // 500 ms default it would be 250–500 ms).
+  const delays = childLog.lines.filter((l) => l.msg === 'bridge reconnecting').map((l) => l.inMs as number)
+  assert.ok(delays.length >= MAX_ATTEMPTS - 1, `reconnects: ${delays.join(', ')}`)
+  assert.ok(delays[0] <= FAST_BACKOFF.bridgeBackoffMs, `first reconnect after ${delays[0]} ms`)
 
   const dead = await child.broker.bridge.deadLetters.list()
   assert.equal(dead.total, 1)
