@@ -79,7 +79,9 @@ export type LocalPublisher = Pick<Aedes, 'publish'>
 
 /** Capped exponential backoff with full jitter: 0.5 s, 1 s, 2 s … 30 s (from `baseMs`, 0.5 s by default). */
 export function backoffMs(attempt: number, random = Math.random, baseMs = 500): number {
-  const cap = Math.min(30_000, baseMs * 2 ** attempt)
+  // A hub record edited by hand may hold anything: a base that is not a positive number would make a reconnect loop.
+  const base = Number.isFinite(baseMs) && baseMs > 0 ? baseMs : 500
+  const cap = Math.min(30_000, base * 2 ** attempt)
   return Math.round(cap / 2 + (random() * cap) / 2)
 }
 

@@ -200,6 +200,9 @@ describe('bridge reconnect backoff (capped exponential, full jitter in the upper
 
   it('starts at 0.25–0.5 s and never exceeds 30 s, even after very many attempts', () => {
     assert.deepEqual([backoffMs(0, () => 0), backoffMs(0, () => 1)], [250, 500])
+    // bridgeBackoffMs: another base; one that is not a positive number falls back to 500 ms.
+    assert.deepEqual([backoffMs(0, () => 1, 50), backoffMs(3, () => 1, 50)], [50, 400])
+    for (const bad of [0, -5, Number.NaN, '7' as unknown as number]) assert.equal(backoffMs(0, () => 1, bad), 500, String(bad))
     for (const attempt of [6, 7, 50, 1100, 10_000]) {
       const v = backoffMs(attempt, () => 1)
       assert.ok(Number.isFinite(v) && v === 30_000, `${attempt}: ${v}`)
