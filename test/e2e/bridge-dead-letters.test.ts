@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test'
 import type { MqttClient } from 'mqtt'
 
 import type { DeadLetterPage } from '../../src/bridge/dead-letters.js'
-import { bridgeStatus, type BridgeStatusJson, deviceClient, makePair, PARENT_TOPICS, type Pair, publishAck, setEdgeHub, withHome } from '../helpers/bridge.js'
+import { deviceClient, makePair, PARENT_TOPICS, type Pair, publishAck, setEdgeHub, statusUntil, withHome } from '../helpers/bridge.js'
 import { type BrokerProc, startBroker } from '../helpers/broker.js'
 import { cliJson, runCli } from '../helpers/cli.js'
 import { collect, subscribeOk } from '../helpers/mqtt.js'
@@ -26,17 +26,6 @@ function parentPolicy(denySecret: boolean): unknown[] {
     { identities: ['{{iot:identity}}'], allow: [{ operations: ['mqtt:connect'] }] },
     { identities: ['child-edge', 'watcher'], allow: [{ operations: ['mqtt:publish', 'mqtt:subscribe'], resources: PARENT_TOPICS }] },
   ]
-}
-
-/** Polls `broker status` (the broker's counters have no event a CLI can wait on). */
-async function statusUntil(home: string, ok: (b: BridgeStatusJson) => boolean, timeoutMs = 20_000): Promise<BridgeStatusJson> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const [b] = await bridgeStatus(home)
-    if (ok(b)) return b
-    if (Date.now() > deadline) assert.fail(`bridge status never matched within ${timeoutMs} ms: ${JSON.stringify(b)}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
 }
 
 describe('bridge: a message the parent refuses is dead-lettered; `bridge dead-letters list|retry|purge`', () => {

@@ -78,6 +78,17 @@ export async function bridgeStatus(home: string): Promise<BridgeStatusJson[]> {
   return status.bridges
 }
 
+/** Polls the first bridge of `broker status` until `ok` holds (the broker's counters have no event a test can wait on). */
+export async function statusUntil(home: string, ok: (b: BridgeStatusJson) => boolean, timeoutMs = 20_000): Promise<BridgeStatusJson> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const [b] = await bridgeStatus(home)
+    if (ok(b)) return b
+    if (Date.now() > deadline) assert.fail(`bridge status never matched within ${timeoutMs} ms: ${JSON.stringify(b)}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
 /**
  * Parent policy: every identity connects; the child edge device may publish what the child's
  * bridges send up and subscribe to what they bring down; `watcher` sees and feeds all of it.
