@@ -136,7 +136,8 @@ export async function startBroker(kind: BrokerKind, opts: { devices?: number } =
     return { kind, port, pid: child.pid as number, auth: false, child, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
   }
   // BENCH_CPU_PROF=<dir>: profile the node brokers (flame graphs: open the .cpuprofile in DevTools).
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []
+  // BENCH_NODE_FLAGS='--perf-basic-prof …': extra node flags for the edgemq brokers only (perf, GC experiments).
+  const prof = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...(process.env.BENCH_NODE_FLAGS && isEdgemq(kind) ? process.env.BENCH_NODE_FLAGS.split(' ') : [])]
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', here, '--serve', kind, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
   return { kind, port: await readyPort(child, kind), pid: child.pid as number, auth: isEdgemq(kind), child }
 }

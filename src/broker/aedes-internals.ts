@@ -144,3 +144,29 @@ export function takePacketId(client: Client): number {
   c._nextId = id >= 65535 ? 1 : id + 1
   return id
 }
+
+/**
+ * aedes publishes a `$SYS/<id>/…` notice on every CONNECT (`new/clients`), close
+ * (`disconnect/clients`), SUBSCRIBE and UNSUBSCRIBE (`new/subscribes`, `new/unsubscribes`, a JSON
+ * body each), each through the whole publish path (aedes.js `_finishRegisterClient`,
+ * `unregisterClient`, handlers/subscribe.js, handlers/unsubscribe.js). In edgemq nothing can hear
+ * them: no `$` topic but a client's own IoT Hub responses is ever delivered to a client
+ * (pipeline.ts decideForward), the bridge ignores `$` topics, and aedes' own listener
+ * (`closeSameClients`) acts only on other brokers' ids. So a single node skips them; a cluster
+ * node does not (the other nodes' aedes close a client that connected again elsewhere on them).
+ */
+export function skipClientNotices(aedes: Aedes): void {
+  type Publish = (packet: { topic: string }, client?: unknown, done?: unknown) => void
+  const a = aedes as unknown as { id: string; publish: Publish }
+  const notices = new Set(['new/clients', 'disconnect/clients', 'new/subscribes', 'new/unsubscribes'].map((s) => `$SYS/${a.id}/${s}`))
+  const publish = a.publish.bind(aedes) as Publish
+  a.publish = (packet, client, done) => {
+    // '$' is 36: one comparison for every other publish.
+    if (packet.topic.charCodeAt(0) === 36 && notices.has(packet.topic)) {
+      const cb = typeof client === 'function' ? client : done
+      if (typeof cb === 'function') process.nextTick(cb as () => void)
+      return
+    }
+    publish(packet, client, done)
+  }
+}

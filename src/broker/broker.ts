@@ -23,7 +23,7 @@ import { attachClusterStore, openHub, readStorePointer, type HubContext } from '
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { TwinKey } from '../registry/types.js'
-import { brokerPersistence, connectedClient, fastMqQueues, wrapQoS0Delivery } from './aedes-internals.js'
+import { brokerPersistence, connectedClient, fastMqQueues, skipClientNotices, wrapQoS0Delivery } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
@@ -262,6 +262,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     }
     const persistence = cluster ? cluster.persistence : await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
     let mq = opts.mq ?? cluster?.mq
+    /** This node's own in-process bus: no other node reads aedes' `$SYS` notices from it. */
+    const localMq = !mq
     if (!mq) {
       mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true })
       fastMqQueues(mq)
@@ -307,6 +309,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     self = new EdgeBroker(opts, ctx, make, mq, log, persistence.close, cluster)
     try {
       await self.aedes.listen()
+      if (localMq) skipClientNotices(self.aedes)
       self.guardPersistence()
       await self.listen()
     } catch (err) {

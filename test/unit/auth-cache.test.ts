@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
+import { RegistryCache } from '../../src/broker/registry-cache.js'
 import { openHub, type HubContext } from '../../src/config/home.js'
+import type { DeviceRecord, Store } from '../../src/registry/types.js'
 import { buildSasToken, deviceResource } from '../../src/sas/index.js'
 import { startTestHub, type TestHub } from '../helpers/hub.js'
 import { connackCode } from '../helpers/mqtt.js'
@@ -91,5 +93,50 @@ describe('CONNECT caches follow every registry change at once', () => {
     assert.equal(await code('pol', k), 5)
     await t.hub.setEdgeHub(doc([connectAll]))
     assert.equal(await code('pol', k), 0)
+  })
+})
+
+describe('RegistryCache reads the data version only to serve a hit', () => {
+  /** A store over one mutable record, counting its reads: the version moves with every write. */
+  const countingStore = () => {
+    const s = { version: 1, versionReads: 0, deviceReads: 0, status: 'enabled' }
+    const store = {
+      dataVersion: () => (s.versionReads++, String(s.version)),
+      getDevice: async (id: string) => (s.deviceReads++, { deviceId: id, status: s.status } as DeviceRecord),
+    } as unknown as Store
+    return { s, store }
+  }
+  const nextTurn = () => new Promise((r) => setImmediate(r))
+
+  it('a miss reads the store, not the version; a hit reads the version once per turn', async () => {
+    const { s, store } = countingStore()
+    const c = new RegistryCache(store)
+    await c.device('a')
+    await c.device('b')
+    assert.deepEqual([s.versionReads, s.deviceReads], [0, 2])
+    await nextTurn()
+    await c.device('a') // first check ever: nothing was verified yet, so everything goes
+    assert.deepEqual([s.versionReads, s.deviceReads], [1, 3])
+    await c.device('a')
+    await c.device('a')
+    assert.deepEqual([s.versionReads, s.deviceReads], [1, 3], 'hits in the same turn: one version read, no store read')
+    await nextTurn()
+    await c.device('a')
+    assert.deepEqual([s.versionReads, s.deviceReads], [2, 3], 'next turn: the version again, still a hit')
+  })
+
+  it('a record looked up before a write is not served after it, even if no hit came in between', async () => {
+    const { s, store } = countingStore()
+    const c = new RegistryCache(store)
+    await c.device('x')
+    await nextTurn()
+    await c.device('x') // version read (1), record re-read under it
+    await nextTurn()
+    await c.device('y') // miss: kept under version 1
+    s.status = 'disabled'
+    s.version = 2
+    await nextTurn()
+    assert.equal((await c.device('y'))?.status, 'disabled')
+    assert.equal((await c.device('x'))?.status, 'disabled')
   })
 })
