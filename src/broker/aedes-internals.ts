@@ -156,17 +156,18 @@ export function takePacketId(client: Client): number {
  * node does not (the other nodes' aedes close a client that connected again elsewhere on them).
  */
 export function skipClientNotices(aedes: Aedes): void {
-  type Publish = (packet: { topic: string }, client?: unknown, done?: unknown) => void
+  type Publish = (this: unknown, packet: { topic: string }, client?: unknown, done?: unknown) => void
   const a = aedes as unknown as { id: string; publish: Publish }
   const notices = new Set(['new/clients', 'disconnect/clients', 'new/subscribes', 'new/unsubscribes'].map((s) => `$SYS/${a.id}/${s}`))
-  const publish = a.publish.bind(aedes) as Publish
-  a.publish = (packet, client, done) => {
+  // The prototype's method, called directly: every publish passes here, so no bound function in between.
+  const publish = Object.getPrototypeOf(aedes).publish as Publish
+  a.publish = function (packet, client, done) {
     // '$' is 36: one comparison for every other publish.
     if (packet.topic.charCodeAt(0) === 36 && notices.has(packet.topic)) {
       const cb = typeof client === 'function' ? client : done
       if (typeof cb === 'function') process.nextTick(cb as () => void)
       return
     }
-    publish(packet, client, done)
+    publish.call(this, packet, client, done)
   }
 }
