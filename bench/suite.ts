@@ -22,6 +22,7 @@ import { connect as netConnect, type Socket } from 'node:net'
 import {
   availableKinds,
   connectClient,
+  cpuMicrosOf,
   credentials,
   isEdgemq,
   median,
@@ -40,6 +41,9 @@ const ROUNDS = Number(args[args.indexOf('--rounds') + 1] || 3) || 3
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined
 const IDLE = Number(process.env.IDLE_CONNECTIONS ?? 10_000)
 const PAYLOAD = Buffer.alloc(100, 0x78)
+
+/** Operations (messages delivered, connections) the scenario running now has completed: its broker's CPU is divided by them. */
+let opsDone = 0
 
 const log = (s: string) => {
   if (!JSON_OUT) console.log(s)
@@ -113,6 +117,7 @@ async function pubsub(b: RunningBroker, spec: PubSubSpec): Promise<number> {
   )
   await done
   const rate = received / (((last || performance.now()) - t0) / 1000)
+  opsDone += received
   await Promise.all([...pubs, ...subs].map((c) => c.endAsync()))
   // Leave no stored session behind for the next scenario: a clean connect discards it.
   if (spec.persistentSubscriber) for (const id of subIds) await (await connectClient(b, id, true)).endAsync()
@@ -171,6 +176,7 @@ async function telemetry(b: RunningBroker, devices: number, perDevice: number, w
     ),
   )
   const rate = (devices * perDevice) / ((performance.now() - t0) / 1000)
+  opsDone += devices * perDevice
   await Promise.all(pubs.map((c) => c.endAsync()))
   return rate
 }
@@ -188,6 +194,7 @@ async function connectStorm(b: RunningBroker, total: number, concurrency: number
       }
     }),
   )
+  opsDone += total
   return total / ((performance.now() - t0) / 1000)
 }
 
@@ -291,6 +298,8 @@ async function main(): Promise<void> {
   log(`load average: ${readLoadAvg()}`)
   const brokers: RunningBroker[] = []
   const results: Record<string, Record<string, number[]>> = {}
+  /** Broker CPU µs per operation, by scenario and broker (throughput rows). */
+  const costs: Record<string, Record<string, number[]>> = {}
   try {
     for (const k of kinds) brokers.push(await startBroker(k, { devices: IDLE }))
     // Warm-up: one short pass of the cheap scenarios on every broker.
@@ -300,14 +309,23 @@ async function main(): Promise<void> {
     }
     for (const sc of selected) {
       results[sc.name] = {}
+      const cost: Record<string, number[]> = (costs[sc.name] = {})
       const rowKinds = available.filter((k) => (sc.kinds ?? MAIN).includes(k))
       const rowBrokers = brokers.filter((b) => rowKinds.includes(b.kind))
       for (let r = 0; r < (sc.rounds ?? ROUNDS); r++) {
         const order = [...rowBrokers.slice(r % rowBrokers.length), ...rowBrokers.slice(0, r % rowBrokers.length)]
-        for (const b of order) (results[sc.name][b.kind] ??= []).push(await sc.run(b))
+        for (const b of order) {
+          opsDone = 0
+          const cpu0 = cpuMicrosOf(b.pid)
+          ;(results[sc.name][b.kind] ??= []).push(await sc.run(b))
+          // The broker's CPU per operation: on this 2-core machine the load generator shares the
+          // CPUs, so a throughput can be bound by it; the cost per operation is the broker's own.
+          if (sc.higher && opsDone > 0) (cost[b.kind] ??= []).push((cpuMicrosOf(b.pid) - cpu0) / opsDone)
+        }
       }
       const row = rowKinds.map((k) => `${k} ${fmt(median(results[sc.name][k]))} (±${fmt(spread(results[sc.name][k]))})`).join('  ')
       log(`  ${sc.name.padEnd(24)} ${sc.unit.padEnd(13)} ${row}   ${ratios(sc, results[sc.name])}`)
+      if (Object.keys(cost).length > 0) log(`  ${''.padEnd(24)} ${'CPU µs/op'.padEnd(13)} ${rowKinds.map((k) => `${k} ${median(cost[k]).toFixed(1)}`).join('  ')}   ${costRatios(cost)}`)
     }
     if (!ONLY || ONLY.includes('idle')) {
       results.idle = {}
@@ -320,10 +338,19 @@ async function main(): Promise<void> {
     const mq = results['qos0 1→1']?.mosquitto
     if (mq) log(`load generator check: it drove mosquitto at ${fmt(median(mq))} msg/s (QoS0 1→1), so figures below that for aedes/edgemq are broker-bound, not generator-bound`)
     log(`load average: ${readLoadAvg()}`)
-    if (JSON_OUT) console.log(JSON.stringify({ rounds: ROUNDS, idleConnections: IDLE, loadAvg: readLoadAvg(), results }, null, 2))
+    if (JSON_OUT) console.log(JSON.stringify({ rounds: ROUNDS, idleConnections: IDLE, loadAvg: readLoadAvg(), results, cpuMicrosPerOp: costs }, null, 2))
   } finally {
     for (const b of brokers) await stopBroker(b)
   }
+}
+
+/** edgemq's CPU per operation against each peer's (lower is better: 0.5× = half the CPU). */
+function costRatios(cost: Record<string, number[]>): string {
+  const parts: string[] = []
+  for (const e of Object.keys(cost).filter((k) => isEdgemq(k as BrokerKind))) {
+    for (const k of Object.keys(cost).filter((k) => !isEdgemq(k as BrokerKind))) parts.push(`${e}/${k} ${(median(cost[e]) / median(cost[k])).toFixed(2)}× CPU`)
+  }
+  return parts.join(', ')
 }
 
 function readLoadAvg(): string {

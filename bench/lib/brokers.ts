@@ -8,7 +8,7 @@
  * `node --import tsx bench/lib/brokers.ts --serve <kind> --devices N` is the child mode.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -171,6 +171,23 @@ export function connectClient(b: RunningBroker, clientId: string, clean = true):
     m.once('connect', () => resolve(m))
     m.once('error', reject)
   })
+}
+
+/**
+ * CPU time a process has used so far, all its threads (GC helpers, libuv pool, LevelDB) included,
+ * in microseconds: the sum of /proc/<pid>/task/<tid>/schedstat (nanoseconds on the CPU).
+ * Threads that ended are not counted, so read it around work the broker's own threads do.
+ */
+export function cpuMicrosOf(pid: number): number {
+  let ns = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+    } catch {
+      /* the thread ended between the listing and the read */
+    }
+  }
+  return ns / 1000
 }
 
 /** Resident set size of a process, from /proc (bytes). */
