@@ -40,6 +40,8 @@ export interface ClusterMq {
   whenOpen(fn: () => void): void
   /** The bus' own Redis connections (a shutdown that gives up on Redis drops them). */
   connections: Redis[]
+  /** The nodes heartbeating lately, as this node last listed them: after a drop the barrier waits for them too. */
+  notePeers(nodeIds: string[]): void
   close(): Promise<void>
 }
 
@@ -81,6 +83,14 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   let open = false
   let closed = false
   let generation = 0
+  /**
+   * Nodes known live before the connection dropped. The barrier waits for these as well as for
+   * the nodes the new Redis lists as live: a Redis restarted empty, or down longer than a
+   * heartbeat's TTL, lists only the nodes that heartbeated since, and a publish sent before a
+   * node that is not listed yet re-subscribed is lost (after its PUBACK).
+   */
+  let peers: string[] = []
+  const before = new Set<string>()
   let firstOpen: () => void = () => undefined
   const ready = new Promise<void>((r) => (firstOpen = r))
 
@@ -152,7 +162,7 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
       const deadline = Date.now() + (o.maxHoldMs ?? 3000)
       for (;;) {
         if (gen !== generation || closed) return
-        const live = new Set(await o.liveNodes())
+        const live = new Set([...(await o.liveNodes()), ...before])
         live.add(o.nodeId)
         const marks = await o.cmd.hmget(readyKey, ...live)
         if (marks.every((m) => m === id)) break
@@ -165,6 +175,7 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
       if (gen !== generation || closed) return
       if (pubConn.status !== 'ready' || subConn.status !== 'ready') return
       const wasHeld = held.length + waiting.length
+      before.clear()
       open = true
       if (wasHeld > 0) o.log.info({ held: held.length, waiting: waiting.length }, 'cluster bus open: sending held publishes')
       firstOpen()
@@ -178,6 +189,7 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
     if (open && !closed) o.log.warn('Redis connection lost: holding publishes until the cluster reconnects')
     open = false
     generation++
+    for (const id of peers) before.add(id)
     // Unanswered publishes are sent again once the cluster is back (at least once), ahead of what came since.
     if (pubConn.status !== 'ready' && inflight.size > 0) {
       const unanswered = [...inflight]
@@ -198,6 +210,9 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
     mq: emitter,
     ready,
     connections: [pubConn, subConn],
+    notePeers: (nodeIds) => {
+      peers = nodeIds
+    },
     whenOpen: (fn) => {
       if (open || closed) fn()
       else waiting.push(fn)

@@ -249,6 +249,10 @@ export class ClusterNode {
     const now = new Set(b.sessions.clientIds())
     for (const id of info.clients) if (!now.has(id)) await this.cmd.eval(FORGET_SESSION, 1, this.keys.sessions, id, this.nodeId)
     this.nodes = await listNodes(this.cmd, this.hub)
+    // For the bus' re-subscribe barrier after a Redis drop: the nodes heartbeating lately (one that
+    // already missed beats is likely dead, and waiting for it would hold publishes for nothing).
+    const listedAt = Date.now()
+    this.bus.notePeers(this.nodes.filter((n) => listedAt - Date.parse(n.heartbeatAt) <= 2 * HEARTBEAT_MS + 1000).map((n) => n.nodeId))
     // Several nodes may share a home: keep <home>/broker.json naming a live one for the CLI.
     const { paths } = b.ctx
     if (b.writesRuntimeFile) {

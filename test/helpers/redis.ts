@@ -1,7 +1,8 @@
 /**
  * A private `redis-server` per test file: a free port, its own working directory, stopped after.
  * `restart()` stops it gracefully (SIGTERM: Redis writes its AOF) and starts it again on the same
- * port and directory, for the "Redis restarted mid-test" checks.
+ * port and directory, for the "Redis restarted mid-test" checks. `pause()` (SIGSTOP) keeps every
+ * connection open with nobody answering; `crash()` (SIGKILL) drops them as a crash does.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -27,6 +28,11 @@ export interface RedisProc {
   /** Stops the server (SIGTERM) but keeps its directory: `up()` brings it back with its data. */
   down(): Promise<void>
   up(): Promise<void>
+  /** SIGSTOP: connections stay open, commands are received by the kernel and never answered. */
+  pause(): void
+  resume(): void
+  /** SIGKILL (a stopped server too) and wait for the exit; keeps the directory: `up()` brings it back. */
+  crash(): Promise<void>
 }
 
 export function redisAvailable(): boolean {
@@ -64,6 +70,8 @@ export async function startRedis(o: RedisOptions = {}): Promise<RedisProc> {
   const stopProc = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return
     const exited = once(proc, 'exit')
+    // A paused server (pause()) would hold the SIGTERM until it is continued.
+    proc.kill('SIGCONT')
     proc.kill('SIGTERM')
     await exited
   }
@@ -83,6 +91,18 @@ export async function startRedis(o: RedisOptions = {}): Promise<RedisProc> {
     down: stopProc,
     async up() {
       proc = await launch(port, dir, o)
+    },
+    pause() {
+      proc.kill('SIGSTOP')
+    },
+    resume() {
+      proc.kill('SIGCONT')
+    },
+    async crash() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return
+      const exited = once(proc, 'exit')
+      proc.kill('SIGKILL')
+      await exited
     },
   }
 }
