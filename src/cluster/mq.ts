@@ -68,9 +68,11 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   // below owns retrying, so nothing is flushed before the subscribers are back.
   const pubConn = await connectRedis(o.url, { name: `edgemq-mq-pub-${process.pid}` })
   pubConn.options.enableOfflineQueue = false
-  // Queued-while-offline commands fail at once, and ioredis does not resend the publishes that were
-  // in flight when the socket closed: it would do so on reconnect, before the other nodes
-  // re-subscribed. They go back to `held` instead (see `down`), behind the gate.
+  // Queued-while-offline commands fail at once. Publishes in flight when the socket closes must not
+  // be resent by ioredis on reconnect (before the other nodes re-subscribed): with no retries
+  // ioredis rejects them at the close (send()'s error path puts them back in `held`), and
+  // auto-resend is off as well; `down` moves any still unanswered back to `held`, behind the gate.
+  // Any one of the three keeps them behind the gate (cluster-inflight.test.ts breaks them in turn).
   pubConn.options.maxRetriesPerRequest = 0
   pubConn.options.autoResendUnfulfilledCommands = false
   const subConn = await connectRedis(o.url, { name: `edgemq-mq-sub-${process.pid}` })
