@@ -72,7 +72,7 @@ export async function createClusterMq(o: ClusterMqOptions): Promise<ClusterMq> {
   // be resent by ioredis on reconnect (before the other nodes re-subscribed): with no retries
   // ioredis rejects them at the close (send()'s error path puts them back in `held`), and
   // auto-resend is off as well; `down` moves any still unanswered back to `held`, behind the gate.
-  // Any one of the three keeps them behind the gate (cluster-inflight.test.ts breaks them in turn).
+  // Any one of the three keeps them behind the gate (checked by breaking them in turn under cluster-inflight.test.ts).
   pubConn.options.maxRetriesPerRequest = 0
   pubConn.options.autoResendUnfulfilledCommands = false
   const subConn = await connectRedis(o.url, { name: `edgemq-mq-sub-${process.pid}` })
