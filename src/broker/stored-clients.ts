@@ -7,11 +7,9 @@
  * then every write that creates state adds the id; ids are never removed, so it errs towards disk
  * work) and answers for every other id without touching the disk.
  */
-import { Readable } from 'node:stream'
-
 import type { ClassicLevel } from 'classic-level'
 
-import { LEVEL_CLIENT_RANGES, levelKeyClient } from './aedes-internals.js'
+import { EMPTY_OUTGOING, LEVEL_CLIENT_RANGES, emptyOutgoingFastPath, levelKeyClient } from './aedes-internals.js'
 
 type Client = { id: string }
 type Fn = (...args: never[]) => unknown
@@ -74,5 +72,6 @@ export function skipStatelessClients(persistence: unknown, stored: Set<string>):
   unless('getWill', () => Promise.resolve(undefined))
   unless('delWill', () => Promise.resolve(undefined))
   unless('outgoingClearMessageId', () => Promise.resolve(undefined))
-  unless('outgoingStream', () => Readable.from([]))
+  emptyOutgoingFastPath()
+  unless('outgoingStream', () => EMPTY_OUTGOING)
 }
