@@ -58,7 +58,13 @@ export async function createPersistence(dir: string | undefined, opts: Persisten
       },
     }
   }
-  if (!dir) return { persistence: memoryPersistence(), connections: [], close: async () => undefined }
+  if (!dir) {
+    // In memory: nothing is stored at start, and the same index spares every stateless client the
+    // persistence's per-connection queue and subscription work.
+    const persistence = memoryPersistence()
+    skipStatelessClients(persistence, new Set())
+    return { persistence, connections: [], close: async () => undefined }
+  }
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: 'buffer' })
   try {

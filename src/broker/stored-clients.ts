@@ -43,7 +43,7 @@ export async function scanStoredClients(db: ClassicLevel<string, Buffer>): Promi
   return ids
 }
 
-/** Wraps `persistence` (an aedes-persistence-level instance) in place. */
+/** Wraps `persistence` (aedes-persistence-level, or aedes-persistence in memory) in place. */
 export function skipStatelessClients(persistence: unknown, stored: Set<string>): void {
   const p = persistence as Record<keyof Wrapped, (...args: unknown[]) => unknown>
   const idOf = (c: unknown) => (c as Client).id
