@@ -201,6 +201,9 @@ async function connectStorm(b: RunningBroker, total: number, concurrency: number
 /** RSS growth per idle connection, in bytes. */
 async function idleConnections(b: RunningBroker, n: number): Promise<{ perConn: number; ok: number }> {
   const packets = Array.from({ length: n }, (_, i) => connectPacket(b, `dev${i}`))
+  // Both readings after a full GC: the garbage of the earlier rows must not be counted, nor its
+  // collection during this one (which once gave a negative figure).
+  await b.collectGarbage()
   const before = rssOf(b.pid)
   const sockets: Socket[] = []
   let next = 0
@@ -219,6 +222,7 @@ async function idleConnections(b: RunningBroker, n: number): Promise<{ perConn: 
   )
   // Let the broker settle (lazy allocations, GC) before reading RSS.
   await new Promise((r) => setTimeout(r, 1500))
+  await b.collectGarbage()
   const after = rssOf(b.pid)
   for (const s of sockets) s.destroy()
   await new Promise((r) => setTimeout(r, 500))

@@ -8,6 +8,7 @@
  * `node --import tsx bench/lib/brokers.ts --serve <kind> --devices N` is the child mode.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { EventEmitter, once } from 'node:events'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -40,6 +41,8 @@ export interface RunningBroker {
   auth: boolean
   child: ChildProcess
   cleanup?: () => void
+  /** A full garbage collection in a node broker (nothing for mosquitto): memory is read after it. */
+  collectGarbage(): Promise<void>
 }
 
 /** The seed's pub/sub policy plus one statement for the bench's own topics (`bench/…`). */
@@ -60,6 +63,11 @@ export async function fromDist<T>(module: string): Promise<T> {
 }
 
 async function serve(kind: BrokerKind, devices: number): Promise<void> {
+  // collectGarbage(): the bench asks for a full GC (node runs with --expose-gc) before it reads RSS.
+  process.on('SIGUSR2', () => {
+    ;(globalThis as { gc?: () => void }).gc?.()
+    console.log(JSON.stringify({ gc: true }))
+  })
   if (kind === 'aedes' || kind === 'aedes-level') {
     const { Aedes } = await import('aedes')
     let persistence: unknown
@@ -100,17 +108,23 @@ async function serve(kind: BrokerKind, devices: number): Promise<void> {
   process.once('SIGTERM', () => void broker.close().finally(() => (rmSync(home, { recursive: true, force: true }), process.exit(0))))
 }
 
-function readyPort(child: ChildProcess, name: string): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** The child's JSON stdout lines: the first with a port is the ready line; `{ gc: true }` acknowledges a GC. */
+function watchLines(child: ChildProcess, name: string): { ready: Promise<number>; gcDone: EventEmitter } {
+  const gcDone = new EventEmitter()
+  const ready = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (l) => {
+      let msg: { port?: number; gc?: boolean }
       try {
-        resolve((JSON.parse(l) as { port: number }).port)
+        msg = JSON.parse(l) as typeof msg
       } catch {
-        /* not the ready line */
+        return
       }
+      if (msg.gc) gcDone.emit('gc')
+      else if (typeof msg.port === 'number') resolve(msg.port)
     })
     child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)))
   })
+  return { ready, gcDone }
 }
 
 export async function startBroker(kind: BrokerKind, opts: { devices?: number } = {}): Promise<RunningBroker> {
@@ -133,13 +147,19 @@ export async function startBroker(kind: BrokerKind, opts: { devices?: number } =
       if (child.exitCode !== null) throw new Error(`mosquitto exited (${child.exitCode})`)
       await new Promise((r) => setTimeout(r, 20))
     }
-    return { kind, port, pid: child.pid as number, auth: false, child, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+    return { kind, port, pid: child.pid as number, auth: false, child, cleanup: () => rmSync(dir, { recursive: true, force: true }), collectGarbage: async () => undefined }
   }
   // BENCH_CPU_PROF=<dir>: profile the node brokers (flame graphs: open the .cpuprofile in DevTools).
   // BENCH_NODE_FLAGS='--perf-basic-prof …': extra node flags for the edgemq brokers only (perf, GC experiments).
   const prof = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...(process.env.BENCH_NODE_FLAGS && isEdgemq(kind) ? process.env.BENCH_NODE_FLAGS.split(' ') : [])]
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', here, '--serve', kind, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
-  return { kind, port: await readyPort(child, kind), pid: child.pid as number, auth: isEdgemq(kind), child }
+  const child = spawn(process.execPath, [...prof, '--expose-gc', '--import', 'tsx', here, '--serve', kind, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
+  const { ready, gcDone } = watchLines(child, kind)
+  const collectGarbage = async () => {
+    const done = once(gcDone, 'gc')
+    child.kill('SIGUSR2')
+    await done
+  }
+  return { kind, port: await ready, pid: child.pid as number, auth: isEdgemq(kind), child, collectGarbage }
 }
 
 export async function stopBroker(b: RunningBroker): Promise<void> {
