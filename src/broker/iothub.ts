@@ -73,7 +73,8 @@ export function installIotHubPacketRewrites(client: Client): void {
  * `onAck`. Installed from accept(), before the client subscribes. Bounded: the newest 1000 unacked.
  */
 export function installC2dAckTracking(client: Client, onAck: (topic: string) => void): void {
-  const sent = new Map<number, string>()
+  // Made on the first C2D delivery: most connections never get one (idle memory, issue 16).
+  let sent: Map<number, string> | undefined
   // Built once (the id is fixed from CONNECT on, before any delivery), not on every QoS 1 delivery.
   let c2dPrefix: string | undefined
   wrapQoSDelivery(client, (deliver) => (packet, cb) => {
@@ -82,13 +83,14 @@ export function installC2dAckTracking(client: Client, onAck: (topic: string) => 
     c2dPrefix ??= `devices/${client.id}/messages/devicebound/`
     if (!p.topic.startsWith(c2dPrefix)) return deliver(packet, cb)
     const messageId = takePacketId(client)
+    sent ??= new Map()
     sent.delete(messageId)
     sent.set(messageId, p.topic)
     if (sent.size > 1000) sent.delete(sent.keys().next().value as number)
     deliver({ ...p, messageId }, cb)
   })
   packetParser(client)?.on('packet', (packet: { cmd?: string; messageId?: number }) => {
-    if (packet.cmd !== 'puback' || packet.messageId === undefined) return
+    if (packet.cmd !== 'puback' || packet.messageId === undefined || sent === undefined) return
     const topic = sent.get(packet.messageId)
     if (topic === undefined) return
     sent.delete(packet.messageId)

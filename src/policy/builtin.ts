@@ -12,25 +12,45 @@ export interface OwnTopics {
   subscribe: Segment[][]
 }
 
-export function ownIotHubTopics(id: Identity): OwnTopics {
+/** The identity's own telemetry, C2D and module input/output topics: they name its ids. */
+export function identityIotHubTopics(id: Identity): OwnTopics {
   const d = id.deviceId
   const m = id.moduleId
-  const publish: Segment[][] = []
-  const subscribe: Segment[][] = []
   if (m === undefined) {
-    publish.push(['devices', d, 'messages', 'events', HASH]) // telemetry
-    subscribe.push(['devices', d, 'messages', 'devicebound', HASH]) // C2D
-  } else {
-    publish.push(['devices', d, 'modules', m, 'messages', 'events', HASH]) // module telemetry / outputs
-    publish.push(['devices', d, m, 'messages', 'events', HASH]) // the seed's form, accepted too (§4)
-    subscribe.push(['devices', d, 'modules', m, 'inputs', HASH]) // routed module inputs
+    return {
+      publish: [['devices', d, 'messages', 'events', HASH]], // telemetry
+      subscribe: [['devices', d, 'messages', 'devicebound', HASH]], // C2D
+    }
   }
-  // Twin and direct methods: requests out, responses in (§4).
-  publish.push(['$iothub', 'twin', 'GET', HASH])
-  publish.push(['$iothub', 'twin', 'PATCH', 'properties', 'reported', HASH])
-  publish.push(['$iothub', 'methods', 'res', HASH])
-  subscribe.push(['$iothub', 'twin', 'res', HASH])
-  subscribe.push(['$iothub', 'twin', 'PATCH', 'properties', 'desired', HASH])
-  subscribe.push(['$iothub', 'methods', 'POST', HASH])
-  return { publish, subscribe }
+  return {
+    publish: [
+      ['devices', d, 'modules', m, 'messages', 'events', HASH], // module telemetry / outputs
+      ['devices', d, m, 'messages', 'events', HASH], // the seed's form, accepted too (§4)
+    ],
+    subscribe: [['devices', d, 'modules', m, 'inputs', HASH]], // routed module inputs
+  }
+}
+
+/**
+ * Twin and direct methods: requests out, responses in (§4). The same filters for every client
+ * (the broker keeps each client's `$iothub` traffic private, so they name no id), which lets the
+ * policy views share one trie of them instead of building it per connection.
+ */
+export const SHARED_IOTHUB_TOPICS: Readonly<OwnTopics> = Object.freeze<OwnTopics>({
+  publish: [
+    ['$iothub', 'twin', 'GET', HASH],
+    ['$iothub', 'twin', 'PATCH', 'properties', 'reported', HASH],
+    ['$iothub', 'methods', 'res', HASH],
+  ],
+  subscribe: [
+    ['$iothub', 'twin', 'res', HASH],
+    ['$iothub', 'twin', 'PATCH', 'properties', 'desired', HASH],
+    ['$iothub', 'methods', 'POST', HASH],
+  ],
+})
+
+/** Every topic a client may use without a rule: its own ones and the shared `$iothub` ones. */
+export function ownIotHubTopics(id: Identity): OwnTopics {
+  const own = identityIotHubTopics(id)
+  return { publish: [...own.publish, ...SHARED_IOTHUB_TOPICS.publish], subscribe: [...own.subscribe, ...SHARED_IOTHUB_TOPICS.subscribe] }
 }

@@ -6,17 +6,18 @@
  * document order, its deny filters then its allow filters (deny wins inside a statement).
  * The lowest-numbered entry matching a topic decides; none → default deny.
  *
- * The view consults the client's own trie (built-ins, filters with variables resolved for this
- * client, statements naming its client id) plus the policy's shared tries of variable-free
- * filters for `{{iot:identity}}` / `{{iot:device_id}}` / `{{iot:module_id}}` statements, so a
- * large policy is not rebuilt for every client that connects.
+ * The view consults the client's own trie (its own telemetry/C2D/module topics, filters with
+ * variables resolved for this client, statements naming its client id) plus shared tries: the
+ * `$iothub` built-ins (the same for every client) and the policy's variable-free filters for
+ * `{{iot:identity}}` / `{{iot:device_id}}` / `{{iot:module_id}}` statements, so neither a large
+ * policy nor the built-ins are rebuilt for every client that connects.
  *
  * `$` topics: user statements never apply to them (§3: "no client may publish to `$`-topics
  * other than its own `$iothub/…` requests, nor subscribe to `$`-topics other than its own
  * twin/method responses"), so for a `$` topic only the built-in entries count.
  */
 import { BUILTIN_SLOTS, startsWithDollar, type CompiledStatement, type PlacedResource, type PolicyTables, type SharedClass } from './compiled.js'
-import { ownIotHubTopics } from './builtin.js'
+import { identityIotHubTopics, SHARED_IOTHUB_TOPICS } from './builtin.js'
 import { HASH, PLUS, resolveResource, type Segment } from './template.js'
 import { isDollarTopic, topicFilterError, topicNameError } from './topic.js'
 import { coverage, EntryTrie, firstMatch, NONE, type TrieNode } from './trie.js'
@@ -25,6 +26,22 @@ import { operationName, type Decision, type DecidingStatement, type Identity, ty
 /** Per-view decision cache bound; cleared wholesale when reached (hot topics refill it at once). */
 const MAX_CACHED = 4096
 const BUILTIN: DecidingStatement | null = null
+
+/** Built-in entries: the identity's own topics from 0, the shared `$iothub` ones from here (all < BUILTIN_SLOTS). */
+const SHARED_BUILTIN_FROM = 8
+
+/** The shared `$iothub` built-ins, one trie per operation for every view of every policy. */
+let sharedBuiltins: { publish: TrieNode; subscribe: TrieNode } | undefined
+function sharedBuiltinRoots(): { publish: TrieNode; subscribe: TrieNode } {
+  if (sharedBuiltins === undefined) {
+    const pub = new EntryTrie()
+    const sub = new EntryTrie()
+    SHARED_IOTHUB_TOPICS.publish.forEach((segs, i) => pub.add(segs, SHARED_BUILTIN_FROM + i))
+    SHARED_IOTHUB_TOPICS.subscribe.forEach((segs, i) => sub.add(segs, SHARED_BUILTIN_FROM + i))
+    sharedBuiltins = { publish: pub.root, subscribe: sub.root }
+  }
+  return sharedBuiltins
+}
 
 function segmentsToString(segs: readonly Segment[]): string {
   return segs.map((s) => (s === PLUS ? '+' : s === HASH ? '#' : s)).join('/')
@@ -44,13 +61,14 @@ export class IdentityPolicy {
   private readonly connectDecision: Decision
   private readonly pubRoots: readonly TrieNode[]
   private readonly subRoots: readonly TrieNode[]
-  private readonly pubCache = new Map<string, Decision>()
-  private readonly subCache = new Map<string, Decision>()
+  /** Made on the first decision: many clients only connect, or only publish (idle memory, issue 16). */
+  private pubCache: Map<string, Decision> | undefined
+  private subCache: Map<string, Decision> | undefined
 
   constructor(policy: PolicyTables, id: Identity) {
     this.policy = policy
     this.identity = Object.freeze({ ...id })
-    const own = ownIotHubTopics(id)
+    const own = identityIotHubTopics(id)
     const pub = new EntryTrie()
     const sub = new EntryTrie()
     own.publish.forEach((segs, n) => pub.add(segs, n))
@@ -76,8 +94,9 @@ export class IdentityPolicy {
         if (p.operations.has('subscribe')) sub.add(segs, p.n)
       }
     }
-    this.pubRoots = [pub.root, policy.sharedTrie('any', 'publish').root, policy.sharedTrie(cls, 'publish').root]
-    this.subRoots = [sub.root, policy.sharedTrie('any', 'subscribe').root, policy.sharedTrie(cls, 'subscribe').root]
+    const builtins = sharedBuiltinRoots()
+    this.pubRoots = [pub.root, builtins.publish, policy.sharedTrie('any', 'publish').root, policy.sharedTrie(cls, 'publish').root]
+    this.subRoots = [sub.root, builtins.subscribe, policy.sharedTrie('any', 'subscribe').root, policy.sharedTrie(cls, 'subscribe').root]
     // §3: mqtt:connect always needs an explicit allow.
     this.connectDecision = connect ?? { decision: 'deny', statement: null, reason: `no statement allows mqtt:connect for ${id.clientId}: default deny` }
   }
@@ -101,21 +120,23 @@ export class IdentityPolicy {
   }
 
   decidePublish(topic: string): Decision {
-    let d = this.pubCache.get(topic)
+    const cache = (this.pubCache ??= new Map())
+    let d = cache.get(topic)
     if (d === undefined) {
       d = this.computePublish(topic) // shared from the cache: Decision's fields are readonly
-      if (this.pubCache.size >= MAX_CACHED) this.pubCache.clear()
-      this.pubCache.set(topic, d)
+      if (cache.size >= MAX_CACHED) cache.clear()
+      cache.set(topic, d)
     }
     return d
   }
 
   decideSubscribe(filter: string): Decision {
-    let d = this.subCache.get(filter)
+    const cache = (this.subCache ??= new Map())
+    let d = cache.get(filter)
     if (d === undefined) {
       d = this.computeSubscribe(filter)
-      if (this.subCache.size >= MAX_CACHED) this.subCache.clear()
-      this.subCache.set(filter, d)
+      if (cache.size >= MAX_CACHED) cache.clear()
+      cache.set(filter, d)
     }
     return d
   }

@@ -19,9 +19,20 @@
 import { HASH, PLUS, type Segment } from './template.js'
 import { isDollarTopic } from './topic.js'
 
-export const NONE = Number.POSITIVE_INFINITY
+/**
+ * "No entry": larger than any entry number. A small integer (V8 Smi), not Infinity: every trie
+ * node holds three of these, and a non-Smi number field costs a heap number per node.
+ */
+export const NONE = 0x3fff_ffff
 
 export interface TrieNode {
+  /**
+   * The first literal child, kept inline: most nodes have one (a client's own topics are one
+   * path each), and a Map per node was most of a policy view's memory per connection.
+   */
+  key: string | null
+  child: TrieNode | null
+  /** Literal children after the first. */
   lit: Map<string, TrieNode> | null
   plus: TrieNode | null
   /** Lowest entry number of a filter ending exactly here. */
@@ -33,7 +44,19 @@ export interface TrieNode {
 }
 
 function newNode(): TrieNode {
-  return { lit: null, plus: null, end: NONE, hash: NONE, sub: NONE }
+  return { key: null, child: null, lit: null, plus: null, end: NONE, hash: NONE, sub: NONE }
+}
+
+/** The literal child `level` of `node`, if any. */
+function literal(node: TrieNode, level: string): TrieNode | undefined {
+  if (node.key === level) return node.child as TrieNode
+  return node.lit === null ? undefined : node.lit.get(level)
+}
+
+/** Every literal level `node` has a child for. */
+function literals(node: TrieNode): string[] {
+  if (node.key === null) return []
+  return node.lit === null ? [node.key] : [node.key, ...node.lit.keys()]
 }
 
 export class EntryTrie {
@@ -53,9 +76,16 @@ export class EntryTrie {
       if (s === PLUS) {
         next = node.plus ?? (node.plus = newNode())
       } else {
-        node.lit ??= new Map()
-        next = node.lit.get(s)
-        if (next === undefined) node.lit.set(s, (next = newNode()))
+        next = literal(node, s)
+        if (next === undefined) {
+          next = newNode()
+          if (node.key === null) {
+            node.key = s
+            node.child = next
+          } else {
+            ;(node.lit ??= new Map()).set(s, next)
+          }
+        }
       }
       node = next
       if (n < node.sub) node.sub = n
@@ -77,7 +107,7 @@ function matchFrom(node: TrieNode, t: readonly string[], i: number, dollar: bool
   if (i === t.length) return Math.min(best, node.end, node.hash)
   const guarded = i === 0 && dollar // [MQTT-4.7.2-1] wildcards at the first level skip `$` topics
   if (!guarded && node.hash < best) best = node.hash
-  const c = node.lit?.get(t[i])
+  const c = literal(node, t[i])
   if (c !== undefined) best = matchFrom(c, t, i + 1, dollar, best)
   if (!guarded && node.plus !== null) best = matchFrom(node.plus, t, i + 1, dollar, best)
   return best
@@ -146,8 +176,7 @@ export function coverage(roots: readonly TrieNode[], f: readonly string[], allow
     const nextFi = level === '#' ? fi : fi + 1
     const taken = new Set<string>()
     for (const n of nodes) {
-      if (n.lit === null) continue
-      for (const k of n.lit.keys()) if (!(depth === 0 && isDollarTopic(k))) taken.add(k)
+      for (const k of literals(n)) if (!(depth === 0 && isDollarTopic(k))) taken.add(k)
     }
     for (const k of taken) if (!step(nodes, absorbed, k, nextFi, depth)) return false
     return step(nodes, absorbed, null, nextFi, depth, freshLevel(taken))
@@ -164,7 +193,7 @@ export function coverage(roots: readonly TrieNode[], f: readonly string[], allow
         if (n.plus !== null) next.push(n.plus)
       }
       if (v !== null) {
-        const c = n.lit?.get(v)
+        const c = literal(n, v)
         if (c !== undefined) next.push(c)
       }
     }
