@@ -199,11 +199,11 @@ async function connectStorm(b: RunningBroker, total: number, concurrency: number
 }
 
 /** RSS growth per idle connection, in bytes. */
-async function idleConnections(b: RunningBroker, n: number): Promise<{ perConn: number; ok: number }> {
+async function idleConnections(b: RunningBroker, n: number): Promise<{ perConn: number; heapPerConn?: number; ok: number }> {
   const packets = Array.from({ length: n }, (_, i) => connectPacket(b, `dev${i}`))
   // Both readings after a full GC: the garbage of the earlier rows must not be counted, nor its
   // collection during this one (which once gave a negative figure).
-  await b.collectGarbage()
+  const heapBefore = await b.collectGarbage()
   const before = rssOf(b.pid)
   const sockets: Socket[] = []
   let next = 0
@@ -222,11 +222,13 @@ async function idleConnections(b: RunningBroker, n: number): Promise<{ perConn: 
   )
   // Let the broker settle (lazy allocations, GC) before reading RSS.
   await new Promise((r) => setTimeout(r, 1500))
-  await b.collectGarbage()
+  const heapAfter = await b.collectGarbage()
   const after = rssOf(b.pid)
   for (const s of sockets) s.destroy()
   await new Promise((r) => setTimeout(r, 500))
-  return { perConn: (after - before) / Math.max(1, sockets.length), ok: sockets.length + 0 * failed }
+  const ok = Math.max(1, sockets.length)
+  const heapPerConn = heapBefore === undefined || heapAfter === undefined ? undefined : (heapAfter - heapBefore) / ok
+  return { perConn: (after - before) / ok, ...(heapPerConn === undefined ? {} : { heapPerConn }), ok: sockets.length + 0 * failed }
 }
 
 /** Latency of QoS1 messages at a fixed rate (msg/s) for `secs`. */
@@ -333,11 +335,24 @@ async function main(): Promise<void> {
     }
     if (!ONLY || ONLY.includes('idle')) {
       results.idle = {}
-      for (const b of brokers.filter((x) => MAIN.includes(x.kind))) {
-        const r = await idleConnections(b, IDLE)
-        results.idle[b.kind] = [r.perConn]
+      results['idle heap'] = {}
+      // Each on a fresh broker process: after the rows above, a heap full of freed pages that the
+      // new connections reuse (and that V8 returns to the OS in the meantime) made the RSS growth
+      // meaningless, even negative.
+      for (const kind of kinds.filter((k) => MAIN.includes(k))) {
+        const b = await startBroker(kind, { devices: IDLE })
+        try {
+          const r = await idleConnections(b, IDLE)
+          results.idle[kind] = [r.perConn]
+          if (r.heapPerConn !== undefined) results['idle heap'][kind] = [r.heapPerConn]
+        } finally {
+          await stopBroker(b)
+        }
       }
       log(`  ${`${IDLE} idle connections`.padEnd(24)} ${'bytes/conn'.padEnd(13)} ${Object.keys(results.idle).map((k) => `${k} ${fmt(results.idle[k][0])}`).join('  ')}   (goal edgemq ≤ 60 KB)`)
+      // RSS moves with malloc arenas and V8's page timing (it has varied 2× between runs); the JS
+      // heap in use after a full GC is the steady figure for the node brokers.
+      log(`  ${''.padEnd(24)} ${'JS heap B/conn'.padEnd(13)} ${Object.keys(results['idle heap']).map((k) => `${k} ${fmt(results['idle heap'][k][0])}`).join('  ')}`)
     }
     const mq = results['qos0 1→1']?.mosquitto
     if (mq) log(`load generator check: it drove mosquitto at ${fmt(median(mq))} msg/s (QoS0 1→1), so figures below that for aedes/edgemq are broker-bound, not generator-bound`)

@@ -41,8 +41,8 @@ export interface RunningBroker {
   auth: boolean
   child: ChildProcess
   cleanup?: () => void
-  /** A full garbage collection in a node broker (nothing for mosquitto): memory is read after it. */
-  collectGarbage(): Promise<void>
+  /** A full garbage collection in a node broker (nothing for mosquitto); resolves with its JS heap in use after it. */
+  collectGarbage(): Promise<number | undefined>
 }
 
 /** The seed's pub/sub policy plus one statement for the bench's own topics (`bench/…`). */
@@ -66,7 +66,7 @@ async function serve(kind: BrokerKind, devices: number): Promise<void> {
   // collectGarbage(): the bench asks for a full GC (node runs with --expose-gc) before it reads RSS.
   process.on('SIGUSR2', () => {
     ;(globalThis as { gc?: () => void }).gc?.()
-    console.log(JSON.stringify({ gc: true }))
+    console.log(JSON.stringify({ gc: true, heapUsed: process.memoryUsage().heapUsed }))
   })
   if (kind === 'aedes' || kind === 'aedes-level') {
     const { Aedes } = await import('aedes')
@@ -110,16 +110,17 @@ async function serve(kind: BrokerKind, devices: number): Promise<void> {
 
 /** The child's JSON stdout lines: the first with a port is the ready line; `{ gc: true }` acknowledges a GC. */
 function watchLines(child: ChildProcess, name: string): { ready: Promise<number>; gcDone: EventEmitter } {
+  // 'gc' events carry the heap in use after the collection.
   const gcDone = new EventEmitter()
   const ready = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (l) => {
-      let msg: { port?: number; gc?: boolean }
+      let msg: { port?: number; gc?: boolean; heapUsed?: number }
       try {
         msg = JSON.parse(l) as typeof msg
       } catch {
         return
       }
-      if (msg.gc) gcDone.emit('gc')
+      if (msg.gc) gcDone.emit('gc', msg.heapUsed)
       else if (typeof msg.port === 'number') resolve(msg.port)
     })
     child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)))
@@ -157,7 +158,7 @@ export async function startBroker(kind: BrokerKind, opts: { devices?: number } =
   const collectGarbage = async () => {
     const done = once(gcDone, 'gc')
     child.kill('SIGUSR2')
-    await done
+    return (await done)[0] as number | undefined
   }
   return { kind, port: await ready, pid: child.pid as number, auth: isEdgemq(kind), child, collectGarbage }
 }
