@@ -6,6 +6,7 @@
 import type { EventEmitter } from 'node:events'
 import { syncBuiltinESMExports } from 'node:module'
 import stream from 'node:stream'
+import { promisify } from 'node:util'
 
 import type { Aedes, Client } from 'aedes'
 
@@ -183,10 +184,11 @@ export const EMPTY_OUTGOING: AsyncIterable<never> = Object.freeze({
 })
 
 /**
- * aedes drains a client's stored queue on every CONNECT and on a clean session's close with
+ * aedes drains a client's stored queue on every CONNECT with
  * `pipeline(persistence.outgoingStream(client), through(fn), done)` (handlers/connect.js
- * `emptyQueue`, client.js `emptyOutgoingQueue`). For an empty queue that pipeline is most of
- * aedes' per-connection CPU after the socket itself: an AbortController, end-of-stream listeners
+ * `emptyQueue`; client.js `emptyOutgoingQueue`, public API that aedes itself never calls, does
+ * the same). For an empty queue that pipeline is most of aedes' per-connection CPU after the
+ * socket itself: an AbortController, end-of-stream listeners
  * on both streams, and at the end an abort whose DOMException captures a stack trace (~60 µs of
  * a ~350 µs connect in issue 16's storm profile). When the source is EMPTY_OUTGOING there is
  * nothing to pipe: `done` is called on the next tick, as the pipeline would after both ends
@@ -210,6 +212,8 @@ export function emptyOutgoingFastPath(): void {
     }
     return pipeline.apply(this, args)
   }
+  // `util.promisify(stream.pipeline)` must still give the promise version (with its options).
+  Object.defineProperty(patched, promisify.custom, { value: (pipeline as unknown as Record<symbol, unknown>)[promisify.custom] })
   s.pipeline = Object.assign(patched, { emptyFastPath: true as const })
   syncBuiltinESMExports()
 }

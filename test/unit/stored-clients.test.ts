@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import stream, { PassThrough, Readable, Transform } from 'node:stream'
 import { test } from 'node:test'
+import { promisify } from 'node:util'
 
 import { EMPTY_OUTGOING, emptyOutgoingFastPath, emptyOutgoingStats, levelKeyClient } from '../../src/broker/aedes-internals.js'
 import { createPersistence } from '../../src/broker/persistence.js'
@@ -62,6 +63,8 @@ test('empty outgoing queue: the pipeline is skipped (done on a later tick, no er
   assert.equal(sync, false, 'done runs after pipeline() returned, as a real pipeline’s does')
   assert.equal(err, undefined)
   assert.deepEqual(seen, [])
+  const { pipeline: promised } = await import('node:stream/promises')
+  assert.equal(promisify(stream.pipeline), promised, 'util.promisify still gives the promise version')
   let n = 0
   for await (const _ of EMPTY_OUTGOING) n++
   assert.equal(n, 0, 'still an (empty) async iterable for the session queue counts')
