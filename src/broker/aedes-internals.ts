@@ -183,21 +183,21 @@ export const EMPTY_OUTGOING: AsyncIterable<never> = Object.freeze({
   [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true as const, value: undefined as never }) }),
 })
 
+/** Pipelines skipped (tests check that aedes' own calls come this way). */
+export const emptyOutgoingStats = { skipped: 0 }
+
 /**
  * aedes drains a client's stored queue on every CONNECT with
  * `pipeline(persistence.outgoingStream(client), through(fn), done)` (handlers/connect.js
  * `emptyQueue`; client.js `emptyOutgoingQueue`, public API that aedes itself never calls, does
  * the same). For an empty queue that pipeline is most of aedes' per-connection CPU after the
- * socket itself: an AbortController, end-of-stream listeners
- * on both streams, and at the end an abort whose DOMException captures a stack trace (~60 µs of
- * a ~350 µs connect in issue 16's storm profile). When the source is EMPTY_OUTGOING there is
- * nothing to pipe: `done` is called on the next tick, as the pipeline would after both ends
- * finished. Every other pipeline runs unchanged. aedes imports `pipeline` from 'stream' as an
- * ES module, so the builtin's ESM exports are re-synced after the swap.
+ * socket itself: an AbortController, end-of-stream listeners on both streams, and at the end an
+ * abort whose DOMException captures a stack trace (~60 µs of a ~350 µs connect in issue 16's
+ * storm profile). When the source is EMPTY_OUTGOING there is nothing to pipe: `done` is called
+ * on the next tick, as the pipeline would after both ends finished. Every other pipeline runs
+ * unchanged. aedes imports `pipeline` from 'stream' as an ES module, so the builtin's ESM exports
+ * are re-synced after the swap.
  */
-/** Pipelines skipped (tests check that aedes' own calls come this way). */
-export const emptyOutgoingStats = { skipped: 0 }
-
 export function emptyOutgoingFastPath(): void {
   const s = stream as unknown as { pipeline: ((...args: unknown[]) => unknown) & { emptyFastPath?: true } }
   if (s.pipeline.emptyFastPath) return

@@ -48,11 +48,3 @@ export const SHARED_IOTHUB_TOPICS: Readonly<OwnTopics> = Object.freeze<OwnTopics
     ['$iothub', 'methods', 'POST', HASH],
   ],
 })
-
-/** Every topic a client may use without a rule: its own ones and the shared `$iothub` ones. */
-export function ownIotHubTopics(id: Identity): OwnTopics {
-  const own = identityIotHubTopics(id)
-  // Copies: the shared lists are only shallow-frozen, and a caller may change what it gets.
-  const copy = (segs: readonly Segment[]) => [...segs]
-  return { publish: [...own.publish, ...SHARED_IOTHUB_TOPICS.publish.map(copy)], subscribe: [...own.subscribe, ...SHARED_IOTHUB_TOPICS.subscribe.map(copy)] }
-}

@@ -22,7 +22,6 @@ export { compilePolicy, CompiledPolicy, type CompiledRule, type CompiledStatemen
 export { IdentityPolicy } from './decide.js'
 export { parseLenientJson, isJsonObject, lineColumn, type JsonValue, type JsonObject } from './lenient-json.js'
 export { pathIndex, pathKey } from './json-path.js'
-export { ownIotHubTopics } from './builtin.js'
 export { SUPPORTED_VARIABLES, VARIABLE_NAMES } from './template.js'
 export { isDollarTopic, topicFilterError, topicMatches, topicNameError } from './topic.js'
 export {
