@@ -7,19 +7,23 @@
 //   node scripts/run-tests.mjs sas policy    → only files whose path contains "sas" or "policy"
 //   node scripts/run-tests.mjs --dir test/unit [filters…]   → only files under test/unit
 //
-// Node 20's run() has no execArgv/import option: a test file's process gets this process's
-// execArgv. So the runner re-executes itself under `--import tsx` once, and every test file
-// inherits it (with --test-timeout, which applies to each test inside a file).
+// Test files run compiled: scripts/build-tests.mjs strips the types of src/, test/, bench/ and
+// scripts/ into .build/ first (half a second), so no test process pays for tsx's loader thread.
+// Node 20's run() has no execArgv option: a test file's process gets this process's execArgv. So
+// the runner re-executes itself once with --enable-source-maps (stack traces and test locations
+// point at the .ts sources) and --test-timeout (which applies to each test inside a file).
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { run } from 'node:test'
 import { spec } from 'node:test/reporters'
 
-const TEST_TIMEOUT_MS = 120_000
-const CHILD_ARGV = ['--import', 'tsx', `--test-timeout=${TEST_TIMEOUT_MS}`]
+import { buildTests, compiledPath } from './build-tests.mjs'
 
-if (!process.execArgv.includes('tsx')) {
+const TEST_TIMEOUT_MS = 120_000
+const CHILD_ARGV = ['--enable-source-maps', `--test-timeout=${TEST_TIMEOUT_MS}`]
+
+if (!process.execArgv.includes('--enable-source-maps')) {
   const r = spawnSync(process.execPath, [...CHILD_ARGV, ...process.argv.slice(1)], { stdio: 'inherit' })
   process.exit(r.status ?? 1)
 }
@@ -120,15 +124,16 @@ function runCheck(check) {
 /** Runs one file in its own process; its report is printed whole when it ends, so files never interleave. */
 function runFile(file) {
   return new Promise((resolve) => {
-    const stream = run({ files: [file] })
-    const isFile = (d) => d.nesting === 0 && d.name === file
+    const compiled = compiledPath(file)
+    const stream = run({ files: [compiled] })
+    const isFile = (d) => d.nesting === 0 && d.name === compiled
     let stderr = ''
     const out = []
     stream.on('test:stderr', (d) => {
       stderr += d.message
     })
     stream.on('test:complete', (d) => {
-      if (isFile(d)) fileTimes.set(d.name, d.details.duration_ms)
+      if (isFile(d)) fileTimes.set(file, d.details.duration_ms)
     })
     stream.on('test:fail', (d) => {
       const err = d.details.error
@@ -138,7 +143,7 @@ function runFile(file) {
         // The file's process failed outside any test (a crash at import, a hang): its stderr says why.
         const lines = stderr.split('\n').filter((l) => l.trim() !== '')
         const why = lines.find((l) => /^\w*Error\b/.test(l)) ?? lines.at(-1) ?? firstLine(err)
-        failures.push({ file: d.name, name: '(file)', error: why })
+        failures.push({ file, name: '(file)', error: why })
       } else failures.push({ file: relative(process.cwd(), d.file ?? '?'), name: d.name, error: firstLine(err) })
     })
     stream.on('test:diagnostic', (d) => {
@@ -157,6 +162,7 @@ function runFile(file) {
 }
 
 const started = Date.now()
+await buildTests()
 const checksDone = withChecks ? Promise.all(CHECKS.map(runCheck)) : Promise.resolve()
 await new Promise((done) => {
   const running = { sdk: 0, e2e: 0, unit: 0 }

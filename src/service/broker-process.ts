@@ -4,7 +4,8 @@
  * no polling, no sleeps).
  */
 import { spawn } from 'node:child_process'
-import { openSync } from 'node:fs'
+import { existsSync, openSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { attachClusterStore, ensureHomeDir, homePaths, openHub, readStorePointer } from '../config/home.js'
@@ -107,6 +108,21 @@ export async function runBrokerForeground(opts: BrokerProcessOptions, print: (li
   })
 }
 
+/**
+ * The package's bin/run.js: the nearest one above this module, which runs from dist/service/ when
+ * installed and from a test build's copy of src/ under `npm test`.
+ */
+function edgemqBin(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    const bin = join(dir, 'bin', 'run.js')
+    if (existsSync(bin)) return bin
+    const up = dirname(dir)
+    if (up === dir) throw new EdgeMqError('cannot find bin/run.js above the edgemq package', { hint: 'reinstall edgemq' })
+    dir = up
+  }
+}
+
 /** Spawns `edgemq broker start` detached; resolves with its runtime once it listens. */
 export async function startBrokerDaemon(opts: BrokerProcessOptions, argv: string[]): Promise<BrokerRuntime & { log: string }> {
   refuseIfRunning(opts.home, opts)
@@ -120,7 +136,7 @@ export async function startBrokerDaemon(opts: BrokerProcessOptions, argv: string
   }
   const log = homePaths(opts.home).logs
   const fd = openSync(log, 'a', 0o600)
-  const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+  const bin = edgemqBin()
   const args = [bin, 'broker', 'start', ...argv.filter((a) => a !== 'start' && a !== 'broker'), '--home', opts.home, '-o', 'json']
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd, 'ipc'], env: { ...process.env, EDGEMQ_DAEMON: '1' } })
   const rt = await new Promise<BrokerRuntime>((resolve, reject) => {

@@ -14,13 +14,13 @@ import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
 
 import { startHub, type HubEvent } from '../../src/index.js'
 import { issueDeviceCert, selfSignedDeviceCert, type HubPki } from '../../src/pki/index.js'
+import { helperScript } from '../helpers/paths.js'
 
-const CHILD = fileURLToPath(new URL('../helpers/sdk-dps-child.ts', import.meta.url))
+const CHILD = helperScript('sdk-dps-child')
 
 test('azure-iot-provisioning-* SDKs register through edgemq DPS, then azure-iot-device sends to the assigned hub', async () => {
   const hub = await startHub({ ports: { mqtt: null, mqtts: 8883, rest: 443 } })
@@ -40,7 +40,7 @@ test('azure-iot-provisioning-* SDKs register through edgemq DPS, then azure-iot-
     await dps.putEnrollmentGroup({ enrollmentGroupId: 'sdk-ca-group', attestation: { type: 'x509', x509: { caReferences: { primary: 'hub' } } } }, { mode: 'create' })
 
     const events = hub.events()
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    const child = spawn(process.execPath, [...CHILD.execArgv, CHILD.path], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, NODE_EXTRA_CA_CERTS: caFile, DPS_CS: dps.connectionString(), DPS_ID_SCOPE: dps.idScope, X509_DIR: dir },
     })

@@ -15,12 +15,12 @@ import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
 
 import { startHub, type HubEvent } from '../../src/index.js'
+import { helperScript } from '../helpers/paths.js'
 
-const CHILD = fileURLToPath(new URL('../helpers/sdk-service-child.ts', import.meta.url))
+const CHILD = helperScript('sdk-service-child')
 
 test('azure-iothub + azure-iot-device against startHub(): registry, direct method, desired property', async () => {
   const hub = await startHub({ ports: { mqtt: 0, mqtts: 8883, rest: 443 } })
@@ -31,7 +31,7 @@ test('azure-iothub + azure-iot-device against startHub(): registry, direct metho
     writeFileSync(caFile, hub.caPem)
     const events = hub.events({ deviceId: 'sdk-thermostat' })
 
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    const child = spawn(process.execPath, [...CHILD.execArgv, CHILD.path], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, NODE_EXTRA_CA_CERTS: caFile, HUB_SERVICE_CS: hub.serviceConnectionString() },
     })

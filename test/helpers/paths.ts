@@ -1,10 +1,33 @@
 /** Paths of the repository, shared by test/ and bench/ (no node:test import: bench can use it). */
-import { dirname, join, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { dirname, extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** The repository root (this file is test/helpers/paths.ts). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+/**
+ * The repository root: the nearest directory above this file with a package.json. This file runs
+ * from test/helpers/ (tsx, bench) or compiled from .build/test/helpers/ (`npm test`), so a fixed
+ * number of `..` would be wrong for one of them.
+ */
+export const REPO_ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir)
+    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
+    dir = up
+  }
+  return dir
+})()
 /** The compiled CLI (`npm run build` makes dist/). */
 export const BIN = join(REPO_ROOT, 'bin', 'run.js')
 /** The seed's shared fixtures, used in place (never copied). */
 export const SEED_FIXTURES = resolve(REPO_ROOT, '../shared/fixtures')
+
+/**
+ * A helper script in test/helpers/ to run as a child process, in the form this file runs in: the
+ * compiled .js beside it under `npm test`, the .ts through tsx otherwise.
+ */
+export function helperScript(name: string): { path: string; execArgv: string[] } {
+  const ext = extname(fileURLToPath(import.meta.url))
+  const path = join(dirname(fileURLToPath(import.meta.url)), `${name}${ext}`)
+  return { path, execArgv: ext === '.ts' ? ['--import', 'tsx'] : [] }
+}

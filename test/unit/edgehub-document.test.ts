@@ -15,9 +15,9 @@ import {
   type EdgeHubIssue,
 } from '../../src/edgehub/index.js'
 import { compilePolicy, identityFromClientId, type JsonObject } from '../../src/policy/index.js'
+import { SEED_FIXTURES } from '../helpers/paths.js'
 
-const repoRoot = path.resolve(import.meta.dirname, '..', '..')
-const fixture = (name: string): string => readFileSync(path.resolve(repoRoot, '../shared/fixtures', name), 'utf8')
+const fixture = (name: string): string => readFileSync(path.resolve(SEED_FIXTURES, name), 'utf8')
 
 function paths(issues: EdgeHubIssue[], severity: 'error' | 'warning' = 'error'): string[] {
   return issues.filter((i) => i.severity === severity).map((i) => i.path)

@@ -5,9 +5,9 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { loadEdgeHubConfig, loadPolicyDocument, parseEdgeHubDocument, validateEdgeHubDesired } from '../../src/edgehub/index.js'
 import { compilePolicy, identityFromClientId, type CompiledPolicy } from '../../src/policy/index.js'
+import { SEED_FIXTURES } from '../helpers/paths.js'
 
-const repoRoot = path.resolve(import.meta.dirname, '..', '..')
-const fixture = (name: string): string => readFileSync(path.resolve(repoRoot, '../shared/fixtures', name), 'utf8')
+const fixture = (name: string): string => readFileSync(path.resolve(SEED_FIXTURES, name), 'utf8')
 const id = identityFromClientId
 
 function load(name: string): CompiledPolicy {

@@ -17,7 +17,6 @@ import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, before, test } from 'node:test'
 
 import type { MqttClient } from 'mqtt'
@@ -25,8 +24,9 @@ import type { MqttClient } from 'mqtt'
 import { startHub, type Hub } from '../../src/emulator/index.js'
 import { parsePropertyBag } from '../../src/iothub/index.js'
 import { connect, nextMessage, subscribeOk } from '../helpers/mqtt.js'
+import { helperScript } from '../helpers/paths.js'
 
-const CHILD = fileURLToPath(new URL('../helpers/sdk-amqp-child.ts', import.meta.url))
+const CHILD = helperScript('sdk-amqp-child')
 
 let hub: Hub
 let dir: string
@@ -60,8 +60,8 @@ class ServiceSdk {
   }
 
   static async start(caFile: string): Promise<ServiceSdk> {
-    const child = fork(CHILD, [], {
-      execArgv: ['--import', 'tsx'],
+    const child = fork(CHILD.path, [], {
+      execArgv: CHILD.execArgv,
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       env: { ...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, NODE_EXTRA_CA_CERTS: caFile },
     })

@@ -12,12 +12,12 @@ import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
 
 import { startHub } from '../../src/emulator/index.js'
+import { helperScript } from '../helpers/paths.js'
 
-const CHILD = fileURLToPath(new URL('../helpers/sdk-query-child.ts', import.meta.url))
+const CHILD = helperScript('sdk-query-child')
 
 test('azure-iothub Registry.createQuery: paging with continuation, WHERE, COUNT(), parse error', async () => {
   const hub = await startHub({ ports: { mqtt: null, mqtts: null, rest: 443 } })
@@ -29,7 +29,7 @@ test('azure-iothub Registry.createQuery: paging with continuation, WHERE, COUNT(
     assert.equal(allIds.length, 13) // 12 + the hub's edge device
     const caFile = join(dir, 'hub-ca.pem')
     writeFileSync(caFile, hub.caPem)
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    const child = spawn(process.execPath, [...CHILD.execArgv, CHILD.path], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, NODE_EXTRA_CA_CERTS: caFile, HUB_SERVICE_CS: hub.serviceConnectionString(), HUB_ALL_IDS: JSON.stringify(allIds) },
     })
