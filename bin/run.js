@@ -3,5 +3,10 @@
 // start-up); npm already enforces edgemq's engines (node >= 20) at install.
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
 
-const { execute } = await import('@oclif/core')
+// Stack traces name src/*.ts lines only when asked for (parsing the maps costs start-up time).
+if (process.env.EDGEMQ_DEBUG) process.setSourceMapsEnabled(true)
+
+// The bundled CLI (scripts/bundle.mjs, made by `npm run build`): oclif and the commands in a few
+// files rather than ~250 modules.
+const { execute } = await import('../dist/bundle/main.js')
 await execute({ dir: import.meta.url })
