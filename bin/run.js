@@ -3,8 +3,12 @@
 // start-up); npm already enforces edgemq's engines (node >= 20) at install.
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
 
-// Stack traces name src/*.ts lines only when asked for (parsing the maps costs start-up time).
-if (process.env.EDGEMQ_DEBUG) process.setSourceMapsEnabled(true)
+// Stack traces (printed with EDGEMQ_DEBUG or --log-level debug) name src/*.ts lines; the maps are
+// read only then, as parsing them costs start-up time.
+const argv = process.argv
+if (process.env.EDGEMQ_DEBUG || argv.includes('--log-level=debug') || argv.some((a, i) => a === '--log-level' && argv[i + 1] === 'debug')) {
+  process.setSourceMapsEnabled(true)
+}
 
 // The bundled CLI (scripts/bundle.mjs, made by `npm run build`): oclif and the commands in a few
 // files rather than ~250 modules.

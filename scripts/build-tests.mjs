@@ -7,13 +7,19 @@
 // the suite is CPU-bound. Types are still checked: `npm test` runs `tsc -p tsconfig.test.json`.
 // esbuild only strips types (per file, no bundling), so the output is the source minus its types.
 //
-//   node scripts/build-tests.mjs        → rebuilds .build/ (about half a second)
-import { rmSync, readdirSync, statSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+// Each run builds into its own .build/run-<pid>/ and removes it at the end, so two runs side by
+// side (npm test and npm run test:unit, say) never delete each other's files; a folder left by a
+// run that was killed is removed by the next run once its process is gone.
+//
+//   node scripts/build-tests.mjs        → builds .build/run-<pid>/ (about half a second) and prints it
+import { readdirSync, rmSync, statSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-export const OUT_DIR = '.build'
+const BUILD_DIR = join(ROOT, '.build')
+/** This run's output folder. */
+export const OUT_DIR = join(BUILD_DIR, `run-${process.pid}`)
 const SOURCE_DIRS = ['src', 'test', 'bench', 'scripts']
 
 function tsFiles(dir) {
@@ -24,11 +30,29 @@ function tsFiles(dir) {
   })
 }
 
-/** Rebuilds .build/ from scratch (a deleted source never leaves a stale .js behind). */
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return err.code === 'EPERM'
+  }
+}
+
+/** Builds this run's folder from scratch (a deleted source never leaves a stale .js behind). */
 export async function buildTests() {
   const { build } = await import('esbuild')
-  const out = join(ROOT, OUT_DIR)
-  rmSync(out, { recursive: true, force: true })
+  let left = []
+  try {
+    left = readdirSync(BUILD_DIR)
+  } catch {
+    // no .build yet
+  }
+  for (const name of left) {
+    const m = /^run-(\d+)$/.exec(name)
+    if (!m || Number(m[1]) === process.pid || !alive(Number(m[1]))) rmSync(join(BUILD_DIR, name), { recursive: true, force: true })
+  }
+  const out = OUT_DIR
   await build({
     absWorkingDir: ROOT,
     entryPoints: SOURCE_DIRS.flatMap((d) => tsFiles(join(ROOT, d))),
@@ -42,7 +66,13 @@ export async function buildTests() {
   })
 }
 
-/** The compiled path of a source file: test/unit/x.test.ts → .build/test/unit/x.test.js. */
-export const compiledPath = (file) => join(OUT_DIR, file.replace(/\.ts$/, '.js'))
+/** Removes this run's folder. */
+export const removeBuild = () => rmSync(OUT_DIR, { recursive: true, force: true })
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await buildTests()
+/** The compiled path of a source file: test/unit/x.test.ts → .build/run-<pid>/test/unit/x.test.js. */
+export const compiledPath = (file) => join(OUT_DIR, relative(ROOT, resolve(file)).replace(/\.ts$/, '.js'))
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await buildTests()
+  console.log(OUT_DIR)
+}

@@ -7,15 +7,19 @@
 // package.json's oclif section points at the bundle; dist/*.js (tsc's output) stays the library
 // (package.json "main") and what the bundle is made from is the TypeScript in src/.
 // Left out of the bundle, loaded from node_modules when used: native addons, the TypeScript
-// toolchains oclif only loads for linked plugins, and the pino family (its transports start
-// worker threads by file name).
+// toolchains oclif only loads for linked plugins, the pino family (its transports start worker
+// threads by file name) and ioredis (it reads its own package.json through __dirname, which an
+// ES module has not; cluster mode also loads it through mqemitter-redis, so one copy serves both).
+// The build goes to dist/bundle.next and replaces dist/bundle with two renames, so an `edgemq`
+// started during a rebuild never finds half a bundle.
 import { build } from 'esbuild'
-import { readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const out = join(root, 'dist', 'bundle')
+const final = join(root, 'dist', 'bundle')
+const out = `${final}.next`
 
 const tsFiles = (dir) =>
   readdirSync(dir).flatMap((name) => {
@@ -48,8 +52,14 @@ await build({
   // Maps for the stack traces `EDGEMQ_DEBUG=1` prints (bin/run.js turns them on only then).
   sourcemap: 'linked',
   sourcesContent: false,
-  external: ['better-sqlite3', 'classic-level', 'typescript', 'ts-node', 'tsx', 'pino', 'pino-pretty', 'bufferutil', 'utf-8-validate'],
+  external: ['better-sqlite3', 'classic-level', 'typescript', 'ts-node', 'tsx', 'pino', 'pino-pretty', 'ioredis', 'bufferutil', 'utf-8-validate'],
   // Bundled CommonJS calls require() for Node's builtins; ES modules have none of their own.
   banner: { js: "import { createRequire as __edgemqCreateRequire } from 'node:module'; const require = __edgemqCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 })
+
+const old = `${final}.old`
+rmSync(old, { recursive: true, force: true })
+if (existsSync(final)) renameSync(final, old)
+renameSync(out, final)
+rmSync(old, { recursive: true, force: true })

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs test files with node:test's run() API through tsx and prints, at the end, the failing
+// Runs test files with node:test's run() API (compiled, see below) and prints, at the end, the failing
 // tests by name, each file's wall time, and one plain line CI reads:
 //   tests: N passed, N failed[, N skipped]
 //
@@ -8,7 +8,7 @@
 //   node scripts/run-tests.mjs --dir test/unit [filters…]   → only files under test/unit
 //
 // Test files run compiled: scripts/build-tests.mjs strips the types of src/, test/, bench/ and
-// scripts/ into .build/ first (half a second), so no test process pays for tsx's loader thread.
+// scripts/ into .build/run-<pid>/ first (half a second), so no test process pays for tsx's loader thread.
 // Node 20's run() has no execArgv option: a test file's process gets this process's execArgv. So
 // the runner re-executes itself once with --enable-source-maps (stack traces and test locations
 // point at the .ts sources) and --test-timeout (which applies to each test inside a file).
@@ -18,7 +18,7 @@ import { dirname, join, relative } from 'node:path'
 import { run } from 'node:test'
 import { spec } from 'node:test/reporters'
 
-import { buildTests, compiledPath } from './build-tests.mjs'
+import { buildTests, compiledPath, removeBuild } from './build-tests.mjs'
 
 const TEST_TIMEOUT_MS = 120_000
 const CHILD_ARGV = ['--enable-source-maps', `--test-timeout=${TEST_TIMEOUT_MS}`]
@@ -186,6 +186,7 @@ await new Promise((done) => {
   next()
 })
 await checksDone
+removeBuild()
 
 try {
   mkdirSync(dirname(TIMES_FILE), { recursive: true })

@@ -111,5 +111,11 @@ describe('errors: one sentence, right exit code, no stack trace', () => {
     const r = await cli('device', 'show', 'nope', '--log-level', 'debug')
     assert.equal(r.code, 1)
     assert.match(r.stderr, /\n\s+at /)
+    // The CLI runs bundled (scripts/bundle.mjs): the frames still name the TypeScript sources.
+    assert.match(r.stderr, /\(.*src\/registry\/registry\.ts:\d+:\d+\)/)
+    const eq = await cli('device', 'show', 'nope', '--log-level=debug')
+    assert.match(eq.stderr, /\(.*src\/registry\/registry\.ts:\d+:\d+\)/)
+    const env = await runCli(['device', 'show', 'nope'], { home, env: { EDGEMQ_DEBUG: '1' } })
+    assert.match(env.stderr, /\(.*src\/registry\/registry\.ts:\d+:\d+\)/)
   })
 })
