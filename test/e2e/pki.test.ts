@@ -19,6 +19,7 @@ import {
   writeCertFiles,
   type HubPki,
 } from '../../src/pki/index.js'
+import { REPO_ROOT } from '../helpers/paths.js'
 
 const made: string[] = []
 const tmp = (): string => {
@@ -121,8 +122,9 @@ test('concurrent ensureHubPki on an empty dir (in-process and two child processe
   const root = tmp()
   const dir = join(root, 'pki')
   const go = join(root, 'go')
-  const modUrl = pathToFileURL(resolve('src/pki/index.ts')).href
-  // Children warm up (load tsx + @peculiar/x509) on a scratch dir, say "ready", then wait for the
+  // The children run the built library (`npm test` builds dist/ first), as the CLI's processes would.
+  const modUrl = pathToFileURL(join(REPO_ROOT, 'dist', 'pki', 'index.js')).href
+  // Children warm up (load @peculiar/x509) on a scratch dir, say "ready", then wait for the
   // go file, so all four callers really race on the empty dir.
   const script = `import { ensureHubPki } from ${JSON.stringify(modUrl)}
 import { existsSync } from 'node:fs'
@@ -136,7 +138,7 @@ process.stdout.write(JSON.stringify({ ca: p.caPem, server: p.serverCertPem }))`
   const allReady = new Promise<void>((r) => (onReady = r))
   const child = () =>
     new Promise<{ ca: string; server: string }>((res, rej) => {
-      const cp = execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], (err, stdout, stderr) => {
+      const cp = execFile(process.execPath, ['--input-type=module', '-e', script], (err, stdout, stderr) => {
         if (err) rej(new Error(`child failed: ${stderr}`))
         else res(JSON.parse(stdout) as { ca: string; server: string })
       })
