@@ -1,11 +1,13 @@
 /**
  * Brokers under test, each in its own child process so none shares an event loop with the
- * load generator: edgemq as `broker start` runs it (SAS auth → policy → IoT Hub handlers, on-disk
- * home: SQLite registry + LevelDB MQTT persistence), edgemq-mem (the same on an in-memory hub),
+ * load generator: edgemq is the real `edgemq broker start` (bin/run.js, the bundled CLI users run:
+ * SAS auth → policy → IoT Hub handlers, on-disk home: SQLite registry + LevelDB MQTT persistence)
+ * on a home a child prepares first, edgemq-mem (the same broker in-process on an in-memory hub),
  * raw aedes (defaults, no auth, memory persistence), aedes-level (aedes over
  * aedes-persistence-level on LevelDB, for persistent sessions), and mosquitto (Debian package,
  * no auth; mosquitto-persist with `persistence true`) when installed.
- * `node --import tsx bench/lib/brokers.ts --serve <kind> --devices N` is the child mode.
+ * `node --import tsx bench/lib/brokers.ts --serve <kind> --devices N` is the child mode;
+ * `… --prepare <home> --devices N` makes edgemq's home (devices, policy) and exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter, once } from 'node:events'
@@ -88,24 +90,28 @@ async function serve(kind: BrokerKind, devices: number): Promise<void> {
     })
     return
   }
-  const onDisk = kind === 'edgemq'
-  const { openHub } = await fromDist<typeof import('../../src/config/home.js')>('config/home.js')
+  if (kind !== 'edgemq-mem') throw new Error(`no in-process server for ${kind}: edgemq runs as \`broker start\` (startBroker)`)
   const { startEdgeBroker } = await fromDist<typeof import('../../src/broker/broker.js')>('broker/broker.js')
+  const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
+  const ctx = await prepareHome(home, devices, true)
+  const broker = await startEdgeBroker({ home, context: ctx, inMemory: true, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
+  console.log(JSON.stringify({ port: broker.ports.mqtt }))
+  process.once('SIGTERM', () => void broker.close().finally(() => (rmSync(home, { recursive: true, force: true }), process.exit(0))))
+}
+
+/** The bench's hub: its devices (all with BENCH_KEY) and the seed policy plus `bench/#`. */
+async function prepareHome(home: string, devices: number, inMemory: boolean) {
+  const { openHub } = await fromDist<typeof import('../../src/config/home.js')>('config/home.js')
   const { parseEdgeHubDocument } = await fromDist<typeof import('../../src/edgehub/index.js')>('edgehub/index.js')
   const { setEdgeHubDesired } = await fromDist<typeof import('../../src/service/edgehub.js')>('service/edgehub.js')
-  const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
-  const ctx = await openHub({ home, inMemory: !onDisk, createDefault: true })
+  const ctx = await openHub({ home, inMemory, createDefault: true })
   for (const d of ['pub_client', 'sub_client', 'psub_client']) await ctx.registry.createDevice({ deviceId: d, primaryKey: BENCH_KEY, secondaryKey: BENCH_KEY })
   for (let i = 0; i < devices; i++) await ctx.registry.createDevice({ deviceId: `dev${i}`, primaryKey: BENCH_KEY, secondaryKey: BENCH_KEY })
   const { seed, extra } = benchPolicy() as { seed: string; extra: unknown }
   const desired = parseEdgeHubDocument(seed) as { mqttBroker: { authorizations: unknown[] } }
   desired.mqttBroker.authorizations.push(extra)
   await setEdgeHubDesired(ctx, desired as never)
-  // On disk: what `edgemq broker start` runs (the home's registry, LevelDB persistence, its own context).
-  if (onDisk) await ctx.close()
-  const broker = await startEdgeBroker({ home, context: onDisk ? undefined : ctx, inMemory: !onDisk, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
-  console.log(JSON.stringify({ port: broker.ports.mqtt }))
-  process.once('SIGTERM', () => void broker.close().finally(() => (rmSync(home, { recursive: true, force: true }), process.exit(0))))
+  return ctx
 }
 
 /** The child's JSON stdout lines: the first with a port is the ready line; `{ gc: true }` acknowledges a GC. */
@@ -114,7 +120,7 @@ function watchLines(child: ChildProcess, name: string): { ready: Promise<number>
   const gcDone = new EventEmitter()
   const ready = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (l) => {
-      let msg: { port?: number; gc?: boolean; heapUsed?: number }
+      let msg: { port?: number; ports?: { mqtt?: number }; gc?: boolean; heapUsed?: number }
       try {
         msg = JSON.parse(l) as typeof msg
       } catch {
@@ -122,6 +128,7 @@ function watchLines(child: ChildProcess, name: string): { ready: Promise<number>
       }
       if (msg.gc) gcDone.emit('gc', msg.heapUsed)
       else if (typeof msg.port === 'number') resolve(msg.port)
+      else if (typeof msg.ports?.mqtt === 'number') resolve(msg.ports.mqtt) // `broker start -o json`'s ready line
     })
     child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)))
   })
@@ -153,14 +160,26 @@ export async function startBroker(kind: BrokerKind, opts: { devices?: number } =
   // BENCH_CPU_PROF=<dir>: profile the node brokers (flame graphs: open the .cpuprofile in DevTools).
   // BENCH_NODE_FLAGS='--perf-basic-prof …': extra node flags for the edgemq brokers only (perf, GC experiments).
   const prof = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...(process.env.BENCH_NODE_FLAGS && isEdgemq(kind) ? process.env.BENCH_NODE_FLAGS.split(' ') : [])]
-  const child = spawn(process.execPath, [...prof, '--expose-gc', '--import', 'tsx', here, '--serve', kind, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
+  let child: ChildProcess
+  let cleanup: (() => void) | undefined
+  if (kind === 'edgemq') {
+    const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
+    cleanup = () => rmSync(home, { recursive: true, force: true })
+    const prep = spawn(process.execPath, ['--import', 'tsx', here, '--prepare', home, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'inherit', 'inherit'], cwd: repoRoot })
+    const [code] = (await once(prep, 'exit')) as [number | null]
+    if (code !== 0) throw new Error(`preparing the edgemq bench home failed (exit ${code})`)
+    const cli = [path.join(repoRoot, 'bin', 'run.js'), 'broker', 'start', '--home', home, '--port', '0', '--no-tls', '--log-level', 'warn', '-o', 'json']
+    child = spawn(process.execPath, [...prof, '--expose-gc', '--import', pathToFileURL(path.join(path.dirname(here), 'gc-signal.mjs')).href, ...cli], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
+  } else {
+    child = spawn(process.execPath, [...prof, '--expose-gc', '--import', 'tsx', here, '--serve', kind, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot })
+  }
   const { ready, gcDone } = watchLines(child, kind)
   const collectGarbage = async () => {
     const done = once(gcDone, 'gc')
     child.kill('SIGUSR2')
     return (await done)[0] as number | undefined
   }
-  return { kind, port: await ready, pid: child.pid as number, auth: isEdgemq(kind), child, collectGarbage }
+  return { kind, port: await ready, pid: child.pid as number, auth: isEdgemq(kind), child, cleanup, collectGarbage }
 }
 
 export async function stopBroker(b: RunningBroker): Promise<void> {
@@ -231,7 +250,10 @@ export function percentile(xs: number[], p: number): number {
 
 // Child mode only when this file is the entry point (other bench scripts import it and have their own --serve).
 const serveAt = process.argv.indexOf('--serve')
-if (serveAt >= 0 && process.argv[1] && path.resolve(process.argv[1]) === here) {
+const prepareAt = process.argv.indexOf('--prepare')
+if ((serveAt >= 0 || prepareAt >= 0) && process.argv[1] && path.resolve(process.argv[1]) === here) {
   const devAt = process.argv.indexOf('--devices')
-  await serve(process.argv[serveAt + 1] as BrokerKind, devAt >= 0 ? Number(process.argv[devAt + 1]) : 0)
+  const devices = devAt >= 0 ? Number(process.argv[devAt + 1]) : 0
+  if (serveAt >= 0) await serve(process.argv[serveAt + 1] as BrokerKind, devices)
+  else await (await prepareHome(process.argv[prepareAt + 1], devices, false)).close()
 }
