@@ -90,11 +90,14 @@ async function serve(kind: BrokerKind, devices: number): Promise<void> {
     })
     return
   }
-  if (kind !== 'edgemq-mem') throw new Error(`no in-process server for ${kind}: edgemq runs as \`broker start\` (startBroker)`)
+  // edgemq here only with BENCH_EDGEMQ_LIB=1 (startBroker): the same on-disk broker, in-process from dist/.
+  const onDisk = kind === 'edgemq'
   const { startEdgeBroker } = await fromDist<typeof import('../../src/broker/broker.js')>('broker/broker.js')
   const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
-  const ctx = await prepareHome(home, devices, true)
-  const broker = await startEdgeBroker({ home, context: ctx, inMemory: true, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
+  const ctx = await prepareHome(home, devices, !onDisk)
+  // On disk the broker opens the home itself, as `broker start` does.
+  if (onDisk) await ctx.close()
+  const broker = await startEdgeBroker({ home, context: onDisk ? undefined : ctx, inMemory: !onDisk, port: 0, tlsPort: null, logLevel: 'warn', writeRuntimeFile: false })
   console.log(JSON.stringify({ port: broker.ports.mqtt }))
   process.once('SIGTERM', () => void broker.close().finally(() => (rmSync(home, { recursive: true, force: true }), process.exit(0))))
 }
@@ -162,7 +165,8 @@ export async function startBroker(kind: BrokerKind, opts: { devices?: number } =
   const prof = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...(process.env.BENCH_NODE_FLAGS && isEdgemq(kind) ? process.env.BENCH_NODE_FLAGS.split(' ') : [])]
   let child: ChildProcess
   let cleanup: (() => void) | undefined
-  if (kind === 'edgemq') {
+  // BENCH_EDGEMQ_LIB=1: edgemq in-process from dist/ instead of through the CLI (to compare the two builds).
+  if (kind === 'edgemq' && !process.env.BENCH_EDGEMQ_LIB) {
     const home = mkdtempSync(path.join(tmpdir(), 'edgemq-bench-'))
     cleanup = () => rmSync(home, { recursive: true, force: true })
     const prep = spawn(process.execPath, ['--import', 'tsx', here, '--prepare', home, '--devices', String(opts.devices ?? 0)], { stdio: ['ignore', 'inherit', 'inherit'], cwd: repoRoot })
