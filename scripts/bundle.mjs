@@ -2,8 +2,9 @@
 // Bundles the CLI (npm run build, after tsc): every command, the command_not_found hook and oclif
 // itself into dist/bundle/, ES modules split into shared chunks, so starting `edgemq` reads a
 // handful of files instead of ~250 (65 of them @oclif/core's CommonJS) and resolves none of their
-// imports. Measured on this 2-core machine, 20 runs each: `edgemq device list` 260 → 209 ms of CPU,
-// `edgemq --version` 160 → 126 ms (bare `node -e 0` is 83 ms).
+// imports. Measured on this 2-core machine against the unbundled CLI, side by side, 20 runs each
+// twice: `edgemq device list` 270–299 → 193–218 ms of CPU per process, `edgemq --version`
+// 205–225 → 153–158 ms (bare `node -e 0`: 78–80 ms).
 // package.json's oclif section points at the bundle; dist/*.js (tsc's output) stays the library
 // (package.json "main") and what the bundle is made from is the TypeScript in src/.
 // Left out of the bundle, loaded from node_modules when used: native addons, the TypeScript
