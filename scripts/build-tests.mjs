@@ -12,23 +12,17 @@
 // run that was killed is removed by the next run once its process is gone.
 //
 //   node scripts/build-tests.mjs        → builds .build/run-<pid>/ (about half a second) and prints it
-import { readdirSync, rmSync, statSync } from 'node:fs'
+import { readdirSync, rmSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+
+import { tsFiles } from './ts-files.mjs'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const BUILD_DIR = join(ROOT, '.build')
 /** This run's output folder. */
 export const OUT_DIR = join(BUILD_DIR, `run-${process.pid}`)
 const SOURCE_DIRS = ['src', 'test', 'bench', 'scripts']
-
-function tsFiles(dir) {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name)
-    if (statSync(p).isDirectory()) return tsFiles(p)
-    return name.endsWith('.ts') && !name.endsWith('.d.ts') ? [p] : []
-  })
-}
 
 const alive = (pid) => {
   try {

@@ -14,19 +14,15 @@
 // The build goes to dist/bundle.next and replaces dist/bundle with two renames, so an `edgemq`
 // started during a rebuild never finds half a bundle.
 import { build } from 'esbuild'
-import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { existsSync, renameSync, rmSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { tsFiles } from './ts-files.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const final = join(root, 'dist', 'bundle')
 const out = `${final}.next`
-
-const tsFiles = (dir) =>
-  readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name)
-    return statSync(p).isDirectory() ? tsFiles(p) : name.endsWith('.ts') && !name.endsWith('.d.ts') ? [p] : []
-  })
 
 // Entry name → source: commands/device/list → src/commands/device/list.ts (the manifest's paths).
 const entryPoints = { main: join(root, 'src', 'cli', 'main.ts'), 'cli/hooks/command-not-found': join(root, 'src', 'cli', 'hooks', 'command-not-found.ts') }

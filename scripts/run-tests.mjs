@@ -13,12 +13,13 @@
 // the runner re-executes itself once with --enable-source-maps (stack traces and test locations
 // point at the .ts sources) and --test-timeout (which applies to each test inside a file).
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { run } from 'node:test'
 import { spec } from 'node:test/reporters'
 
 import { buildTests, compiledPath, removeBuild } from './build-tests.mjs'
+import { tsFiles } from './ts-files.mjs'
 
 const TEST_TIMEOUT_MS = 120_000
 const CHILD_ARGV = ['--enable-source-maps', `--test-timeout=${TEST_TIMEOUT_MS}`]
@@ -26,16 +27,6 @@ const CHILD_ARGV = ['--enable-source-maps', `--test-timeout=${TEST_TIMEOUT_MS}`]
 if (!process.execArgv.includes('--enable-source-maps')) {
   const r = spawnSync(process.execPath, [...CHILD_ARGV, ...process.argv.slice(1)], { stdio: 'inherit' })
   process.exit(r.status ?? 1)
-}
-
-function find(dir) {
-  const out = []
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name)
-    if (statSync(p).isDirectory()) out.push(...find(p))
-    else if (name.endsWith('.test.ts')) out.push(p)
-  }
-  return out
 }
 
 const args = process.argv.slice(2)
@@ -48,7 +39,8 @@ let root = 'test'
 const dirAt = args.indexOf('--dir')
 if (dirAt >= 0) root = args.splice(dirAt, 2)[1]
 const filters = args
-const files = find(root)
+const files = tsFiles(root)
+  .filter((f) => f.endsWith('.test.ts'))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort()
 if (files.length === 0) {

@@ -4,7 +4,7 @@
  * no polling, no sleeps).
  */
 import { spawn } from 'node:child_process'
-import { existsSync, openSync } from 'node:fs'
+import { openSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -14,6 +14,7 @@ import { importHub } from '../registry/export.js'
 import { readDocument } from './edgehub.js'
 import { startEdgeBroker, type EdgeBroker, type EdgeBrokerOptions } from '../broker/broker.js'
 import { readRuntime, type BrokerRuntime } from '../broker/runtime.js'
+import { findUp } from '../util/fs.js'
 
 export interface BrokerProcessOptions extends EdgeBrokerOptions {
   /** Print one JSON "ready" line instead of the human banner. */
@@ -113,14 +114,9 @@ export async function runBrokerForeground(opts: BrokerProcessOptions, print: (li
  * installed and from a test build's copy of src/ under `npm test`.
  */
 function edgemqBin(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (;;) {
-    const bin = join(dir, 'bin', 'run.js')
-    if (existsSync(bin)) return bin
-    const up = dirname(dir)
-    if (up === dir) throw new EdgeMqError('cannot find bin/run.js above the edgemq package', { hint: 'reinstall edgemq' })
-    dir = up
-  }
+  const root = findUp(dirname(fileURLToPath(import.meta.url)), join('bin', 'run.js'))
+  if (!root) throw new EdgeMqError('cannot find bin/run.js above the edgemq package', { hint: 'reinstall edgemq' })
+  return join(root, 'bin', 'run.js')
 }
 
 /** Spawns `edgemq broker start` detached; resolves with its runtime once it listens. */

@@ -9,6 +9,14 @@ import { chmodSync, closeSync, existsSync, fsyncSync, openSync, renameSync, rmSy
 import { open, stat, unlink, readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
+/** The nearest directory at or above `from` that holds `name` (a file or a relative path), or undefined. */
+export function findUp(from: string, name: string): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, name))) return dir
+    if (dirname(dir) === dir) return undefined
+  }
+}
+
 /** Unique sibling name for temp files/dirs: same filesystem, so `rename` is atomic. */
 export function tempSibling(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)

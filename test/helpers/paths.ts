@@ -1,7 +1,8 @@
 /** Paths of the repository, shared by test/ and bench/ (no node:test import: bench can use it). */
-import { existsSync } from 'node:fs'
 import { dirname, extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { findUp } from '../../src/util/fs.js'
 
 /**
  * The repository root: the nearest directory above this file with a package.json. This file runs
@@ -9,13 +10,9 @@ import { fileURLToPath } from 'node:url'
  * number of `..` would be wrong for one of them.
  */
 export const REPO_ROOT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir)
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
-    dir = up
-  }
-  return dir
+  const root = findUp(dirname(fileURLToPath(import.meta.url)), 'package.json')
+  if (!root) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
+  return root
 })()
 /** The compiled CLI (`npm run build` makes dist/). */
 export const BIN = join(REPO_ROOT, 'bin', 'run.js')

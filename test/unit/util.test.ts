@@ -1,12 +1,12 @@
 // src/util: the atomic write, pidAlive and the listen helper's port-error hints.
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
 
 import { EdgeMqError } from '../../src/errors.js'
-import { pidAlive, writeFileAtomicSync } from '../../src/util/fs.js'
+import { findUp, pidAlive, writeFileAtomicSync } from '../../src/util/fs.js'
 import { listenWithHints } from '../../src/util/listen.js'
 import { tempHome } from '../helpers/cli.js'
 
@@ -35,4 +35,17 @@ test('listenWithHints: the bound port for port 0; EADDRINUSE → a one-line Edge
   assert.ok(err instanceof EdgeMqError)
   assert.equal(err.message, `port ${port} (mqtt) is already in use`)
   assert.match(err.hint ?? '', /--port \(0 = a free one\)/)
+})
+
+test('findUp: the nearest directory holding the name, from the start directory upwards; undefined when none does', () => {
+  const home = tempHome()
+  const deep = join(home, 'a', 'b', 'c')
+  mkdirSync(join(deep, 'bin'), { recursive: true })
+  writeFileSync(join(home, 'marker'), '')
+  writeFileSync(join(home, 'a', 'marker'), '')
+  writeFileSync(join(deep, 'bin', 'run.js'), '')
+  assert.equal(findUp(deep, 'marker'), join(home, 'a'))
+  assert.equal(findUp(deep, join('bin', 'run.js')), deep)
+  assert.equal(findUp(home, join('a', 'b', 'c', 'bin', 'run.js')), home)
+  assert.equal(findUp(deep, 'no-such-file-anywhere-above'), undefined)
 })
