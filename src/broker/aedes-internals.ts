@@ -5,10 +5,13 @@
  */
 import type { EventEmitter } from 'node:events'
 import { syncBuiltinESMExports } from 'node:module'
-import stream from 'node:stream'
+import stream, { type Writable } from 'node:stream'
 import { promisify } from 'node:util'
 
 import type { Aedes, Client } from 'aedes'
+import mqttPacket from 'mqtt-packet'
+
+import { fastCodecStats, writeFast } from './publish-codec.js'
 
 export const AEDES_VERSION_CHECKED = '1.2.0'
 
@@ -113,10 +116,17 @@ export function fastMqQueues(mq: object): void {
  * Puts `intercept` between the connection and the client's MQTT parser (aedes reads the socket
  * in client.js `nextBatch` and hands each chunk to `_parser.parse`).
  */
-export function interceptParserInput(client: Client, intercept: (buf: Buffer, parse: (buf: Buffer) => void) => void): void {
-  const parser = (client as unknown as { _parser: { parse(buf: Buffer): unknown } })._parser
+export function interceptParserInput(client: Client, intercept: (buf: Buffer, parse: (buf: Buffer) => void, parser: MqttParser) => void): void {
+  const parser = (client as unknown as { _parser: MqttParser })._parser
   const parse = parser.parse.bind(parser)
-  parser.parse = (buf: Buffer) => intercept(buf, (b) => void parse(b))
+  parser.parse = (buf: Buffer) => intercept(buf, (b) => void parse(b), parser)
+}
+
+/** mqtt-packet's parser (parser.js): `error` is set once it failed, `settings.protocolVersion` after a CONNECT. */
+export interface MqttParser extends EventEmitter {
+  parse(buf: Buffer): unknown
+  error: Error | null
+  settings: { protocolVersion?: number }
 }
 
 type Deliver = (packet: unknown, cb: () => void) => void
@@ -216,4 +226,39 @@ export function emptyOutgoingFastPath(): void {
   Object.defineProperty(patched, promisify.custom, { value: (pipeline as unknown as Record<symbol, unknown>)[promisify.custom] })
   s.pipeline = Object.assign(patched, { emptyFastPath: true as const })
   syncBuiltinESMExports()
+}
+
+/** Streams whose PUBLISH and PUBACK packets publish-codec.ts writes (edgemq's MQTT connections). */
+const FAST_WRITES = Symbol('edgemq.fastWrites')
+
+/** Marks `stream` for fastPacketWrites(). */
+export function writeFastTo(stream: object): void {
+  ;(stream as Record<symbol, boolean>)[FAST_WRITES] = true
+}
+
+type WriteToStream = ((packet: unknown, stream: Writable, opts?: unknown) => boolean) & { cacheNumbers?: boolean; fastWrites?: true }
+
+/**
+ * aedes writes every packet with `mqtt.writeToStream(packet, client.conn)` (lib/write.js, no
+ * options: MQTT 3.1.1), a property read on mqtt-packet's exports at each call. This puts
+ * publish-codec.ts's writeFast in front of it for streams marked by writeFastTo(); every other
+ * stream and packet (MQTT.js clients in the same process included) gets mqtt-packet unchanged.
+ * `cacheNumbers`, which MQTT.js sets on the function, is passed through.
+ */
+export function fastPacketWrites(): void {
+  const exports = mqttPacket as unknown as { writeToStream: WriteToStream }
+  const original = exports.writeToStream
+  if (original.fastWrites) return
+  const patched: WriteToStream = function (packet, stream, opts) {
+    if (opts === undefined && (stream as unknown as Record<symbol, boolean>)[FAST_WRITES] === true) {
+      const written = writeFast(packet as Parameters<typeof writeFast>[0], stream)
+      if (written !== undefined) {
+        fastCodecStats.written++
+        return written
+      }
+    }
+    return original(packet, stream, opts)
+  }
+  Object.defineProperty(patched, 'cacheNumbers', { get: () => original.cacheNumbers, set: (v: boolean) => void (original.cacheNumbers = v) })
+  exports.writeToStream = Object.assign(patched, { fastWrites: true as const })
 }

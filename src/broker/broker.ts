@@ -23,7 +23,7 @@ import { attachClusterStore, openHub, readStorePointer, type HubContext } from '
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { TwinKey } from '../registry/types.js'
-import { brokerPersistence, connectedClient, fastMqQueues, skipClientNotices, wrapQoS0Delivery } from './aedes-internals.js'
+import { brokerPersistence, connectedClient, fastMqQueues, fastPacketWrites, skipClientNotices, wrapQoS0Delivery, writeFastTo } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
@@ -260,6 +260,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       if (!opts.context) await ctx.close()
       throw err
     }
+    fastPacketWrites()
     const persistence = cluster ? cluster.persistence : await createPersistence(opts.inMemory ? undefined : ctx.paths.persistence)
     let mq = opts.mq ?? cluster?.mq
     /** This node's own in-process bus: no other node reads aedes' `$SYS` notices from it. */
@@ -528,6 +529,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       return
     }
     batchWrites(socket)
+    writeFastTo(socket)
     const client = this.aedes.handle(socket)
     const { maxConnectPacketBytes, maxQueuedBytes } = this.settings
     installPacketGuard(client, {

@@ -4,11 +4,13 @@
  * that claims more than the limit is refused from its first bytes, not after the parser has
  * buffered all of it (mqtt-packet keeps a packet until it is whole). It also answers a CONNECT
  * of an unknown protocol level with CONNACK 0x01, which mqtt-packet would only reject with a
- * closed socket.
+ * closed socket. Since it sees every packet's bounds, it also decodes the whole PUBLISH and
+ * PUBACK packets of a connected client itself (publish-codec.ts) and hands the parser the rest.
  */
 import type { Client } from 'aedes'
 
-import { authenticated, interceptParserInput } from './aedes-internals.js'
+import { authenticated, interceptParserInput, type MqttParser } from './aedes-internals.js'
+import { decodeFast, fastCodecStats, wholePacketAt } from './publish-codec.js'
 
 export type FrameIssue =
   | { kind: 'too-large'; cmd: number; length: number; limit: number }
@@ -72,6 +74,21 @@ export class MqttFramer {
     return undefined
   }
 
+  /** Between packets: nothing of a packet is pending. */
+  atBoundary(): boolean {
+    return this.phase === 'header'
+  }
+
+  /** Bytes still to come of the packet whose body is being read (0 between packets or in a header). */
+  bodyLeft(): number {
+    return this.phase === 'body' ? this.left : 0
+  }
+
+  /** Counts whole packets that went past without feed() (packet-guard's fast path). */
+  skipWhole(count: number): void {
+    this.packets += count
+  }
+
   private endPacket(): void {
     this.packets++
     this.phase = 'header'
@@ -100,6 +117,41 @@ export interface PacketGuardOptions {
   onIssue(issue: FrameIssue): void
 }
 
+/**
+ * Takes the whole packets at the front of `buf`: PUBLISH and PUBACK decoded here and emitted on
+ * the parser as it would emit them, every other packet handed to the parser, in order. Stops at
+ * the first packet that is not all in `buf` or is over `limit` (the framer then takes over).
+ * Returns how many bytes were taken, or -1 when the parser failed on one of them.
+ */
+function decodeWhole(buf: Buffer, framer: MqttFramer, parser: MqttParser, parse: (buf: Buffer) => void, limit: number): number {
+  let at = 0
+  /** Start of a run of packets for the parser, or -1. */
+  let other = -1
+  while (at < buf.length) {
+    const whole = wholePacketAt(buf, at)
+    if (!whole || whole.end - whole.body > limit) break
+    const packet = decodeFast(buf, at, whole.body, whole.end)
+    if (packet) {
+      if (other >= 0) {
+        parse(buf.subarray(other, at))
+        other = -1
+        if (parser.error) return -1
+      }
+      fastCodecStats.decoded++
+      parser.emit('packet', packet)
+    } else if (other < 0) {
+      other = at
+    }
+    framer.skipWhole(1)
+    at = whole.end
+  }
+  if (other >= 0) {
+    parse(buf.subarray(other, at))
+    if (parser.error) return -1
+  }
+  return at
+}
+
 /** Puts a framer in front of this client's parser; a refused stream is cut and nothing more is parsed. */
 export function installPacketGuard(client: Client, opts: PacketGuardOptions): void {
   const framer = new MqttFramer()
@@ -107,10 +159,13 @@ export function installPacketGuard(client: Client, opts: PacketGuardOptions): vo
   // Everything up to an accepted CONNECT gets the tight limit, pipelined packets after it included.
   // Not `connected`: aedes sets it after the CONNACK is out, and a client may already be answering.
   const limit = () => (authenticated(client) ? opts.connected : opts.preConnect)
-  interceptParserInput(client, (buf, parse) => {
-    if (refused) return
+  /** The framer, then the parser, see `buf`; false once the stream is refused. */
+  const guarded = (buf: Buffer, parse: (buf: Buffer) => void): boolean => {
     const issue = framer.feed(buf, limit)
-    if (!issue) return parse(buf)
+    if (!issue) {
+      parse(buf)
+      return true
+    }
     refused = true
     opts.onIssue(issue)
     const conn = client.conn as NodeJS.WritableStream & { destroy(): void; destroySoon?: () => void }
@@ -120,5 +175,27 @@ export function installPacketGuard(client: Client, opts: PacketGuardOptions): vo
     } else {
       conn.destroy()
     }
+    return false
+  }
+  interceptParserInput(client, (chunk, parse, parser) => {
+    if (refused) return
+    let buf = chunk
+    // Once connected, whole PUBLISH/PUBACK packets are decoded here (publish-codec.ts) and all
+    // else goes to the parser, in order. A packet begun in an earlier chunk is the parser's to
+    // finish; the fast path takes over after it.
+    if (parser.error === null && parser.settings.protocolVersion !== 5 && authenticated(client)) {
+      const left = framer.bodyLeft()
+      if (left > 0 && left < buf.length) {
+        if (!guarded(buf.subarray(0, left), parse) || parser.error) return
+        buf = buf.subarray(left)
+      }
+      if (framer.atBoundary()) {
+        const done = decodeWhole(buf, framer, parser, parse, opts.connected)
+        if (done < 0) return // the parser failed on a packet: like mqtt-packet, nothing after it is read
+        if (done === buf.length) return
+        buf = buf.subarray(done)
+      }
+    }
+    guarded(buf, parse)
   })
 }

@@ -1,0 +1,159 @@
+/**
+ * The broker's two hottest packets, PUBLISH and PUBACK, decoded and encoded without mqtt-packet's
+ * general machinery (issue 16). mqtt-packet parses every packet through a BufferList and a state
+ * machine that makes a dozen debug() calls, and writes a PUBLISH as five or six separate stream
+ * writes; in the fan-in profile that was about a third of the broker's CPU per message.
+ *
+ * Both directions give exactly what mqtt-packet gives: the same packet objects (its own Packet
+ * class, the same fields) and the same bytes. test/unit/publish-codec.test.ts compares them over
+ * random packets. Anything the fast path is not sure of (MQTT 5, a malformed or truncated body,
+ * a topic that is not a string…) is left to mqtt-packet, errors included.
+ * Only MQTT 3.1 and 3.1.1: aedes speaks nothing else, and writes without protocol options.
+ */
+import type { Writable } from 'node:stream'
+
+import Packet from 'mqtt-packet/packet.js'
+
+/** Packets the fast path took (tests check that aedes' reads and writes still come this way). */
+export const fastCodecStats = { decoded: 0, written: 0 }
+
+const PUBLISH = 3
+const PUBACK = 4
+
+/** A packet as mqtt-packet's parser emits it (class Packet, plus messageId when there is one). */
+export type ParsedPacket = Packet & { messageId?: number }
+
+/**
+ * Decodes one whole packet: `buf[start]` is its fixed header, its body is `buf[body..end)`.
+ * Returns undefined for anything but a well-formed MQTT 3.1.1 PUBLISH or PUBACK.
+ */
+export function decodeFast(buf: Buffer, start: number, body: number, end: number): ParsedPacket | undefined {
+  const header = buf[start]
+  const cmd = header >> 4
+  const length = end - body
+  if (cmd === PUBACK) {
+    // Flags must be 0 (mqtt-packet errors otherwise); a longer body is MQTT 5 or junk.
+    if (header !== 0x40 || length !== 2) return undefined
+    const p: ParsedPacket = new Packet()
+    p.cmd = 'puback'
+    p.length = 2
+    p.messageId = (buf[body] << 8) | buf[body + 1]
+    return p
+  }
+  if (cmd !== PUBLISH) return undefined
+  const qos = (header >> 1) & 3
+  if (qos === 3 || length < 2) return undefined
+  const topicEnd = body + 2 + ((buf[body] << 8) | buf[body + 1])
+  // mqtt-packet reads a missing message id from the bytes after the packet: leave that to it.
+  const payloadStart = qos > 0 ? topicEnd + 2 : topicEnd
+  if (payloadStart > end) return undefined
+  const p: ParsedPacket = new Packet()
+  p.cmd = 'publish'
+  p.retain = (header & 1) !== 0
+  p.qos = qos as 0 | 1 | 2
+  p.dup = (header & 8) !== 0
+  p.length = length
+  p.topic = buf.toString('utf8', body + 2, topicEnd)
+  // A view into the chunk read from the socket, as mqtt-packet's BufferList slice gives.
+  p.payload = payloadStart === end ? Buffer.alloc(0) : buf.subarray(payloadStart, end)
+  if (qos > 0) p.messageId = (buf[topicEnd] << 8) | buf[topicEnd + 1]
+  return p
+}
+
+/** The header and remaining length of the packet at `buf[start]`, if all of it is in `buf`. */
+export function wholePacketAt(buf: Buffer, start: number): { body: number; end: number } | undefined {
+  let length = 0
+  let multiplier = 1
+  let i = start + 1
+  for (let n = 0; n < 4; n++) {
+    if (i >= buf.length) return undefined
+    const b = buf[i++]
+    length += (b & 0x7f) * multiplier
+    if ((b & 0x80) === 0) {
+      const end = i + length
+      return end <= buf.length ? { body: i, end } : undefined
+    }
+    multiplier *= 128
+  }
+  return undefined // a fifth length byte: malformed, the packet guard says so
+}
+
+interface OutgoingPacket {
+  cmd?: string
+  qos?: number
+  dup?: boolean
+  retain?: boolean
+  topic?: unknown
+  payload?: unknown
+  messageId?: unknown
+}
+
+/** Above this a payload is written as its own chunk (writev) rather than copied. */
+const COPY_LIMIT = 2048
+
+function uncork(stream: Writable): void {
+  stream.uncork()
+}
+
+function remainingLengthBytes(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4
+}
+
+/**
+ * Writes `packet` as mqtt-packet's writeToStream(packet, stream) would (MQTT 3.1.1: same bytes,
+ * same cork for the tick, same return value) when it is a PUBLISH or PUBACK it can vouch for;
+ * returns undefined, having written nothing, for anything else.
+ */
+export function writeFast(packet: OutgoingPacket, stream: Writable): boolean | undefined {
+  if (packet.cmd === 'puback') {
+    const id = packet.messageId
+    if (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || id !== Math.floor(id)) return undefined
+    stream.cork()
+    process.nextTick(uncork, stream)
+    stream.write(Buffer.from([0x40, 2, id >> 8, id & 0xff]))
+    return true // mqtt-packet's confirmation() answers true whatever the stream said
+  }
+  if (packet.cmd !== 'publish') return undefined
+  const { topic, messageId: id } = packet
+  const qos = packet.qos || 0
+  const payload = packet.payload || EMPTY
+  if (typeof topic !== 'string' || (qos !== 0 && qos !== 1 && qos !== 2)) return undefined
+  if (qos > 0 && (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || id !== Math.floor(id))) return undefined
+  const isBuffer = Buffer.isBuffer(payload)
+  if (!isBuffer && typeof payload !== 'string') return undefined
+  const topicLength = Buffer.byteLength(topic)
+  if (topicLength > 0xffff) return undefined
+  const payloadLength = isBuffer ? payload.length : Buffer.byteLength(payload)
+  const length = 2 + topicLength + (qos > 0 ? 2 : 0) + payloadLength
+  if (length > 268_435_455) return undefined
+  const inline = payloadLength <= COPY_LIMIT
+  const lengthBytes = remainingLengthBytes(length)
+  const out = Buffer.allocUnsafe(1 + lengthBytes + length - (inline ? 0 : payloadLength))
+  out[0] = 0x30 | (qos << 1) | (packet.dup ? 8 : 0) | (packet.retain ? 1 : 0)
+  let o = 1
+  let n = length
+  do {
+    let b = n % 128
+    n = Math.floor(n / 128)
+    if (n > 0) b |= 0x80
+    out[o++] = b
+  } while (n > 0)
+  out[o++] = topicLength >> 8
+  out[o++] = topicLength & 0xff
+  o += out.write(topic, o, topicLength === topic.length ? 'latin1' : 'utf8') // ASCII: the cheaper encoder, same bytes
+  if (qos > 0) {
+    out[o++] = (id as number) >> 8
+    out[o++] = (id as number) & 0xff
+  }
+  stream.cork()
+  process.nextTick(uncork, stream)
+  if (!inline) {
+    stream.write(out)
+    return stream.write(payload)
+  }
+  if (isBuffer) payload.copy(out, o)
+  else out.write(payload, o, 'utf8')
+  return stream.write(out)
+}
+
+const EMPTY = Buffer.allocUnsafe(0)
