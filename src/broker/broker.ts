@@ -23,7 +23,7 @@ import { attachClusterStore, openHub, readStorePointer, type HubContext } from '
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { TwinKey } from '../registry/types.js'
-import { brokerPersistence, connectedClient, fastMqQueues, fastPacketWrites, skipClientNotices, wrapQoS0Delivery, writeFastTo } from './aedes-internals.js'
+import { brokerPersistence, connectedClient, directQoS0Delivery, fastMqQueues, fastPacketWrites, skipClientNotices, writeFastTo } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
@@ -550,17 +550,19 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       if (s) this.iothub.acked(s, topic)
     })
     let scheduled = 0
-    wrapQoS0Delivery(client, (deliver) => (packet, cb) => {
-      const p = packet as { topic?: string; payload?: Buffer | string }
-      const size = (p.payload?.length ?? 0) + (p.topic?.length ?? 0) + 8
-      if (socket.writableLength + scheduled + size > maxQueuedBytes) {
-        this.qos0Dropped++
-        this.refusals.note('qos0-dropped', { client: loggableId(client.id), unsentBytes: socket.writableLength + scheduled }, 'QoS 0 message dropped: subscriber is not reading')
-        return afterIo(cb)
-      }
-      scheduled += size
-      deliver(packet, () => (scheduled -= size))
-      afterIo(cb)
+    directQoS0Delivery(client, {
+      defer: afterIo,
+      admit: (p) => {
+        const size = (p.payload?.length ?? 0) + p.topic.length + 8
+        if (socket.writableLength + scheduled + size > maxQueuedBytes) {
+          this.qos0Dropped++
+          this.refusals.note('qos0-dropped', { client: loggableId(client.id), unsentBytes: socket.writableLength + scheduled }, 'QoS 0 message dropped: subscriber is not reading')
+          return -1
+        }
+        scheduled += size
+        return size
+      },
+      sent: (size) => (scheduled -= size),
     })
   }
 

@@ -108,28 +108,31 @@ export function writeFast(packet: OutgoingPacket, stream: Writable): boolean | u
   if (packet.cmd === 'puback') {
     const id = packet.messageId
     if (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || id !== Math.floor(id)) return undefined
+    fastCodecStats.written++
     stream.cork()
     process.nextTick(uncork, stream)
     stream.write(Buffer.from([0x40, 2, id >> 8, id & 0xff]))
     return true // mqtt-packet's confirmation() answers true whatever the stream said
   }
   if (packet.cmd !== 'publish') return undefined
-  const { topic, messageId: id } = packet
-  const qos = packet.qos || 0
-  const payload = packet.payload || EMPTY
+  return writePublish(stream, packet.topic, packet.payload || EMPTY, packet.qos || 0, packet.messageId, !!packet.dup, !!packet.retain)
+}
+
+/** writeFast() for a PUBLISH given by its fields (aedes' QoS 0 delivery writes without a packet object). */
+export function writePublish(stream: Writable, topic: unknown, payload: unknown, qos: number, id: unknown, dup: boolean, retain: boolean): boolean | undefined {
   if (typeof topic !== 'string' || (qos !== 0 && qos !== 1 && qos !== 2)) return undefined
   if (qos > 0 && (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || id !== Math.floor(id))) return undefined
   const isBuffer = Buffer.isBuffer(payload)
   if (!isBuffer && typeof payload !== 'string') return undefined
   const topicLength = Buffer.byteLength(topic)
   if (topicLength > 0xffff) return undefined
-  const payloadLength = isBuffer ? payload.length : Buffer.byteLength(payload)
+  const payloadLength = isBuffer ? payload.length : Buffer.byteLength(payload as string)
   const length = 2 + topicLength + (qos > 0 ? 2 : 0) + payloadLength
   if (length > 268_435_455) return undefined
   const inline = payloadLength <= COPY_LIMIT
   const lengthBytes = remainingLengthBytes(length)
   const out = Buffer.allocUnsafe(1 + lengthBytes + length - (inline ? 0 : payloadLength))
-  out[0] = 0x30 | (qos << 1) | (packet.dup ? 8 : 0) | (packet.retain ? 1 : 0)
+  out[0] = 0x30 | (qos << 1) | (dup ? 8 : 0) | (retain ? 1 : 0)
   let o = 1
   let n = length
   do {
@@ -145,6 +148,7 @@ export function writeFast(packet: OutgoingPacket, stream: Writable): boolean | u
     out[o++] = (id as number) >> 8
     out[o++] = (id as number) & 0xff
   }
+  fastCodecStats.written++
   stream.cork()
   process.nextTick(uncork, stream)
   if (!inline) {
@@ -152,7 +156,7 @@ export function writeFast(packet: OutgoingPacket, stream: Writable): boolean | u
     return stream.write(payload)
   }
   if (isBuffer) payload.copy(out, o)
-  else out.write(payload, o, 'utf8')
+  else out.write(payload as string, o, 'utf8')
   return stream.write(out)
 }
 
