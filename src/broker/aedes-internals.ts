@@ -112,6 +112,50 @@ export function fastMqQueues(mq: object): void {
   }
 }
 
+interface TopicMatcher {
+  match(topic: string, ctx?: unknown): unknown[]
+  add(topic: string, value: unknown): unknown
+  remove(topic: string, value?: unknown): unknown
+  clear(): unknown
+}
+
+/**
+ * Remembers an in-process mqemitter's matches per topic (its qlobber `_matcher`, checked against
+ * mqemitter 7.x): every message runs `match(topic)`, which splits the topic into words and walks
+ * the trie again (~7 % of the broker's CPU in issue 16's fan-in profile), while devices publish
+ * to the same few topics over and over. Any add, remove or clear forgets everything; at most
+ * `max` topics are kept (then the cache starts over). mqemitter hands the array to fastparallel,
+ * which only reads it, and qlobber builds a new array for every match, so sharing one is safe.
+ */
+export function cacheMqMatches(mq: object, max = 4096): void {
+  const m = (mq as { _matcher?: TopicMatcher })._matcher
+  if (!m || typeof m.match !== 'function' || typeof m.add !== 'function' || typeof m.remove !== 'function' || typeof m.clear !== 'function') return
+  const [match, add, remove, clear] = [m.match.bind(m), m.add.bind(m), m.remove.bind(m), m.clear.bind(m)]
+  const cache = new Map<string, unknown[]>()
+  m.match = (topic, ctx) => {
+    if (ctx !== undefined) return match(topic, ctx)
+    let hit = cache.get(topic)
+    if (hit === undefined) {
+      hit = match(topic)
+      if (cache.size >= max) cache.clear()
+      cache.set(topic, hit)
+    }
+    return hit
+  }
+  m.add = (topic, value) => {
+    cache.clear()
+    return add(topic, value)
+  }
+  m.remove = (topic, value) => {
+    cache.clear()
+    return value === undefined ? remove(topic) : remove(topic, value)
+  }
+  m.clear = () => {
+    cache.clear()
+    return clear()
+  }
+}
+
 /**
  * Puts `intercept` between the connection and the client's MQTT parser (aedes reads the socket
  * in client.js `nextBatch` and hands each chunk to `_parser.parse`).

@@ -23,7 +23,7 @@ import { attachClusterStore, openHub, readStorePointer, type HubContext } from '
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { TwinKey } from '../registry/types.js'
-import { brokerPersistence, connectedClient, directQoS0Delivery, fastMqQueues, fastPacketWrites, skipClientNotices, writeFastTo } from './aedes-internals.js'
+import { brokerPersistence, cacheMqMatches, connectedClient, directQoS0Delivery, fastMqQueues, fastPacketWrites, skipClientNotices, writeFastTo } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
@@ -268,6 +268,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     if (!mq) {
       mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true })
       fastMqQueues(mq)
+      cacheMqMatches(mq)
     }
     // aedes.listen() (persistence setup, first heartbeat) is async; the hooks need the broker, so
     // the broker is made first with a factory for the aedes instance, and aedes listens after.
