@@ -25,6 +25,11 @@ const KNOWN_LEVELS = new Set([3, 4, 5])
 export class MqttFramer {
   private phase: 'header' | 'length' | 'body' = 'header'
   private cmd = 0
+  /** The current packet's first byte, and the first two bytes of its body (bodySeen of them so far). */
+  private header = 0
+  private bodySeen = 0
+  private body0 = 0
+  private body1 = 0
   private length = 0
   private multiplier = 1
   private lengthBytes = 0
@@ -39,7 +44,9 @@ export class MqttFramer {
     let i = 0
     while (i < buf.length) {
       if (this.phase === 'header') {
-        this.cmd = buf[i++] >> 4
+        this.header = buf[i++]
+        this.cmd = this.header >> 4
+        this.bodySeen = 0
         this.length = 0
         this.multiplier = 1
         this.lengthBytes = 0
@@ -61,6 +68,17 @@ export class MqttFramer {
         else this.phase = 'body'
       } else {
         const take = Math.min(this.left, buf.length - i)
+        if (this.bodySeen === 0) {
+          this.body0 = buf[i]
+          this.bodySeen = 1
+          if (take > 1) {
+            this.body1 = buf[i + 1]
+            this.bodySeen = 2
+          }
+        } else if (this.bodySeen === 1) {
+          this.body1 = buf[i]
+          this.bodySeen = 2
+        }
         if (this.packets === 0 && this.cmd === CONNECT && this.head.length < 10) {
           for (let k = 0; k < take && this.head.length < 10; k++) this.head.push(buf[i + k])
           const issue = this.connectIssue()
@@ -84,9 +102,18 @@ export class MqttFramer {
     return this.phase === 'body' ? this.left : 0
   }
 
-  /** Counts whole packets that went past without feed() (packet-guard's fast path). */
-  skipWhole(count: number): void {
-    this.packets += count
+  /**
+   * Whether the packet whose body `rest` finishes may be handed to the parser cut off at its end
+   * (see parsesAlone): a well-formed PUBLISH or PUBACK, or a packet that parses alone.
+   */
+  pendingParsesAlone(rest: Buffer): boolean {
+    if (this.phase !== 'body') return false
+    const { header, length } = this
+    if (parsesAlone(header, length) || (header === 0x40 && length === 2)) return true
+    const qos = (header >> 1) & 3
+    if (header >> 4 !== 3 || qos === 3 || length < 2) return false
+    const byte = (k: number) => (k < this.bodySeen ? (k === 0 ? this.body0 : this.body1) : rest[k - this.bodySeen])
+    return 2 + ((byte(0) << 8) | byte(1)) + (qos > 0 ? 2 : 0) <= length
   }
 
   private endPacket(): void {
@@ -118,38 +145,48 @@ export interface PacketGuardOptions {
 }
 
 /**
- * Takes the whole packets at the front of `buf`: PUBLISH and PUBACK decoded here and emitted on
- * the parser as it would emit them, every other packet handed to the parser, in order. Stops at
- * the first packet that is not all in `buf` or is over `limit` (the framer then takes over).
- * Returns how many bytes were taken, or -1 when the parser failed on one of them.
+ * Packets the parser may be handed alone, cut off from the bytes after them: mqtt-packet reads a
+ * field past a packet's end when the packet is too short for it (its bounds are the buffer's,
+ * not the packet's), so any other packet goes to it together with the rest of its chunk, as
+ * before. PINGREQ and DISCONNECT without a body, PUBREC/PUBREL/PUBCOMP with exactly their id.
  */
-function decodeWhole(buf: Buffer, framer: MqttFramer, parser: MqttParser, parse: (buf: Buffer) => void, limit: number): number {
-  let at = 0
+function parsesAlone(header: number, length: number): boolean {
+  if (length === 0) return header === 0xc0 || header === 0xe0
+  return length === 2 && (header === 0x50 || header === 0x62 || header === 0x70)
+}
+
+/**
+ * Goes through the packets of a chunk the framer has already passed, from `at` (a packet
+ * boundary): each PUBLISH and PUBACK decoded here (publish-codec.ts) is emitted on the parser as
+ * the parser would emit it, other packets are handed to the parser in order, and whatever the
+ * fast path cannot vouch for (a packet it does not decode that may not be parsed alone, a
+ * packet cut at the chunk's end) goes to the parser with everything after it.
+ */
+function decodeWhole(buf: Buffer, at: number, parser: MqttParser, parse: (buf: Buffer) => void): void {
   /** Start of a run of packets for the parser, or -1. */
   let other = -1
   while (at < buf.length) {
     const whole = wholePacketAt(buf, at)
-    if (!whole || whole.end - whole.body > limit) break
+    if (!whole) break
     const packet = decodeFast(buf, at, whole.body, whole.end)
-    if (packet) {
-      if (other >= 0) {
-        parse(buf.subarray(other, at))
-        other = -1
-        if (parser.error) return -1
-      }
-      fastCodecStats.decoded++
-      parser.emit('packet', packet)
-    } else if (other < 0) {
-      other = at
+    if (!packet) {
+      if (!parsesAlone(buf[at], whole.end - whole.body)) break
+      if (other < 0) other = at
+      at = whole.end
+      continue
     }
-    framer.skipWhole(1)
+    if (other >= 0) {
+      parse(buf.subarray(other, at))
+      other = -1
+      // Like mqtt-packet, nothing after a packet it failed on is read.
+      if (parser.error) return
+    }
+    fastCodecStats.decoded++
+    parser.emit('packet', packet)
     at = whole.end
   }
-  if (other >= 0) {
-    parse(buf.subarray(other, at))
-    if (parser.error) return -1
-  }
-  return at
+  if (other >= 0) at = other
+  if (at < buf.length) parse(at === 0 ? buf : buf.subarray(at))
 }
 
 /** Puts a framer in front of this client's parser; a refused stream is cut and nothing more is parsed. */
@@ -159,43 +196,33 @@ export function installPacketGuard(client: Client, opts: PacketGuardOptions): vo
   // Everything up to an accepted CONNECT gets the tight limit, pipelined packets after it included.
   // Not `connected`: aedes sets it after the CONNACK is out, and a client may already be answering.
   const limit = () => (authenticated(client) ? opts.connected : opts.preConnect)
-  /** The framer, then the parser, see `buf`; false once the stream is refused. */
-  const guarded = (buf: Buffer, parse: (buf: Buffer) => void): boolean => {
-    const issue = framer.feed(buf, limit)
-    if (!issue) {
-      parse(buf)
-      return true
-    }
-    refused = true
-    opts.onIssue(issue)
-    const conn = client.conn as NodeJS.WritableStream & { destroy(): void; destroySoon?: () => void }
-    if (issue.kind === 'bad-protocol-level') {
-      conn.end(CONNACK_BAD_PROTOCOL)
-      setTimeout(() => conn.destroy(), 1000).unref()
-    } else {
-      conn.destroy()
-    }
-    return false
-  }
-  interceptParserInput(client, (chunk, parse, parser) => {
+  interceptParserInput(client, (buf, parse, parser) => {
     if (refused) return
-    let buf = chunk
-    // Once connected, whole PUBLISH/PUBACK packets are decoded here (publish-codec.ts) and all
-    // else goes to the parser, in order. A packet begun in an earlier chunk is the parser's to
-    // finish; the fast path takes over after it.
-    if (parser.error === null && parser.settings.protocolVersion !== 5 && authenticated(client)) {
-      const left = framer.bodyLeft()
-      if (left > 0 && left < buf.length) {
-        if (!guarded(buf.subarray(0, left), parse) || parser.error) return
-        buf = buf.subarray(left)
+    // Where the chunk starts: between packets, or inside the body of a packet begun before.
+    const left = framer.bodyLeft()
+    const boundary = framer.atBoundary()
+    const pendingAlone = left > 0 && left < buf.length && framer.pendingParsesAlone(buf)
+    // The whole chunk is framed first: a chunk with a packet over the limit is refused before
+    // any of it is parsed.
+    const issue = framer.feed(buf, limit)
+    if (issue) {
+      refused = true
+      opts.onIssue(issue)
+      const conn = client.conn as NodeJS.WritableStream & { destroy(): void; destroySoon?: () => void }
+      if (issue.kind === 'bad-protocol-level') {
+        conn.end(CONNACK_BAD_PROTOCOL)
+        setTimeout(() => conn.destroy(), 1000).unref()
+      } else {
+        conn.destroy()
       }
-      if (framer.atBoundary()) {
-        const done = decodeWhole(buf, framer, parser, parse, opts.connected)
-        if (done < 0) return // the parser failed on a packet: like mqtt-packet, nothing after it is read
-        if (done === buf.length) return
-        buf = buf.subarray(done)
-      }
+      return
     }
-    guarded(buf, parse)
+    // Once connected (MQTT 3.1/3.1.1), the whole PUBLISH/PUBACK packets of a chunk are decoded
+    // here; a packet begun in an earlier chunk is the parser's to finish first, alone if it can be.
+    if (parser.error !== null || parser.settings.protocolVersion === 5 || !authenticated(client)) return void parse(buf)
+    if (boundary) return decodeWhole(buf, 0, parser, parse)
+    if (!pendingAlone) return void parse(buf)
+    parse(buf.subarray(0, left))
+    if (parser.error === null) decodeWhole(buf, left, parser, parse)
   })
 }

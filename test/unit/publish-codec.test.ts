@@ -8,9 +8,11 @@ import { connect as netConnect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
+import { isDeepStrictEqual } from 'node:util'
 
 import mqttPacket from 'mqtt-packet'
 
+import { installPacketGuard, MqttFramer } from '../../src/broker/packet-guard.js'
 import { decodeFast, fastCodecStats, wholePacketAt, writeFast } from '../../src/broker/publish-codec.js'
 import { buildSasToken, deviceResource } from '../../src/sas/index.js'
 import { startTestHub } from '../helpers/hub.js'
@@ -207,4 +209,86 @@ test('on a real broker: PUBLISHes split across chunks and mixed with other packe
     for (const s of sockets) s.destroy()
     await t.stop()
   }
+})
+
+type GuardEvent = [string, unknown?]
+
+/**
+ * What a connection's parser reports for `chunks` (the first one a CONNECT, accepted before the
+ * second arrives): through the packet guard with its fast path, or through the guard as it was
+ * before it (frame the chunk, then hand all of it to mqtt-packet). Up to the first error or
+ * refusal, after which aedes closes the connection.
+ */
+function guardEvents(chunks: Buffer[], fast: boolean): GuardEvent[] {
+  const parser = mqttPacket.parser()
+  const events: GuardEvent[] = []
+  parser.on('packet', (p) => events.push(['packet', p]))
+  parser.on('error', (e: Error) => events.push(['error', e.message]))
+  const conn = { destroy: () => events.push(['destroy']), end: () => events.push(['end']), write: () => true }
+  const client = { _parser: parser, _authorized: false, conn }
+  const opts = { preConnect: 2000, connected: 400, onIssue: (i: { kind: string }) => events.push(['issue', i.kind]) }
+  if (fast) {
+    installPacketGuard(client as never, opts)
+  } else {
+    const framer = new MqttFramer()
+    const parse = parser.parse.bind(parser)
+    let refused = false
+    parser.parse = (buf: Buffer) => {
+      if (refused) return 0
+      const issue = framer.feed(buf, () => (client._authorized ? opts.connected : opts.preConnect))
+      if (!issue) return parse(buf)
+      refused = true
+      opts.onIssue(issue)
+      conn.destroy()
+      return 0
+    }
+  }
+  chunks.forEach((c, i) => {
+    if (i === 1) client._authorized = true
+    parser.parse(c)
+  })
+  const stop = events.findIndex((e) => e[0] !== 'packet')
+  return stop < 0 ? events : events.slice(0, stop + 1)
+}
+
+test('packet guard: with the fast path, the same packets, errors and refusals as before for random streams cut at random places (malformed packets included)', () => {
+  const gen = (p: object) => mqttPacket.generate(p as mqttPacket.Packet)
+  const topic = () => ['t', '', 'a/b', 'é'][int(4)]
+  const kinds: (() => Buffer)[] = [
+    () => gen({ cmd: 'publish', topic: topic(), payload: Buffer.alloc([0, 1, 5, 50, 300][int(5)], int(256)), qos: int(3), messageId: int(65536), retain: rand() < 0.3, dup: rand() < 0.3 }),
+    () => gen({ cmd: 'publish', topic: 'x', payload: Buffer.alloc(10), qos: 0 }),
+    () => gen({ cmd: 'puback', messageId: int(65536) }),
+    () => gen({ cmd: 'pingreq' }),
+    () => gen({ cmd: 'pubrel', messageId: int(65536) }),
+    () => gen({ cmd: 'pubrec', messageId: int(65536) }),
+    () => gen({ cmd: 'subscribe', messageId: 1 + int(1000), subscriptions: [{ topic: 'x', qos: 1 }] }),
+    () => Buffer.from([0x40, 0x00]), // PUBACK without its id
+    () => Buffer.from([0x40, 0x01, 0x07]),
+    () => Buffer.from([0x32, 0x03, 0x00, 0x01, 0x74]), // QoS 1 PUBLISH without room for its id
+    () => Buffer.from([0x82, 0x01, 0x00]), // SUBSCRIBE, 1 byte
+    () => Buffer.from([0x30, 0x80, 0x00]), // PUBLISH, a non-minimal length 0
+    () => Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80, 0x01]), // a 5-byte length
+    () => Buffer.from([0x30, 0xff, 0x7f]), // over the `connected` limit
+    () => Buffer.from([0x36, 0x02, 0x00, 0x00]), // QoS 3
+    () => gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'c', keepalive: 0 }),
+  ]
+  const connect = gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'c', keepalive: 0 })
+  const before = fastCodecStats.decoded
+  let packets = 0
+  for (let i = 0; i < 6000; i++) {
+    // Mostly well-formed streams, one in four with anything.
+    const pick = i % 4 === 0 ? kinds.length : 7
+    const stream = Buffer.concat(Array.from({ length: 1 + int(8) }, () => kinds[int(pick)]()))
+    const cuts = [...new Set(Array.from({ length: int(5) }, () => int(stream.length + 1)))].sort((a, b) => a - b)
+    const chunks = [connect]
+    let at = 0
+    for (const c of [...cuts, stream.length]) {
+      if (c > at) chunks.push(stream.subarray(at, c))
+      at = c
+    }
+    const [want, got] = [guardEvents(chunks, false), guardEvents(chunks, true)]
+    packets += want.length
+    if (!isDeepStrictEqual(got, want)) assert.fail(`chunks ${chunks.slice(1).map((c) => c.toString('hex')).join(' | ')}\n  before: ${JSON.stringify(want)}\n  now:    ${JSON.stringify(got)}`)
+  }
+  assert.ok(fastCodecStats.decoded - before > 3000 && packets > 10_000, `the fast path was taken (${fastCodecStats.decoded - before} of ${packets} events)`)
 })
