@@ -346,28 +346,51 @@ export interface QoS0DeliveryOptions {
 export function directQoS0Delivery(client: Client, opts: QoS0DeliveryOptions): void {
   const c = client as unknown as DeliveringClient
   const original = mqttPacket as unknown as { writeToStream: WriteToStream }
+  const fail = (err: Error, size: number) => {
+    c._onError(err)
+    opts.sent(size)
+  }
+  // Written while the socket was full: one drain wait for all of them (aedes keeps one per write,
+  // each answered from its own setImmediate; its drain timeout is per client either way).
+  let drainBytes = 0
+  const drained = (err?: Error | null) => {
+    const bytes = drainBytes
+    drainBytes = 0
+    c._onError(err)
+    opts.sent(bytes)
+  }
   const write = (p: ForwardPacket, size: number) => {
-    const done = (err?: Error | null) => {
-      c._onError(err)
-      opts.sent(size)
-    }
-    if (!c.connecting && !c.connected) return done(new Error('connection closed'))
+    if (!c.connecting && !c.connected) return fail(new Error('connection closed'), size)
     let ok: boolean | undefined
     try {
       ok = writePublish(c.conn, p.topic, p.payload || EMPTY_PAYLOAD, 0, undefined, !!p.dup, !!p.retain)
       // What the fast path declines (a Buffer topic…) goes as aedes would write it.
       ok ??= original.writeToStream({ cmd: p.cmd || 'publish', topic: p.topic, payload: p.payload || EMPTY_PAYLOAD, qos: 0, dup: !!p.dup, retain: !!p.retain }, c.conn)
     } catch {
-      return done(new Error('packet received not valid'))
+      return fail(new Error('packet received not valid'), size)
     }
-    if (!ok && !c.errored) return c.waitForDrain(done)
-    done(null)
+    if (ok || c.errored) return opts.sent(size)
+    if (drainBytes === 0) c.waitForDrain(drained)
+    drainBytes += size
+  }
+  // This client's deliveries of the turn, written in order by one deferred call.
+  let queue: ForwardPacket[] = []
+  let sizes: number[] = []
+  const flush = () => {
+    const [q, z] = [queue, sizes]
+    queue = []
+    sizes = []
+    for (let i = 0; i < q.length; i++) write(q[i], z[i])
   }
   c.deliver0 = (packet, cb) => {
     const p = packet as ForwardPacket
     const toForward = (p.clientId === c.id && p.nl) || !dedupe(c, p) ? undefined : c.broker.authorizeForward(c, p)
     const size = toForward ? opts.admit(toForward) : -1
-    if (toForward && size >= 0) opts.defer(() => write(toForward, size))
+    if (toForward && size >= 0) {
+      if (queue.length === 0) opts.defer(flush)
+      queue.push(toForward)
+      sizes.push(size)
+    }
     opts.defer(cb)
   }
 }

@@ -18,7 +18,7 @@ import { RegistryCache } from './registry-cache.js'
 import type { IotHub } from './iothub.js'
 import { liveSubscriptions } from './aedes-internals.js'
 import { loggableId, type RefusalLog, type RefusalReason } from './limits.js'
-import { decideForward, decidePublish, decideSubscribe, type PublishOrigin, type PublishVerdict } from './pipeline.js'
+import { decideForward, decidePublish, decideSubscribe, type PipelineLimits, type PublishOrigin, type PublishVerdict } from './pipeline.js'
 import type { Actor, Session, SessionTable } from './session.js'
 import { INERT_TOPIC } from './inert-topic.js'
 
@@ -70,8 +70,12 @@ export class Hooks {
   /** The CONNECT lookups, cached until the registry changes (registry-cache.ts). */
   private readonly registry: RegistryCache
 
+  /** The pipeline's limits, made once (not an object per PUBLISH). */
+  private readonly limits: PipelineLimits
+
   constructor(private readonly d: HooksDeps) {
     this.registry = new RegistryCache(d.ctx.store)
+    this.limits = { maxMessageSize: d.maxMessageSize }
   }
 
   /** CONNECTs refused before any lookup, answered with a CONNACK code in authenticate(). */
@@ -209,14 +213,14 @@ export class Hooks {
 
   /** Decides a publish that does not come from an MQTT client of this broker (the bridge's `in` rules). */
   decideInbound(actor: Actor | undefined, topic: string, qos: number, bytes: number): PublishVerdict {
-    const v = decidePublish({ actor, origin: 'bridge', topic, qos, payloadBytes: bytes }, { maxMessageSize: this.d.maxMessageSize })
+    const v = decidePublish({ actor, origin: 'bridge', topic, qos, payloadBytes: bytes }, this.limits)
     if (v.kind === 'deny') this.d.log.info({ topic, step: v.step, reason: v.reason }, 'bridged message refused')
     return v
   }
 
   private applyPublish(actor: Actor | undefined, clientId: string, origin: PublishOrigin, packet: PublishPacket, cb: (err?: Error | null) => void): void {
     const payload = packet.payload as Buffer
-    const v = decidePublish({ actor, origin, topic: packet.topic, qos: packet.qos, payloadBytes: payload?.length ?? 0 }, { maxMessageSize: this.d.maxMessageSize })
+    const v = decidePublish({ actor, origin, topic: packet.topic, qos: packet.qos, payloadBytes: payload?.length ?? 0 }, this.limits)
     if (v.kind === 'deny') {
       const what = origin === 'client' ? 'publish denied: disconnecting' : `${origin} refused`
       this.d.log.info({ client: clientId, topic: packet.topic, step: v.step, reason: v.reason }, what)

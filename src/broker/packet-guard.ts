@@ -10,7 +10,7 @@
 import type { Client } from 'aedes'
 
 import { authenticated, interceptParserInput, type MqttParser } from './aedes-internals.js'
-import { decodeFast, fastCodecStats, wholePacketAt } from './publish-codec.js'
+import { decodeFast, fastCodecStats, wholePacketAt, type Frame } from './publish-codec.js'
 
 export type FrameIssue =
   | { kind: 'too-large'; cmd: number; length: number; limit: number }
@@ -144,6 +144,9 @@ export interface PacketGuardOptions {
   onIssue(issue: FrameIssue): void
 }
 
+/** decodeWhole's scratch bounds, read into locals before anything is emitted (a handler could parse again). */
+const FRAME: Frame = { body: 0, end: 0 }
+
 /**
  * Packets the parser may be handed alone, cut off from the bytes after them: mqtt-packet reads a
  * field past a packet's end when the packet is too short for it (its bounds are the buffer's,
@@ -163,16 +166,17 @@ function parsesAlone(header: number, length: number): boolean {
  * packet cut at the chunk's end) goes to the parser with everything after it.
  */
 function decodeWhole(buf: Buffer, at: number, parser: MqttParser, parse: (buf: Buffer) => void): void {
+  const frame = FRAME
   /** Start of a run of packets for the parser, or -1. */
   let other = -1
   while (at < buf.length) {
-    const whole = wholePacketAt(buf, at)
-    if (!whole) break
-    const packet = decodeFast(buf, at, whole.body, whole.end)
+    if (!wholePacketAt(buf, at, frame)) break
+    const end = frame.end // read before anything is emitted
+    const packet = decodeFast(buf, at, frame.body, end)
     if (!packet) {
-      if (!parsesAlone(buf[at], whole.end - whole.body)) break
+      if (!parsesAlone(buf[at], end - frame.body)) break
       if (other < 0) other = at
-      at = whole.end
+      at = end
       continue
     }
     if (other >= 0) {
@@ -183,7 +187,7 @@ function decodeWhole(buf: Buffer, at: number, parser: MqttParser, parse: (buf: B
     }
     fastCodecStats.decoded++
     parser.emit('packet', packet)
-    at = whole.end
+    at = end
   }
   if (other >= 0) at = other
   if (at < buf.length) parse(at === 0 ? buf : buf.subarray(at))

@@ -60,8 +60,17 @@ export function decodeFast(buf: Buffer, start: number, body: number, end: number
   return p
 }
 
-/** The header and remaining length of the packet at `buf[start]`, if all of it is in `buf`. */
-export function wholePacketAt(buf: Buffer, start: number): { body: number; end: number } | undefined {
+/** Where a packet's body starts and where the packet ends. */
+export interface Frame {
+  body: number
+  end: number
+}
+
+/**
+ * The bounds of the packet at `buf[start]`, if all of it is in `buf`; written into `into` when
+ * given (the packet guard reuses one per connection: no allocation per packet).
+ */
+export function wholePacketAt(buf: Buffer, start: number, into?: Frame): Frame | undefined {
   let length = 0
   let multiplier = 1
   let i = start + 1
@@ -71,7 +80,11 @@ export function wholePacketAt(buf: Buffer, start: number): { body: number; end: 
     length += (b & 0x7f) * multiplier
     if ((b & 0x80) === 0) {
       const end = i + length
-      return end <= buf.length ? { body: i, end } : undefined
+      if (end > buf.length) return undefined
+      if (!into) return { body: i, end }
+      into.body = i
+      into.end = end
+      return into
     }
     multiplier *= 128
   }
