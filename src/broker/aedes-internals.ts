@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import type { Aedes, Client } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 
-import { writeFast, writePublish } from './publish-codec.js'
+import { corkForTick, writeFast, writePublish } from './publish-codec.js'
 
 export const AEDES_VERSION_CHECKED = '1.2.0'
 
@@ -323,7 +323,7 @@ export interface ForwardPacket {
 }
 
 export interface QoS0DeliveryOptions {
-  /** Runs `cb` in the next check phase (aedes: one setImmediate per call). */
+  /** Runs `cb` later, off the current call stack, in order (aedes: one setImmediate per call). */
   defer(cb: () => void): void
   /** The bytes this delivery will take, or -1 to drop it (a subscriber that does not read). */
   admit(packet: ForwardPacket): number
@@ -335,10 +335,11 @@ export interface QoS0DeliveryOptions {
  * Replaces the client's QoS 0 delivery (`deliver0`, which aedes binds to QoS 0 subscriptions
  * and calls for QoS 0 packets) with aedes' own steps, less what they cost per delivery
  * (issue 16's fan-in profile): aedes' deliverQoS0 (client.js) skips a no-local echo, drops a
- * duplicate seen over the cluster bus (`dedupe`), asks `authorizeForward`, and in the next check
- * phase copies the packet into a new Packet only to write it (write.js), then calls back from
- * another setImmediate. Here the same checks run, the write goes straight from the packet's
- * fields (publish-codec.ts), and `opts.defer` batches the check-phase callbacks. A full socket
+ * duplicate seen over the cluster bus (`dedupe`), asks `authorizeForward`, and from a
+ * setImmediate copies the packet into a new Packet only to write it (write.js), then calls back
+ * from another setImmediate. Here the same checks run, the write goes straight from the packet's
+ * fields (publish-codec.ts), a client's writes of one batch go out from one deferred call, and
+ * `opts.defer` (broker.ts: the end of the tick) defers writes and callbacks alike. A full socket
  * still waits for 'drain' through aedes' waitForDrain (its drain timeout included), and a failed
  * write ends the client through `_onError` as aedes' does. Must run right after `aedes.handle()`,
  * before any subscription captures the original.
@@ -363,7 +364,7 @@ export function directQoS0Delivery(client: Client, opts: QoS0DeliveryOptions): v
     if (!c.connecting && !c.connected) return fail(new Error('connection closed'), size)
     let ok: boolean | undefined
     try {
-      ok = writePublish(c.conn, p.topic, p.payload || EMPTY_PAYLOAD, 0, undefined, !!p.dup, !!p.retain)
+      ok = writePublish(c.conn, p.topic, p.payload || EMPTY_PAYLOAD, 0, undefined, !!p.dup, !!p.retain, true)
       // What the fast path declines (a Buffer topic…) goes as aedes would write it.
       ok ??= original.writeToStream({ cmd: p.cmd || 'publish', topic: p.topic, payload: p.payload || EMPTY_PAYLOAD, qos: 0, dup: !!p.dup, retain: !!p.retain }, c.conn)
     } catch {
@@ -380,6 +381,8 @@ export function directQoS0Delivery(client: Client, opts: QoS0DeliveryOptions): v
     const [q, z] = [queue, sizes]
     queue = []
     sizes = []
+    // Corked once for the batch, as mqtt-packet corks once per packet (write-batching.ts counts corks).
+    corkForTick(c.conn)
     for (let i = 0; i < q.length; i++) write(q[i], z[i])
   }
   c.deliver0 = (packet, cb) => {

@@ -104,22 +104,28 @@ export interface EdgeBrokerOptions {
 }
 
 
-/** Callbacks for the next check phase, all behind one setImmediate (see afterIo). */
-let deferred: (() => void)[] = []
+/** Callbacks for the end of the current tick, all behind one process.nextTick (see afterTick). */
+let ticked: (() => void)[] = []
 
-function runDeferred(): void {
-  const batch = deferred
-  deferred = []
+function runTicked(): void {
+  const batch = ticked
+  ticked = []
   for (const cb of batch) cb()
 }
 
 /**
- * `setImmediate(cb)` for the QoS 0 delivery callbacks: the same moment and order, with one
- * Immediate per turn instead of one per delivery (a fan-out to 100 subscribers made 100).
+ * Defers the QoS 0 deliveries' writes and callbacks to the end of the current tick, in order.
+ * aedes defers each delivery with its own setImmediate to break the call stack (a queued
+ * message's delivery would otherwise recurse into the next one). A tick breaks it as well and
+ * comes right after the socket read being handled, not after every socket ready in this turn:
+ * with setImmediate every message of a turn (fan-in: ~100 chunks of ~85 messages) was still
+ * alive at each young-generation GC, and those GCs cost ~10 ms each, about 30 % of the broker's
+ * CPU; with a tick they cost ~2 ms (issue 16's fan-in: 7.7 → 4.6 µs of CPU per message).
+ * Callbacks deferred while the batch runs go to the next batch, so nothing recurses.
  */
-function afterIo(cb: () => void): void {
-  if (deferred.length === 0) setImmediate(runDeferred)
-  deferred.push(cb)
+function afterTick(cb: () => void): void {
+  if (ticked.length === 0) process.nextTick(runTicked)
+  ticked.push(cb)
 }
 
 export class EdgeBroker implements IotHubHost, ClusterHost {
@@ -552,7 +558,7 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     })
     let scheduled = 0
     directQoS0Delivery(client, {
-      defer: afterIo,
+      defer: afterTick,
       admit: (p) => {
         const size = (p.payload?.length ?? 0) + p.topic.length + 8
         if (socket.writableLength + scheduled + size > maxQueuedBytes) {

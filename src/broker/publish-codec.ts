@@ -108,6 +108,12 @@ function uncork(stream: Writable): void {
   stream.uncork()
 }
 
+/** As mqtt-packet does for every packet: corked until the next tick, so its writes go out together. */
+export function corkForTick(stream: Writable): void {
+  stream.cork()
+  process.nextTick(uncork, stream)
+}
+
 function remainingLengthBytes(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4
 }
@@ -122,8 +128,7 @@ export function writeFast(packet: OutgoingPacket, stream: Writable): boolean | u
     const id = packet.messageId
     if (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || id !== Math.floor(id)) return undefined
     fastCodecStats.written++
-    stream.cork()
-    process.nextTick(uncork, stream)
+    corkForTick(stream)
     stream.write(Buffer.from([0x40, 2, id >> 8, id & 0xff]))
     return true // mqtt-packet's confirmation() answers true whatever the stream said
   }
@@ -131,8 +136,11 @@ export function writeFast(packet: OutgoingPacket, stream: Writable): boolean | u
   return writePublish(stream, packet.topic, packet.payload || EMPTY, packet.qos || 0, packet.messageId, !!packet.dup, !!packet.retain)
 }
 
-/** writeFast() for a PUBLISH given by its fields (aedes' QoS 0 delivery writes without a packet object). */
-export function writePublish(stream: Writable, topic: unknown, payload: unknown, qos: number, id: unknown, dup: boolean, retain: boolean): boolean | undefined {
+/**
+ * writeFast() for a PUBLISH given by its fields (aedes' QoS 0 delivery writes without a packet
+ * object). `corked`: the caller corked the stream for this tick already (a batch of deliveries).
+ */
+export function writePublish(stream: Writable, topic: unknown, payload: unknown, qos: number, id: unknown, dup: boolean, retain: boolean, corked = false): boolean | undefined {
   if (typeof topic !== 'string' || (qos !== 0 && qos !== 1 && qos !== 2)) return undefined
   if (qos > 0 && (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || id !== Math.floor(id))) return undefined
   const isBuffer = Buffer.isBuffer(payload)
@@ -162,8 +170,7 @@ export function writePublish(stream: Writable, topic: unknown, payload: unknown,
     out[o++] = (id as number) & 0xff
   }
   fastCodecStats.written++
-  stream.cork()
-  process.nextTick(uncork, stream)
+  if (!corked) corkForTick(stream)
   if (!inline) {
     stream.write(out)
     return stream.write(payload)
