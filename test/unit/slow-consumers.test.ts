@@ -46,7 +46,9 @@ async function stalledSubscriber(port: number, clientId: string, password: strin
 }
 
 test('item 3: a QoS 0 subscriber that stops reading does not stall another subscriber nor the publisher', async (t) => {
-  const hub = await startHub({ ports: { mqtts: null, rest: null } })
+  // The mechanism at a 1 MiB bound (the default is 8 MiB: a burst to a busy but live subscriber
+  // on this machine ran 1 MiB behind and lost 10–16 % of it; see the README's Limits).
+  const hub = await startHub({ ports: { mqtts: null, rest: null }, settings: { maxQueuedBytes: 1024 * 1024 } })
   const { maxQueuedBytes } = hub.broker.settings
   t.after(() => hub.close())
   for (const id of ['pub', 'slow', 'fast']) await hub.createDevice(id)
