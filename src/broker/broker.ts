@@ -104,7 +104,7 @@ export interface EdgeBrokerOptions {
 }
 
 
-/** Callbacks for the end of the current tick, all behind one process.nextTick (see afterTick). */
+/** Writes for the end of the current tick, all behind one process.nextTick (see afterTick). */
 let ticked: (() => void)[] = []
 
 function runTicked(): void {
@@ -114,14 +114,11 @@ function runTicked(): void {
 }
 
 /**
- * Defers the QoS 0 deliveries' writes and callbacks to the end of the current tick, in order.
- * aedes defers each delivery with its own setImmediate to break the call stack (a queued
- * message's delivery would otherwise recurse into the next one). A tick breaks it as well and
- * comes right after the socket read being handled, not after every socket ready in this turn:
- * with setImmediate every message of a turn (fan-in: ~100 chunks of ~85 messages) was still
- * alive at each young-generation GC, and those GCs cost ~10 ms each, about 30 % of the broker's
- * CPU; with a tick they cost ~2 ms (issue 16's fan-in: 7.7 → 4.6 µs of CPU per message).
- * Callbacks deferred while the batch runs go to the next batch, so nothing recurses.
+ * Defers QoS 0 deliveries' writes to the end of the current tick, in order: right after the
+ * socket read being handled, off its call stack (aedes writes from a setImmediate per delivery).
+ * The written bytes (and the packets they were made from) then stop living until the check
+ * phase; the delivery callbacks still come from there (aedes-internals.ts afterIo). Writes
+ * deferred while the batch runs go to the next batch, so nothing recurses.
  */
 function afterTick(cb: () => void): void {
   if (ticked.length === 0) process.nextTick(runTicked)
@@ -550,15 +547,15 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     })
     // A subscriber that does not read must not hold up the others nor the publisher: QoS 0 to it is
     // dropped once its unsent bytes pass the bound, and delivery never waits for its socket to drain.
-    // `scheduled`: bytes handed to aedes and not yet written out (aedes writes a tick later, and
-    // calls back after the drain when the socket was full), so the bound holds for a burst too.
+    // `scheduled`: bytes admitted and not yet written (the write comes at the end of the tick), so
+    // the bound holds for a burst too; once written they are in the socket's writableLength.
     installC2dAckTracking(client, (topic) => {
       const s = this.sessions.of(client)
       if (s) this.iothub.acked(s, topic)
     })
     let scheduled = 0
     directQoS0Delivery(client, {
-      defer: afterTick,
+      deferWrite: afterTick,
       admit: (p) => {
         const size = (p.payload?.length ?? 0) + p.topic.length + 8
         if (socket.writableLength + scheduled + size > maxQueuedBytes) {

@@ -114,7 +114,7 @@ export const DEFAULT_BROKER_SETTINGS: BrokerSettings = {
   maxConnectPacketBytes: 16 * 1024,
   maxClientIdLength: 257,
   maxSubscriptionsPerClient: 256,
-  maxQueuedBytes: 8 * 1024 * 1024,
+  maxQueuedBytes: 1024 * 1024,
   maxEventStreamBytes: 4 * 1024 * 1024,
   drainTimeoutSecs: 5,
   eventHubPartitions: 4,

@@ -1,11 +1,12 @@
-// cacheMqMatches (src/broker/aedes-internals.ts): an mqemitter with remembered matches delivers
-// exactly what one without delivers, through subscribes and unsubscribes between messages.
+// The in-process mqemitter's tuning (src/broker/aedes-internals.ts): cacheMqMatches delivers
+// exactly what a plain mqemitter delivers, through subscribes and unsubscribes between messages;
+// fastMqQueues runs a long queue without recursing once per message.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
 import mqemitter, { type MQEmitter } from 'mqemitter'
 
-import { cacheMqMatches } from '../../src/broker/aedes-internals.js'
+import { cacheMqMatches, fastMqQueues } from '../../src/broker/aedes-internals.js'
 import { mulberry32 } from '../helpers/prng.js'
 
 const emit = (mq: MQEmitter, topic: string) => new Promise<void>((resolve) => mq.emit({ topic }, () => resolve()))
@@ -47,4 +48,25 @@ test('cacheMqMatches: the same deliveries as a plain mqemitter over random subsc
     assert.deepEqual(seen.cached, seen.plain, `after step ${i}`)
   }
   assert.ok(hits > 300 && seen.plain.length > 300, `messages went through (${hits} emits, ${seen.plain.length} deliveries)`)
+})
+
+test('fastMqQueues: 50,000 queued messages that nobody receives run in order without overflowing the stack (a plain mqemitter overflows)', () => {
+  const run = (mq: MQEmitter): { completed: number; inOrder: boolean; error?: string } => {
+    let release: (() => void) | undefined
+    mq.on('hold', (_m: unknown, cb: () => void) => (release = cb))
+    mq.emit({ topic: 'hold' }) // takes the one slot (concurrency 1): everything after it queues
+    const done: number[] = []
+    for (let i = 0; i < 50_000; i++) mq.emit({ topic: 'nobody', i } as never, () => done.push(i))
+    try {
+      release!() // the queue now runs from inside this call
+    } catch (err) {
+      return { completed: done.length, inOrder: false, error: (err as Error).message }
+    }
+    return { completed: done.length, inOrder: done.every((x, i) => x === i) }
+  }
+  const plain = run(mqemitter({ concurrency: 1 }))
+  assert.match(plain.error ?? '', /Maximum call stack size exceeded/, 'the scenario does overflow a plain mqemitter')
+  const tuned = mqemitter({ concurrency: 1 })
+  fastMqQueues(tuned)
+  assert.deepEqual(run(tuned), { completed: 50_000, inOrder: true })
 })
