@@ -16,6 +16,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { run } from 'node:test'
+import { inspect } from 'node:util'
 import { spec } from 'node:test/reporters'
 
 import { buildTests, compiledPath, removeBuild } from './build-tests.mjs'
@@ -85,7 +86,13 @@ const fileTimes = new Map()
 
 const firstLine = (err) => {
   const cause = err?.cause ?? err
-  const text = String(cause?.message ?? cause ?? 'failed')
+  // An object without a prototype (some assertion values) has no toString: inspect it instead.
+  let text
+  try {
+    text = String(cause?.message ?? cause ?? 'failed')
+  } catch {
+    text = inspect(cause?.message ?? cause)
+  }
   const lines = text.split('\n').filter((l) => l.trim() !== '')
   // node:assert's generated messages end their first line with ':' ("Expected values to be strictly equal:").
   return lines[0]?.endsWith(':') && lines[1] ? `${lines[0]} ${lines[1].trim()}` : (lines[0] ?? text)

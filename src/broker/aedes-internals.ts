@@ -145,13 +145,17 @@ interface TopicMatcher {
   clear(): unknown
 }
 
+/** Matches longer than this (a filter many clients share) are not remembered. */
+const MAX_CACHED_MATCHES = 64
+
 /**
  * Remembers an in-process mqemitter's matches per topic (its qlobber `_matcher`, checked against
  * mqemitter 7.x): every message runs `match(topic)`, which splits the topic into words and walks
  * the trie again (~7 % of the broker's CPU in issue 16's fan-in profile), while devices publish
  * to the same few topics over and over. Any add, remove or clear forgets everything; at most
  * `max` topics are kept (then the cache starts over). mqemitter hands the array to fastparallel,
- * which only reads it, and qlobber builds a new array for every match, so sharing one is safe.
+ * which only reads it; qlobber itself returns its trie node's own array when one node matches,
+ * so mqemitter never had a fresh array per message either.
  */
 export function cacheMqMatches(mq: object, max = 4096): void {
   const m = (mq as { _matcher?: TopicMatcher })._matcher
@@ -163,6 +167,9 @@ export function cacheMqMatches(mq: object, max = 4096): void {
     let hit = cache.get(topic)
     if (hit === undefined) {
       hit = match(topic)
+      // A wide match (a filter thousands of clients share) is not kept: 4,096 of them would hold
+      // tens of millions of references, and its delivery costs far more than the match.
+      if (hit.length > MAX_CACHED_MATCHES) return hit
       if (cache.size >= max) cache.clear()
       cache.set(topic, hit)
     }

@@ -70,3 +70,17 @@ test('fastMqQueues: 50,000 queued messages that nobody receives run in order wit
   fastMqQueues(tuned)
   assert.deepEqual(run(tuned), { completed: 50_000, inOrder: true })
 })
+
+test('cacheMqMatches: a wide match (more than 64 handlers, not kept) is delivered in full, before and after a change', async () => {
+  const mq = mqemitter({ concurrency: 1000, matchEmptyLevels: true })
+  cacheMqMatches(mq)
+  let got = 0
+  const handler = (_m: unknown, cb: () => void) => (got++, cb())
+  for (let i = 0; i < 100; i++) mq.on('wide/#', (m: unknown, cb: () => void) => handler(m, cb))
+  await emit(mq, 'wide/x')
+  await emit(mq, 'wide/x')
+  assert.equal(got, 200)
+  mq.on('wide/x', handler)
+  await emit(mq, 'wide/x')
+  assert.equal(got, 301)
+})
