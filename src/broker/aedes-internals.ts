@@ -11,6 +11,7 @@ import { promisify } from 'node:util'
 import type { Aedes, Client } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 
+import { batchedDefer } from '../util/defer.js'
 import { corkForTick, writeFast, writePublish } from './publish-codec.js'
 
 export const AEDES_VERSION_CHECKED = '1.2.0'
@@ -417,15 +418,6 @@ export function directQoS0Delivery(client: Client, opts: QoS0DeliveryOptions): v
   }
 }
 
-/** Callbacks for the next check phase, all behind one setImmediate (see afterIo). */
-let checkPhase: (() => void)[] = []
-
-function runCheckPhase(): void {
-  const batch = checkPhase
-  checkPhase = []
-  for (const cb of batch) cb()
-}
-
 /**
  * `setImmediate(cb)`, with one Immediate per turn instead of one per call (a fan-out to 100
  * subscribers made 100). QoS 0 deliveries call back from here, as aedes' do: aedes reads a
@@ -433,10 +425,7 @@ function runCheckPhase(): void {
  * at one read per client per turn. Calling back sooner (at the end of the tick) let one turn go
  * through every publisher's whole kernel backlog while timers and the subscriber's socket waited.
  */
-function afterIo(cb: () => void): void {
-  if (checkPhase.length === 0) setImmediate(runCheckPhase)
-  checkPhase.push(cb)
-}
+const afterIo = batchedDefer((run) => setImmediate(run))
 
 const EMPTY_PAYLOAD = Buffer.alloc(0)
 

@@ -45,6 +45,7 @@ import { SessionStore } from './session-store.js'
 import { SessionTable, type Session } from './session.js'
 import { startWorkloadServer, type WorkloadServer } from '../workload/server.js'
 import { removeRuntime, writeRuntime, type BrokerRuntime } from './runtime.js'
+import { batchedDefer } from '../util/defer.js'
 import type { BrokerSettings } from '../registry/types.js'
 
 export type { Session } from './session.js'
@@ -104,26 +105,13 @@ export interface EdgeBrokerOptions {
 }
 
 
-/** Writes for the end of the current tick, all behind one process.nextTick (see afterTick). */
-let ticked: (() => void)[] = []
-
-function runTicked(): void {
-  const batch = ticked
-  ticked = []
-  for (const cb of batch) cb()
-}
-
 /**
  * Defers QoS 0 deliveries' writes to the end of the current tick, in order: right after the
  * socket read being handled, off its call stack (aedes writes from a setImmediate per delivery).
  * The written bytes (and the packets they were made from) then stop living until the check
- * phase; the delivery callbacks still come from there (aedes-internals.ts afterIo). Writes
- * deferred while the batch runs go to the next batch, so nothing recurses.
+ * phase; the delivery callbacks still come from there (aedes-internals.ts afterIo).
  */
-function afterTick(cb: () => void): void {
-  if (ticked.length === 0) process.nextTick(runTicked)
-  ticked.push(cb)
-}
+const afterTick = batchedDefer((run) => process.nextTick(run))
 
 export class EdgeBroker implements IotHubHost, ClusterHost {
   readonly aedes: Aedes

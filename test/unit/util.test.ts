@@ -1,4 +1,4 @@
-// src/util: the atomic write, pidAlive and the listen helper's port-error hints.
+// src/util: the atomic write, pidAlive, findUp, batchedDefer and the listen helper's port-error hints.
 import assert from 'node:assert/strict'
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
@@ -7,6 +7,7 @@ import { test } from 'node:test'
 
 import { EdgeMqError } from '../../src/errors.js'
 import { findUp, pidAlive, writeFileAtomicSync } from '../../src/util/fs.js'
+import { batchedDefer } from '../../src/util/defer.js'
 import { listenWithHints } from '../../src/util/listen.js'
 import { tempHome } from '../helpers/cli.js'
 
@@ -48,4 +49,27 @@ test('findUp: the nearest directory holding the name, from the start directory u
   assert.equal(findUp(deep, join('bin', 'run.js')), deep)
   assert.equal(findUp(home, join('a', 'b', 'c', 'bin', 'run.js')), home)
   assert.equal(findUp(deep, 'no-such-file-anywhere-above'), undefined)
+})
+
+test('batchedDefer: one schedule call per batch, callbacks in order, callbacks added while a batch runs go to the next one', async () => {
+  let schedules = 0
+  const defer = batchedDefer((run) => {
+    schedules++
+    setImmediate(run)
+  })
+  const seen: string[] = []
+  const nextBatch = new Promise<void>((resolve) => {
+    defer(() => seen.push('a'))
+    defer(() => {
+      seen.push('b')
+      defer(() => {
+        seen.push('d')
+        resolve()
+      })
+    })
+    defer(() => seen.push('c'))
+  })
+  await nextBatch
+  assert.deepEqual(seen, ['a', 'b', 'c', 'd'])
+  assert.equal(schedules, 2)
 })
