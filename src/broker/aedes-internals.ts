@@ -12,7 +12,7 @@ import type { Aedes, Client } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 
 import { batchedDefer } from '../util/defer.js'
-import { corkForTick, writeFast, writePublish } from './publish-codec.js'
+import { corkForTick, EMPTY_PAYLOAD, writeFast, writePublish } from './publish-codec.js'
 
 export const AEDES_VERSION_CHECKED = '1.2.0'
 
@@ -333,12 +333,10 @@ interface DeliveringClient {
   id: string | null
   connecting: boolean
   connected: boolean
-  errored: boolean
   duplicates: Record<string, number>
   conn: Writable
   broker: { authorizeForward(client: unknown, packet: ForwardPacket): ForwardPacket | null | undefined | false }
   deliver0: Deliver
-  waitForDrain(cb: (err?: Error | null) => void): void
   _onError(err?: Error | null): void
 }
 
@@ -372,11 +370,12 @@ export interface QoS0DeliveryOptions {
  * duplicate seen over the cluster bus (`dedupe`), asks `authorizeForward`, and from a
  * setImmediate copies the packet into a new Packet only to write it (write.js), then calls back
  * from another setImmediate. Here the same checks run, the write goes straight from the packet's
- * fields (publish-codec.ts), a client's writes of one batch go out from one deferred call, and
- * `opts.defer` (broker.ts: the end of the tick) defers writes and callbacks alike. A full socket
- * still waits for 'drain' through aedes' waitForDrain (its drain timeout included), and a failed
- * write ends the client through `_onError` as aedes' does. Must run right after `aedes.handle()`,
- * before any subscription captures the original.
+ * fields (publish-codec.ts), a client's writes of one batch go out from one `opts.deferWrite`
+ * call, and the callbacks come from the check phase (afterIo). Unlike aedes, a full socket is not
+ * waited for (no drain timeout): QoS 0 is bounded by `opts.admit` instead, and the bytes count in
+ * the socket's writableLength at once. A failed write ends the client through `_onError`, as
+ * aedes' does. Must run right after `aedes.handle()`, before any subscription captures the
+ * original.
  */
 export function directQoS0Delivery(client: Client, opts: QoS0DeliveryOptions): void {
   const c = client as unknown as DeliveringClient
@@ -427,7 +426,6 @@ export function directQoS0Delivery(client: Client, opts: QoS0DeliveryOptions): v
  */
 const afterIo = batchedDefer((run) => setImmediate(run))
 
-const EMPTY_PAYLOAD = Buffer.alloc(0)
 
 /** aedes' dedupe (client.js): a packet from the bus is delivered once per broker counter. */
 function dedupe(c: DeliveringClient, p: ForwardPacket): boolean {

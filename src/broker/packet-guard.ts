@@ -10,7 +10,7 @@
 import type { Client } from 'aedes'
 
 import { authenticated, interceptParserInput, type MqttParser } from './aedes-internals.js'
-import { decodeFast, fastCodecStats, wholePacketAt, type Frame } from './publish-codec.js'
+import { decodeFast, fastCodecStats, fastShape, wholePacketAt, type Frame } from './publish-codec.js'
 
 export type FrameIssue =
   | { kind: 'too-large'; cmd: number; length: number; limit: number }
@@ -24,7 +24,6 @@ const KNOWN_LEVELS = new Set([3, 4, 5])
 /** The framing state of one byte stream. Nothing of the stream is kept but the first CONNECT's head. */
 export class MqttFramer {
   private phase: 'header' | 'length' | 'body' = 'header'
-  private cmd = 0
   /** The current packet's first byte, and the first two bytes of its body (bodySeen of them so far). */
   private header = 0
   private bodySeen = 0
@@ -45,7 +44,6 @@ export class MqttFramer {
     while (i < buf.length) {
       if (this.phase === 'header') {
         this.header = buf[i++]
-        this.cmd = this.header >> 4
         this.bodySeen = 0
         this.length = 0
         this.multiplier = 1
@@ -58,7 +56,7 @@ export class MqttFramer {
         this.lengthBytes++
         const max = limit(this.packets)
         // Judged as soon as the bytes so far prove the length is over the limit.
-        if (this.length > max) return { kind: 'too-large', cmd: this.cmd, length: this.length, limit: max }
+        if (this.length > max) return { kind: 'too-large', cmd: this.header >> 4, length: this.length, limit: max }
         if (b & 0x80) {
           if (this.lengthBytes === 4) return { kind: 'bad-length' }
           continue
@@ -79,7 +77,7 @@ export class MqttFramer {
           this.body1 = buf[i]
           this.bodySeen = 2
         }
-        if (this.packets === 0 && this.cmd === CONNECT && this.head.length < 10) {
+        if (this.packets === 0 && this.header >> 4 === CONNECT && this.head.length < 10) {
           for (let k = 0; k < take && this.head.length < 10; k++) this.head.push(buf[i + k])
           const issue = this.connectIssue()
           if (issue) return issue
@@ -109,11 +107,9 @@ export class MqttFramer {
   pendingParsesAlone(rest: Buffer): boolean {
     if (this.phase !== 'body') return false
     const { header, length } = this
-    if (parsesAlone(header, length) || (header === 0x40 && length === 2)) return true
-    const qos = (header >> 1) & 3
-    if (header >> 4 !== 3 || qos === 3 || length < 2) return false
+    if (parsesAlone(header, length)) return true
     const byte = (k: number) => (k < this.bodySeen ? (k === 0 ? this.body0 : this.body1) : rest[k - this.bodySeen])
-    return 2 + ((byte(0) << 8) | byte(1)) + (qos > 0 ? 2 : 0) <= length
+    return fastShape(header, length, length >= 2 ? (byte(0) << 8) | byte(1) : 0)
   }
 
   private endPacket(): void {

@@ -24,33 +24,41 @@ const PUBACK = 4
 export type ParsedPacket = Packet & { messageId?: number }
 
 /**
+ * Whether decodeFast takes a packet with this first byte and remaining length: a PUBACK of MQTT
+ * 3.1.1 (flags 0, just the id), or a PUBLISH (QoS 0–2) whose topic (`topicLength`, its body's
+ * first two bytes) and message id fit in it. mqtt-packet reads a field missing from a short
+ * packet out of the bytes after it; those are left to it. The packet guard asks this of a
+ * packet whose start came in an earlier chunk.
+ */
+export function fastShape(header: number, length: number, topicLength: number): boolean {
+  if (header >> 4 === PUBACK) return header === 0x40 && length === 2
+  if (header >> 4 !== PUBLISH) return false
+  const qos = (header >> 1) & 3
+  return qos !== 3 && length >= 2 && 2 + topicLength + (qos > 0 ? 2 : 0) <= length
+}
+
+/**
  * Decodes one whole packet: `buf[start]` is its fixed header, its body is `buf[body..end)`.
- * Returns undefined for anything but a well-formed MQTT 3.1.1 PUBLISH or PUBACK.
+ * Returns undefined for anything but a well-formed MQTT 3.1.1 PUBLISH or PUBACK (fastShape).
  */
 export function decodeFast(buf: Buffer, start: number, body: number, end: number): ParsedPacket | undefined {
   const header = buf[start]
-  const cmd = header >> 4
   const length = end - body
-  if (cmd === PUBACK) {
-    // Flags must be 0 (mqtt-packet errors otherwise); a longer body is MQTT 5 or junk.
-    if (header !== 0x40 || length !== 2) return undefined
-    const p: ParsedPacket = new Packet()
+  const topicLength = length >= 2 ? (buf[body] << 8) | buf[body + 1] : 0
+  if (!fastShape(header, length, topicLength)) return undefined
+  const p: ParsedPacket = new Packet()
+  if (header >> 4 === PUBACK) {
     p.cmd = 'puback'
     p.length = 2
-    p.messageId = (buf[body] << 8) | buf[body + 1]
+    p.messageId = topicLength // the body is just the id
     return p
   }
-  if (cmd !== PUBLISH) return undefined
   const qos = (header >> 1) & 3
-  if (qos === 3 || length < 2) return undefined
-  const topicEnd = body + 2 + ((buf[body] << 8) | buf[body + 1])
-  // mqtt-packet reads a missing message id from the bytes after the packet: leave that to it.
+  const topicEnd = body + 2 + topicLength
   const payloadStart = qos > 0 ? topicEnd + 2 : topicEnd
-  if (payloadStart > end) return undefined
-  const p: ParsedPacket = new Packet()
   p.cmd = 'publish'
   p.retain = (header & 1) !== 0
-  p.qos = qos as 0 | 1 | 2
+  p.qos = qos
   p.dup = (header & 8) !== 0
   p.length = length
   p.topic = buf.toString('utf8', body + 2, topicEnd)
@@ -114,6 +122,11 @@ export function corkForTick(stream: Writable): void {
   process.nextTick(uncork, stream)
 }
 
+/** A packet identifier mqtt-packet can write (its number cache covers 0–65535). */
+function isPacketId(id: unknown): id is number {
+  return typeof id === 'number' && id >= 0 && id <= 0xffff && id === Math.floor(id)
+}
+
 function remainingLengthBytes(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4
 }
@@ -126,14 +139,14 @@ function remainingLengthBytes(n: number): number {
 export function writeFast(packet: OutgoingPacket, stream: Writable): boolean | undefined {
   if (packet.cmd === 'puback') {
     const id = packet.messageId
-    if (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || id !== Math.floor(id)) return undefined
+    if (!isPacketId(id)) return undefined
     fastCodecStats.written++
     corkForTick(stream)
     stream.write(Buffer.from([0x40, 2, id >> 8, id & 0xff]))
     return true // mqtt-packet's confirmation() answers true whatever the stream said
   }
   if (packet.cmd !== 'publish') return undefined
-  return writePublish(stream, packet.topic, packet.payload || EMPTY, packet.qos || 0, packet.messageId, !!packet.dup, !!packet.retain)
+  return writePublish(stream, packet.topic, packet.payload || EMPTY_PAYLOAD, packet.qos || 0, packet.messageId, !!packet.dup, !!packet.retain)
 }
 
 /**
@@ -142,7 +155,7 @@ export function writeFast(packet: OutgoingPacket, stream: Writable): boolean | u
  */
 export function writePublish(stream: Writable, topic: unknown, payload: unknown, qos: number, id: unknown, dup: boolean, retain: boolean, corked = false): boolean | undefined {
   if (typeof topic !== 'string' || (qos !== 0 && qos !== 1 && qos !== 2)) return undefined
-  if (qos > 0 && (typeof id !== 'number' || !(id >= 0 && id <= 0xffff) || id !== Math.floor(id))) return undefined
+  if (qos > 0 && !isPacketId(id)) return undefined
   const isBuffer = Buffer.isBuffer(payload)
   if (!isBuffer && typeof payload !== 'string') return undefined
   const topicLength = Buffer.byteLength(topic)
@@ -180,4 +193,5 @@ export function writePublish(stream: Writable, topic: unknown, payload: unknown,
   return stream.write(out)
 }
 
-const EMPTY = Buffer.allocUnsafe(0)
+/** The payload of a PUBLISH that has none (aedes-packet and mqtt-packet default to an empty buffer). */
+export const EMPTY_PAYLOAD = Buffer.alloc(0)
