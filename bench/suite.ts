@@ -33,6 +33,8 @@ import {
   type BrokerKind,
   type RunningBroker,
 } from './lib/brokers.js'
+import { mqttJsLoadClient, type LoadClient } from './lib/load.js'
+import { RawClient } from './lib/raw-client.js'
 import { connectPacket as rawConnectPacket } from '../test/helpers/raw-socket.js'
 
 const args = process.argv.slice(2)
@@ -41,6 +43,7 @@ const ROUNDS = Number(args[args.indexOf('--rounds') + 1] || 3) || 3
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined
 const IDLE = Number(process.env.IDLE_CONNECTIONS ?? 10_000)
 const PAYLOAD = Buffer.alloc(100, 0x78)
+const GENERATOR = process.env.BENCH_GENERATOR === 'mqttjs' ? 'mqttjs' : 'raw'
 
 /** Operations (messages delivered, connections) the scenario running now has completed: its broker's CPU is divided by them. */
 let opsDone = 0
@@ -68,64 +71,54 @@ interface PubSubSpec {
   persistentSubscriber?: boolean
 }
 
+/**
+ * A client of `b` for the load generator: raw sockets (bench/lib/raw-client.ts says why), or
+ * MQTT.js with BENCH_GENERATOR=mqttjs (the generator before, to compare).
+ */
+function loadClient(b: RunningBroker, clientId: string, clean = true): Promise<LoadClient> {
+  const o = credentials(b, clientId, clean)
+  const c = { clientId, clean, ...(o.username ? { username: o.username, password: String(o.password) } : {}) }
+  return GENERATOR === 'mqttjs' ? mqttJsLoadClient(b.port, c) : RawClient.connect(b.port, c)
+}
+
 /** Deliveries per second (fan-out counts each copy). */
 async function pubsub(b: RunningBroker, spec: PubSubSpec): Promise<number> {
   const subIds = spec.persistentSubscriber ? ['psub_client'] : spec.seedClients ? ['sub_client'] : Array.from({ length: spec.subscribers }, (_, i) => `dev${spec.publishers + i}`)
   const pubIds = spec.seedClients ? ['pub_client'] : Array.from({ length: spec.publishers }, (_, i) => `dev${i}`)
-  const subs = await Promise.all(subIds.map((id) => connectClient(b, id, !spec.persistentSubscriber)))
-  await Promise.all(subs.map((s) => s.subscribeAsync(spec.filter, { qos: spec.qos })))
-  const pubs = await Promise.all(pubIds.map((id) => connectClient(b, id)))
+  const subs = await Promise.all(subIds.map((id) => loadClient(b, id, !spec.persistentSubscriber)))
+  await Promise.all(subs.map((s) => s.subscribe(spec.filter, spec.qos)))
+  const pubs = await Promise.all(pubIds.map((id) => loadClient(b, id)))
   const expected = spec.publishers * spec.perPublisher * spec.subscribers
   let received = 0
-  let last = 0
   const t0 = performance.now()
   const done = new Promise<void>((resolve) => {
     let idle = setTimeout(resolve, 15_000)
+    let sinceTimer = 0
     for (const s of subs) {
-      s.on('message', () => {
-        received++
-        last = performance.now()
+      s.onPublishes = (n) => {
+        received += n
+        sinceTimer += n
         if (received >= expected) {
           clearTimeout(idle)
           resolve()
-        } else if ((received & 1023) === 0) {
+        } else if (sinceTimer >= 1024) {
+          sinceTimer = 0
           clearTimeout(idle)
           idle = setTimeout(resolve, 3000) // QoS0 may drop under load: stop when nothing arrives
         }
-      })
+      }
     }
   })
-  await Promise.all(
-    pubs.map(
-      (p, pi) =>
-        new Promise<void>((resolve, reject) => {
-          let sent = 0
-          let inflight = 0
-          const topic = spec.pubTopic(pi)
-          const pump = () => {
-            while (inflight < spec.window && sent < spec.perPublisher) {
-              inflight++
-              sent++
-              p.publish(topic, PAYLOAD, { qos: spec.qos }, (err) => {
-                if (err) return reject(err)
-                inflight--
-                if (sent < spec.perPublisher) pump()
-                else if (inflight === 0) resolve()
-              })
-            }
-          }
-          pump()
-        }),
-    ),
-  )
+  await Promise.all(pubs.map((p, pi) => p.publishWindowed(spec.pubTopic(pi), PAYLOAD, spec.qos, spec.perPublisher, spec.window)))
   await done
+  const last = Math.max(...subs.map((s) => s.lastAt))
   const rate = received / (((last || performance.now()) - t0) / 1000)
   opsDone += received
   undelivered += Math.max(0, expected - received)
   expectedOps += expected
-  await Promise.all([...pubs, ...subs].map((c) => c.endAsync()))
+  await Promise.all([...pubs, ...subs].map((c) => c.end()))
   // Leave no stored session behind for the next scenario: a clean connect discards it.
-  if (spec.persistentSubscriber) for (const id of subIds) await (await connectClient(b, id, true)).endAsync()
+  if (spec.persistentSubscriber) for (const id of subIds) await (await loadClient(b, id, true)).end()
   return rate
 }
 
@@ -155,34 +148,12 @@ function rawConnect(port: number, packet: Buffer): Promise<Socket> {
  * PUBACK (on disk: eventhubs.db); the other brokers see a topic nobody subscribes to.
  */
 async function telemetry(b: RunningBroker, devices: number, perDevice: number, window: number): Promise<number> {
-  const pubs = await Promise.all(Array.from({ length: devices }, (_, i) => connectClient(b, `dev${i}`)))
+  const pubs = await Promise.all(Array.from({ length: devices }, (_, i) => loadClient(b, `dev${i}`)))
   const t0 = performance.now()
-  await Promise.all(
-    pubs.map(
-      (p, i) =>
-        new Promise<void>((resolve, reject) => {
-          let sent = 0
-          let inflight = 0
-          const topic = `devices/dev${i}/messages/events/`
-          const pump = () => {
-            while (inflight < window && sent < perDevice) {
-              inflight++
-              sent++
-              p.publish(topic, PAYLOAD, { qos: 1 }, (err) => {
-                if (err) return reject(err)
-                inflight--
-                if (sent < perDevice) pump()
-                else if (inflight === 0) resolve()
-              })
-            }
-          }
-          pump()
-        }),
-    ),
-  )
+  await Promise.all(pubs.map((p, i) => p.publishWindowed(`devices/dev${i}/messages/events/`, PAYLOAD, 1, perDevice, window)))
   const rate = (devices * perDevice) / ((performance.now() - t0) / 1000)
   opsDone += devices * perDevice
-  await Promise.all(pubs.map((c) => c.endAsync()))
+  await Promise.all(pubs.map((c) => c.end()))
   return rate
 }
 
@@ -284,12 +255,12 @@ const MAIN: BrokerKind[] = ['edgemq', 'edgemq-mem', 'aedes', 'mosquitto']
 const DURABLE: BrokerKind[] = ['edgemq', 'aedes-level', 'mosquitto-persist']
 
 const scenarios: Scenario[] = [
-  { name: 'qos0 1→1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 0, perPublisher: 50_000, window: 1000, pubTopic: () => 'test_topic', filter: 'test_topic', seedClients: true }) },
-  { name: 'qos1 1→1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 1, perPublisher: 20_000, window: 1000, pubTopic: () => 'test_topic', filter: 'test_topic', seedClients: true }) },
-  { name: 'fan-in 100→1 qos0', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 0, perPublisher: 500, window: 50, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
-  { name: 'fan-in 100→1 qos1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 1, perPublisher: 200, window: 20, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
-  { name: 'fan-out 1→100 qos0', unit: 'deliveries/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 100, qos: 0, perPublisher: 500, window: 100, pubTopic: () => 'bench/x', filter: 'bench/x' }) },
-  { name: 'telemetry qos1 4→log', unit: 'msg/s', higher: true, run: (b) => telemetry(b, 4, 5000, 32) },
+  { name: 'qos0 1→1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 0, perPublisher: 200_000, window: 1000, pubTopic: () => 'test_topic', filter: 'test_topic', seedClients: true }) },
+  { name: 'qos1 1→1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 1, perPublisher: 100_000, window: 1000, pubTopic: () => 'test_topic', filter: 'test_topic', seedClients: true }) },
+  { name: 'fan-in 100→1 qos0', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 0, perPublisher: 1000, window: 50, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
+  { name: 'fan-in 100→1 qos1', unit: 'msg/s', higher: true, run: (b) => pubsub(b, { publishers: 100, subscribers: 1, qos: 1, perPublisher: 1000, window: 20, pubTopic: (i) => `bench/${i}`, filter: 'bench/#' }) },
+  { name: 'fan-out 1→100 qos0', unit: 'deliveries/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 100, qos: 0, perPublisher: 5000, window: 100, pubTopic: () => 'bench/x', filter: 'bench/x' }) },
+  { name: 'telemetry qos1 4→log', unit: 'msg/s', higher: true, run: (b) => telemetry(b, 4, 25_000, 32) },
   { name: 'connect storm', unit: 'conn/s', higher: true, run: (b) => connectStorm(b, 5000, 200) },
   { name: 'latency p99 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p99 },
   { name: 'latency p50 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p50 },
@@ -303,7 +274,7 @@ async function main(): Promise<void> {
   const wanted = new Set<BrokerKind>(selected.flatMap((s) => s.kinds ?? MAIN))
   if (!ONLY || ONLY.includes('idle')) for (const k of MAIN) wanted.add(k)
   const kinds = available.filter((k) => wanted.has(k))
-  log(`edgemq benchmark suite: ${kinds.join(' vs ')}; ${ROUNDS} rounds, alternating; every broker in its own process, the load generator (MQTT.js / raw sockets) in this one`)
+  log(`edgemq benchmark suite: ${kinds.join(' vs ')}; ${ROUNDS} rounds, alternating; every broker in its own process, the load generator in this one (${GENERATOR === 'raw' ? 'raw sockets, pre-encoded packets; MQTT.js for the latency rows' : 'MQTT.js (BENCH_GENERATOR=mqttjs)'})`)
   log('edgemq = `broker start`: on-disk home (LevelDB MQTT persistence), SAS auth + seed pub/sub policy (+ bench/# for every identity); edgemq-mem = the same, in-memory hub;')
   log('aedes = createBroker() defaults; aedes-level = aedes + aedes-persistence-level; mosquitto = 2.x, no auth (mosquitto-persist: persistence true)')
   log(`load average: ${readLoadAvg()}`)
@@ -311,11 +282,14 @@ async function main(): Promise<void> {
   const results: Record<string, Record<string, number[]>> = {}
   /** Broker CPU µs per operation, by scenario and broker (throughput rows). */
   const costs: Record<string, Record<string, number[]>> = {}
+  /** The load generator's own CPU per operation (this process), by scenario and broker. */
+  const genCosts: Record<string, Record<string, number[]>> = {}
   try {
     for (const k of kinds) brokers.push(await startBroker(k, { devices: IDLE }))
     for (const sc of selected) {
       results[sc.name] = {}
       const cost: Record<string, number[]> = (costs[sc.name] = {})
+      const genCost: Record<string, number[]> = (genCosts[sc.name] = {})
       /** [undelivered, published] over the row's rounds, by broker. */
       const lost: Record<string, [number, number]> = {}
       const rowKinds = available.filter((k) => (sc.kinds ?? MAIN).includes(k))
@@ -330,10 +304,15 @@ async function main(): Promise<void> {
           undelivered = 0
           expectedOps = 0
           const cpu0 = cpuMicrosOf(b.pid)
+          const gen0 = process.cpuUsage()
           ;(results[sc.name][b.kind] ??= []).push(await sc.run(b))
+          const gen = process.cpuUsage(gen0)
           // The broker's CPU per operation: on this 2-core machine the load generator shares the
           // CPUs, so a throughput can be bound by it; the cost per operation is the broker's own.
-          if (sc.higher && opsDone > 0) (cost[b.kind] ??= []).push((cpuMicrosOf(b.pid) - cpu0) / opsDone)
+          if (sc.higher && opsDone > 0) {
+            ;(cost[b.kind] ??= []).push((cpuMicrosOf(b.pid) - cpu0) / opsDone)
+            ;(genCost[b.kind] ??= []).push((gen.user + gen.system) / opsDone)
+          }
           if (expectedOps > 0) {
             const l = (lost[b.kind] ??= [0, 0])
             l[0] += undelivered
@@ -343,7 +322,10 @@ async function main(): Promise<void> {
       }
       const row = rowKinds.map((k) => `${k} ${fmt(median(results[sc.name][k]))} (±${fmt(spread(results[sc.name][k]))})`).join('  ')
       log(`  ${sc.name.padEnd(24)} ${sc.unit.padEnd(13)} ${row}   ${ratios(sc, results[sc.name])}`)
-      if (Object.keys(cost).length > 0) log(`  ${''.padEnd(24)} ${'CPU µs/op'.padEnd(13)} ${rowKinds.map((k) => `${k} ${median(cost[k]).toFixed(1)}`).join('  ')}   ${costRatios(cost)}`)
+      if (Object.keys(cost).length > 0) {
+        log(`  ${''.padEnd(24)} ${'CPU µs/op'.padEnd(13)} ${rowKinds.map((k) => `${k} ${median(cost[k]).toFixed(1)}`).join('  ')}   ${costRatios(cost)}`)
+        log(`  ${''.padEnd(24)} ${'generator µs'.padEnd(13)} ${rowKinds.map((k) => `${k} ${median(genCost[k]).toFixed(1)}`).join('  ')}   (the load generator's CPU per op)`)
+      }
       // A rate counts delivered messages only: say when a broker dropped some (edgemq drops QoS 0 to
       // a subscriber more than maxQueuedBytes behind; the bench's mosquitto has unbounded queues).
       if (Object.values(lost).some(([n]) => n > 0)) log(`  ${''.padEnd(24)} ${'undelivered'.padEnd(13)} ${rowKinds.filter((k) => lost[k]).map((k) => `${k} ${((100 * lost[k][0]) / lost[k][1]).toFixed(2)}%`).join('  ')}`)
@@ -369,8 +351,14 @@ async function main(): Promise<void> {
       // heap in use after a full GC is the steady figure for the node brokers.
       log(`  ${''.padEnd(24)} ${'JS heap B/conn'.padEnd(13)} ${Object.keys(results['idle heap']).map((k) => `${k} ${fmt(results['idle heap'][k][0])}`).join('  ')}`)
     }
-    const mq = results['qos0 1→1']?.mosquitto
-    if (mq) log(`load generator check: it drove mosquitto at ${fmt(median(mq))} msg/s (QoS0 1→1), so figures below that for aedes/edgemq are broker-bound, not generator-bound`)
+    // On 2 cores the generator and the broker each need about one: a rate is the broker's only where
+    // the generator spent clearly less CPU per operation than the broker did.
+    const bound = Object.entries(genCosts).flatMap(([row, byKind]) =>
+      Object.entries(byKind)
+        .filter(([k, g]) => median(g) > 0.6 * median(costs[row][k] ?? []))
+        .map(([k, g]) => `${row} on ${k} (generator ${median(g).toFixed(1)} µs/op, broker ${median(costs[row][k]).toFixed(1)})`),
+    )
+    log(`load generator check: ${bound.length ? `its CPU per op was over 0.6× the broker's in ${bound.join('; ')}: those rates may be partly generator-bound (the CPU µs/op line is the broker's own cost)` : "under 0.6× the broker's CPU per op in every throughput row"}`)
     log(`load average: ${readLoadAvg()}`)
     if (JSON_OUT) console.log(JSON.stringify({ rounds: ROUNDS, idleConnections: IDLE, loadAvg: readLoadAvg(), results, cpuMicrosPerOp: costs }, null, 2))
   } finally {

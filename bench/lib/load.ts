@@ -1,15 +1,16 @@
-/** The load generator's two halves, shared by the bench scripts. */
+/** The load generator's two halves over MQTT.js, shared by the bench scripts; and the client interface the suite drives. */
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
 
 export interface Creds {
   clientId: string
   username?: string
   password?: string
+  clean?: boolean
 }
 
 /** An MQTT 3.1.1 clean-session client on 127.0.0.1:`port`, resolved on CONNACK. */
 export function connectLocal(port: number, c: Creds): Promise<MqttClient> {
-  const opts: IClientOptions = { host: '127.0.0.1', port, clientId: c.clientId, protocolVersion: 4, clean: true, reconnectPeriod: 0 }
+  const opts: IClientOptions = { host: '127.0.0.1', port, clientId: c.clientId, protocolVersion: 4, clean: c.clean ?? true, reconnectPeriod: 0 }
   if (c.username) opts.username = c.username
   if (c.password) opts.password = c.password
   const m = mqttConnect(opts)
@@ -63,4 +64,35 @@ export function collectMessages(sub: MqttClient, n: number, idleMs = 2000, first
     })
   })
   return { received: () => received, lastAt: () => lastAt, done }
+}
+
+/** What the suite drives: a connected client that subscribes, publishes with a window and counts what it receives. */
+export interface LoadClient {
+  /** PUBLISHes received, and performance.now() of the last. */
+  readonly received: number
+  readonly lastAt: number
+  /** Called with the number of PUBLISHes that just arrived. */
+  onPublishes?: (n: number) => void
+  subscribe(filter: string, qos: 0 | 1): Promise<void>
+  publishWindowed(topic: string, payload: Buffer, qos: 0 | 1, n: number, window: number): Promise<void>
+  end(): Promise<void>
+}
+
+/** The suite's generator over MQTT.js (BENCH_GENERATOR=mqttjs): what it used before the raw client, kept to compare. */
+export async function mqttJsLoadClient(port: number, c: Creds): Promise<LoadClient> {
+  const m = await connectLocal(port, c)
+  const client = {
+    received: 0,
+    lastAt: 0,
+    onPublishes: undefined as ((n: number) => void) | undefined,
+    subscribe: async (filter: string, qos: 0 | 1) => void (await m.subscribeAsync(filter, { qos })),
+    publishWindowed: (topic: string, payload: Buffer, qos: 0 | 1, n: number, window: number) => publishWindowed(m, topic, payload, qos, n, window),
+    end: () => m.endAsync(),
+  }
+  m.on('message', () => {
+    client.received++
+    client.lastAt = performance.now()
+    client.onPublishes?.(1)
+  })
+  return client
 }

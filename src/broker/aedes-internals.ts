@@ -211,7 +211,7 @@ type Deliver = (packet: unknown, cb: () => void) => void
 
 /**
  * Wraps the client's QoS 1/2 delivery (`deliverQoS`, bound to QoS > 0 subscriptions at SUBSCRIBE
- * and called by `client.publish`); right after `aedes.handle()`, like directQoS0Delivery.
+ * and called by `client.publish`); right after `aedes.handle()` and directDelivery().
  */
 export function wrapQoSDelivery(client: Client, wrap: (deliver: Deliver) => Deliver): void {
   const c = client as unknown as { deliverQoS: Deliver }
@@ -328,15 +328,43 @@ export function fastPacketWrites(): void {
   exports.writeToStream = Object.assign(patched, { fastWrites: true as const })
 }
 
-/** The parts of an aedes Client (1.2.0, lib/client.js) its QoS 0 delivery uses. */
+/**
+ * aedes reads a client's socket again once every packet of its last read is handled
+ * (`_parsingBatch` back at 0, client.js nextBatch): that is what holds a publisher back while its
+ * QoS 1 deliveries wait for a subscriber's socket to drain. But aedes also calls nextBatch on
+ * every 'readable' event, where it counts as one more packet handled, so each chunk that arrived
+ * was read anyway: a publisher to a QoS 1 subscriber that stopped reading had the broker buffer
+ * 22 MB for it within a second (test/unit/direct-delivery.test.ts), bounded only by the drain
+ * timeout. Here 'readable' reads only when nothing of the last read is pending; otherwise the last
+ * packet's completion reads on, as aedes intends.
+ */
+export function pacedReads(client: Client): void {
+  const c = client as unknown as { conn: EventEmitter; _nextBatch: (err?: Error) => void; _parsingBatch: number }
+  c.conn.removeListener('readable', c._nextBatch)
+  // aedes starts the count at 1, for the first read: the first 'readable' takes it.
+  let first = true
+  c.conn.on('readable', () => {
+    if (c._parsingBatch === 0 || first) {
+      first = false
+      c._nextBatch()
+    }
+  })
+}
+
+/** The parts of an aedes Client (1.2.0, lib/client.js) its deliveries use. */
 interface DeliveringClient {
   id: string | null
+  clean: boolean
   connecting: boolean
   connected: boolean
+  errored?: boolean
   duplicates: Record<string, number>
+  subscriptions: Record<string, { qos?: number } | undefined>
   conn: Writable
   broker: { authorizeForward(client: unknown, packet: ForwardPacket): ForwardPacket | null | undefined | false }
   deliver0: Deliver
+  deliverQoS: Deliver
+  waitForDrain(cb: () => void): void
   _onError(err?: Error | null): void
 }
 
@@ -348,73 +376,118 @@ export interface ForwardPacket {
   qos?: number
   dup?: boolean
   retain?: boolean
+  messageId?: number
   clientId?: string
   nl?: boolean
   brokerId?: string
   brokerCounter?: number
 }
 
-export interface QoS0DeliveryOptions {
+export interface DeliveryOptions {
   /** Runs a client's writes later, off the current call stack, in order (aedes: one setImmediate per delivery). */
   deferWrite(cb: () => void): void
-  /** The bytes this delivery will take, or -1 to drop it (a subscriber that does not read). */
+  /** The bytes this QoS 0 delivery will take, or -1 to drop it (a subscriber that does not read). */
   admit(packet: ForwardPacket): number
-  /** The delivery admitted with `size` is in the socket's buffer now, or failed. */
+  /** The QoS 0 delivery admitted with `size` is in the socket's buffer now, or failed. */
   sent(size: number): void
 }
 
 /**
- * Replaces the client's QoS 0 delivery (`deliver0`, which aedes binds to QoS 0 subscriptions
- * and calls for QoS 0 packets) with aedes' own steps, less what they cost per delivery
- * (issue 16's fan-in profile): aedes' deliverQoS0 (client.js) skips a no-local echo, drops a
- * duplicate seen over the cluster bus (`dedupe`), asks `authorizeForward`, and from a
- * setImmediate copies the packet into a new Packet only to write it (write.js), then calls back
- * from another setImmediate. Here the same checks run, the write goes straight from the packet's
- * fields (publish-codec.ts), a client's writes of one batch go out from one `opts.deferWrite`
- * call, and the callbacks come from the check phase (afterIo). Unlike aedes, a full socket is not
- * waited for (no drain timeout): QoS 0 is bounded by `opts.admit` instead, and the bytes count in
- * the socket's writableLength at once. A failed write ends the client through `_onError`, as
- * aedes' does. Must run right after `aedes.handle()`, before any subscription captures the
- * original.
+ * Replaces the client's deliveries (`deliver0`, which aedes binds to QoS 0 subscriptions and calls
+ * for QoS 0 packets, and `deliverQoS` for QoS 1/2 to a clean session) with aedes' own steps, less
+ * what they cost per delivery (issue 16's fan-in profiles).
+ * - The checks are aedes' (client.js deliverQoS0/deliverQoS): skip a no-local echo, drop a
+ *   duplicate seen over the cluster bus (`dedupe`), ask `authorizeForward`; QoS 1/2 takes the next
+ *   packet id (or keeps the one a wrapper set) and is downgraded to the subscription's QoS as
+ *   QoSPacket and deliverQoS do.
+ * - What goes: aedes copies every delivery into a new Packet from its own setImmediate only to
+ *   write it (write.js), then calls back from another. Here the write goes straight from the
+ *   packet's fields (publish-codec.ts), a client's deliveries of one batch, both QoS in order, go
+ *   out from one `opts.deferWrite` call, corked once.
+ * - QoS 0 calls back from the check phase (afterIo) and never waits for a full socket (no drain
+ *   timeout): it is bounded by `opts.admit`, and its bytes count in writableLength at once.
+ * - QoS 1/2 calls back as aedes' write() does: in the check phase once written, or, when the write
+ *   found the socket over its high-water mark, after 'drain' through aedes' own waitForDrain (its
+ *   drain timeout included). That wait is what holds the publisher back: QoS 1 is never dropped.
+ * - A failed write ends the client through `_onError`, as aedes' does.
+ * - A session that is not clean keeps aedes' deliverQoS (its in-flight messages are stored first).
+ * Must run right after `aedes.handle()`, before any subscription captures the originals.
  */
-export function directQoS0Delivery(client: Client, opts: QoS0DeliveryOptions): void {
+export function directDelivery(client: Client, opts: DeliveryOptions): void {
   const c = client as unknown as DeliveringClient
   const original = mqttPacket as unknown as { writeToStream: WriteToStream }
-  const fail = (err: Error) => afterIo(() => c._onError(err))
-  const write = (p: ForwardPacket, size: number) => {
-    // The bytes are in the socket's writableLength from here on (or gone with a failed client).
-    opts.sent(size)
-    if (!c.connecting && !c.connected) return fail(new Error('connection closed'))
-    try {
-      const ok = writePublish(c.conn, p.topic, p.payload || EMPTY_PAYLOAD, 0, undefined, !!p.dup, !!p.retain, true)
-      // What the fast path declines (a Buffer topic…) goes as aedes would write it.
-      if (ok === undefined) original.writeToStream({ cmd: p.cmd || 'publish', topic: p.topic, payload: p.payload || EMPTY_PAYLOAD, qos: 0, dup: !!p.dup, retain: !!p.retain }, c.conn)
-    } catch {
-      fail(new Error('packet received not valid'))
-    }
+  const stored = c.deliverQoS
+  const fail = (err: Error, cb?: () => void) =>
+    afterIo(() => {
+      c._onError(err)
+      cb?.()
+    })
+  /** Writes one delivery; true when the socket is still under its high-water mark. */
+  const write = (p: ForwardPacket, qos: number, id: number | undefined): boolean => {
+    const payload = p.payload || EMPTY_PAYLOAD
+    const ok = writePublish(c.conn, p.topic, payload, qos, id, !!p.dup, !!p.retain, true)
+    // What the fast path declines (a Buffer topic…) goes as aedes would write it.
+    if (ok !== undefined) return ok
+    const packet = { cmd: p.cmd || 'publish', topic: p.topic, payload, qos, dup: !!p.dup, retain: !!p.retain, ...(qos > 0 ? { messageId: id } : {}) }
+    return original.writeToStream(packet, c.conn)
   }
-  // This client's deliveries of the turn, written in order by one deferred call.
-  let queue: ForwardPacket[] = []
-  let sizes: number[] = []
+  // This client's deliveries of the turn, in order: the packet, then the QoS 0 size it was admitted
+  // with (-1 for QoS 1/2), the QoS it goes out at, its packet id and its callback (QoS 1/2).
+  let queue: Pending[] = []
   const flush = () => {
-    const [q, z] = [queue, sizes]
+    const q = queue
     queue = []
-    sizes = []
     // Corked once for the batch, as mqtt-packet corks once per packet (write-batching.ts counts corks).
     corkForTick(c.conn)
-    for (let i = 0; i < q.length; i++) write(q[i], z[i])
-  }
-  c.deliver0 = (packet, cb) => {
-    const p = packet as ForwardPacket
-    const toForward = (p.clientId === c.id && p.nl) || !dedupe(c, p) ? undefined : c.broker.authorizeForward(c, p)
-    const size = toForward ? opts.admit(toForward) : -1
-    if (toForward && size >= 0) {
-      if (queue.length === 0) opts.deferWrite(flush)
-      queue.push(toForward)
-      sizes.push(size)
+    for (const d of q) {
+      if (d.size >= 0) opts.sent(d.size) // the bytes are in writableLength from here on (or gone with a failed client)
+      if (!c.connecting && !c.connected) {
+        fail(new Error('connection closed'), d.cb)
+        continue
+      }
+      let ok: boolean
+      try {
+        ok = write(d.packet, d.qos, d.id)
+      } catch {
+        fail(new Error('packet received not valid'), d.cb)
+        continue
+      }
+      if (d.cb) {
+        if (!ok && !c.errored) c.waitForDrain(d.cb)
+        else afterIo(d.cb)
+      }
     }
+  }
+  const enqueue = (d: Pending) => {
+    if (queue.length === 0) opts.deferWrite(flush)
+    queue.push(d)
+  }
+  const forwarded = (p: ForwardPacket) => ((p.clientId === c.id && p.nl) || !dedupe(c, p) ? undefined : c.broker.authorizeForward(c, p) || undefined)
+  c.deliver0 = (packet, cb) => {
+    const toForward = forwarded(packet as ForwardPacket)
+    const size = toForward ? opts.admit(toForward) : -1
+    if (toForward && size >= 0) enqueue({ packet: toForward, size, qos: 0, id: undefined, cb: undefined })
     afterIo(cb)
   }
+  c.deliverQoS = (packet, cb) => {
+    const p = packet as ForwardPacket
+    if (!p.qos) return c.deliver0(packet, cb)
+    if (!c.clean) return stored(packet, cb)
+    const toForward = forwarded(p)
+    if (!toForward) return afterIo(cb)
+    const id = toForward.messageId || takePacketId(client)
+    const sub = c.subscriptions[toForward.topic]
+    const qos = sub && (sub.qos || 0) < (toForward.qos || 0) ? sub.qos || 0 : toForward.qos || 0
+    enqueue({ packet: toForward, size: -1, qos, id, cb })
+  }
+}
+
+interface Pending {
+  packet: ForwardPacket
+  size: number
+  qos: number
+  id: number | undefined
+  cb: (() => void) | undefined
 }
 
 /**

@@ -23,7 +23,7 @@ import { attachClusterStore, openHub, readStorePointer, type HubContext } from '
 import { EdgeMqError } from '../errors.js'
 import { createInMemoryHubPki, ensureHubPki, type HubPki } from '../pki/index.js'
 import type { TwinKey } from '../registry/types.js'
-import { brokerPersistence, cacheMqMatches, connectedClient, directQoS0Delivery, fastMqQueues, fastPacketWrites, skipClientNotices, writeFastTo } from './aedes-internals.js'
+import { brokerPersistence, cacheMqMatches, connectedClient, directDelivery, fastMqQueues, fastPacketWrites, pacedReads, skipClientNotices, writeFastTo } from './aedes-internals.js'
 import { CONNACK } from './authenticate.js'
 import { authError, Hooks, INERT_TOPIC, type AuthError } from './hooks.js'
 import type { BrokerPublish, ClusterHost, HubEvent, IotHubHost, MethodResult } from './host.js'
@@ -537,12 +537,9 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     // dropped once its unsent bytes pass the bound, and delivery never waits for its socket to drain.
     // `scheduled`: bytes admitted and not yet written (the write comes at the end of the tick), so
     // the bound holds for a burst too; once written they are in the socket's writableLength.
-    installC2dAckTracking(client, (topic) => {
-      const s = this.sessions.of(client)
-      if (s) this.iothub.acked(s, topic)
-    })
     let scheduled = 0
-    directQoS0Delivery(client, {
+    pacedReads(client)
+    directDelivery(client, {
       deferWrite: afterTick,
       admit: (p) => {
         const size = (p.payload?.length ?? 0) + p.topic.length + 8
@@ -555,6 +552,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
         return size
       },
       sent: (size) => (scheduled -= size),
+    })
+    // After directDelivery: it wraps the delivery that replaced aedes' own.
+    installC2dAckTracking(client, (topic) => {
+      const s = this.sessions.of(client)
+      if (s) this.iothub.acked(s, topic)
     })
   }
 
