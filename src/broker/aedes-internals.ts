@@ -337,17 +337,41 @@ export function fastPacketWrites(): void {
  * 22 MB for it within a second (test/unit/direct-delivery.test.ts), bounded only by the drain
  * timeout. Here 'readable' reads only when nothing of the last read is pending; otherwise the last
  * packet's completion reads on, as aedes intends.
+ * One aedes path never completes (aedes.js DoEnqueues.done, on a store error), so a client whose
+ * handlers made no progress for `stallMs` is read on as aedes would (a fallback, not the pacing).
  */
-export function pacedReads(client: Client): void {
+export function pacedReads(client: Client, stallMs: number): void {
   const c = client as unknown as { conn: EventEmitter; _nextBatch: (err?: Error) => void; _parsingBatch: number }
-  c.conn.removeListener('readable', c._nextBatch)
+  const next = c._nextBatch
+  c.conn.removeListener('readable', next)
+  // Handlers call client._nextBatch when a packet is done (read at each call: handlers.js).
+  let progress = 0
+  c._nextBatch = (err) => {
+    progress++
+    next(err)
+  }
+  // One timer at a time, and only while data waits behind a pending packet.
+  let timer: NodeJS.Timeout | undefined
+  let armedAt = 0
+  const check = () => {
+    timer = undefined
+    if (c._parsingBatch === 0) return
+    if (progress === armedAt) return next()
+    arm()
+  }
+  const arm = () => {
+    armedAt = progress
+    timer = setTimeout(check, stallMs)
+    timer.unref()
+  }
+  c.conn.once('close', () => clearTimeout(timer))
   // aedes starts the count at 1, for the first read: the first 'readable' takes it.
   let first = true
   c.conn.on('readable', () => {
     if (c._parsingBatch === 0 || first) {
       first = false
-      c._nextBatch()
-    }
+      next()
+    } else if (!timer) arm()
   })
 }
 
@@ -453,8 +477,12 @@ export function directDelivery(client: Client, opts: DeliveryOptions): void {
         continue
       }
       if (d.cb) {
-        if (!ok && !c.errored) c.waitForDrain(d.cb)
-        else afterIo(d.cb)
+        // Called without arguments, as aedes' writeQoS calls back: waitForDrain passes (err,
+        // client), and the retained-message stream at SUBSCRIBE (handlers/subscribe.js) takes a
+        // second argument as data to push and an error as fatal (it is not listened for).
+        const cb = d.cb
+        if (!ok && !c.errored) c.waitForDrain(() => cb())
+        else afterIo(cb)
       }
     }
   }

@@ -538,7 +538,8 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
     // `scheduled`: bytes admitted and not yet written (the write comes at the end of the tick), so
     // the bound holds for a burst too; once written they are in the socket's writableLength.
     let scheduled = 0
-    pacedReads(client)
+    // Past the drain timeout, a QoS 1 delivery that still waits has failed (aedes closes the subscriber).
+    pacedReads(client, this.settings.drainTimeoutSecs * 1000 + 1000)
     directDelivery(client, {
       deferWrite: afterTick,
       admit: (p) => {
