@@ -5,7 +5,7 @@
  */
 import type { EventEmitter } from 'node:events'
 import { syncBuiltinESMExports } from 'node:module'
-import stream, { type Writable } from 'node:stream'
+import stream, { type Duplex, type Writable } from 'node:stream'
 import { promisify } from 'node:util'
 
 import type { Aedes, Client } from 'aedes'
@@ -336,12 +336,17 @@ export function fastPacketWrites(): void {
  * was read anyway: a publisher to a QoS 1 subscriber that stopped reading had the broker buffer
  * 22 MB for it within a second (test/unit/direct-delivery.test.ts), bounded only by the drain
  * timeout. Here 'readable' reads only when nothing of the last read is pending; otherwise the last
- * packet's completion reads on, as aedes intends.
- * One aedes path never completes (aedes.js DoEnqueues.done, on a store error), so a client whose
- * handlers made no progress for `stallMs` is read on as aedes would (a fallback, not the pacing).
+ * packet's completion reads on, as aedes intends. Exceptions, where aedes' reading is kept:
+ * - A client whose own socket waits for 'drain' is read on: a client that stops reading while its
+ *   writes are blocked frees its socket only once the broker takes its input, and its pending
+ *   packet may be waiting for exactly that (two such clients publishing QoS 1 to each other, or
+ *   one to itself, waited on each other until the drain timeout closed both). Likewise when a
+ *   delivery to the client starts waiting for its drain while input of its is unread.
+ * - One aedes path never completes (aedes.js DoEnqueues.done, on a store error), so a client whose
+ *   handlers made no progress for `stallMs` is read on (a fallback, not the pacing).
  */
 export function pacedReads(client: Client, stallMs: number): void {
-  const c = client as unknown as { conn: EventEmitter; _nextBatch: (err?: Error) => void; _parsingBatch: number }
+  const c = client as unknown as { conn: Duplex; _nextBatch: (err?: Error) => void; _parsingBatch: number; waitForDrain(cb: () => void): void }
   const next = c._nextBatch
   c.conn.removeListener('readable', next)
   // Handlers call client._nextBatch when a packet is done (read at each call: handlers.js).
@@ -368,11 +373,24 @@ export function pacedReads(client: Client, stallMs: number): void {
   // aedes starts the count at 1, for the first read: the first 'readable' takes it.
   let first = true
   c.conn.on('readable', () => {
-    if (c._parsingBatch === 0 || first) {
+    if (c._parsingBatch === 0 || first || c.conn.writableNeedDrain) {
       first = false
       next()
     } else if (!timer) arm()
   })
+  // A delivery to this client now waits for its drain (aedes' write.js and directDelivery both
+  // wait here): its unread input is read on once, from the check phase (not inside the write).
+  const waitForDrain = c.waitForDrain
+  let readOn = false
+  c.waitForDrain = function (cb) {
+    waitForDrain.call(this, cb)
+    if (readOn) return
+    readOn = true
+    setImmediate(() => {
+      readOn = false
+      if (c._parsingBatch > 0 && c.conn.readableLength > 0) next()
+    })
+  }
 }
 
 /** The parts of an aedes Client (1.2.0, lib/client.js) its deliveries use. */

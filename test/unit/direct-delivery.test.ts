@@ -216,3 +216,42 @@ test('a publisher whose packet never completes (aedes on a store error) is read 
   // The bound is the drain timeout (1 s here) + 1 s; aedes read on at once, a keepalive (90 s) would otherwise.
   assert.ok(Date.now() - start < 10_000)
 })
+
+test('a client that stops reading while its own writes wait, subscribed to its own QoS 1 publishes, is not deadlocked', async (t) => {
+  const { hub } = await hubWith(['echo'])
+  t.after(() => hub.close())
+  const s = await rawSocket(hub.ports.mqtt as number)
+  t.after(() => s.destroy())
+  const closed = new Promise<void>((resolve) => s.once('close', () => resolve()))
+  const N = 300
+  const parser = mqttPacket.parser()
+  let got = 0
+  let acks = 0
+  let subscribed: () => void = () => {}
+  const suback = new Promise<void>((resolve) => (subscribed = resolve))
+  let finished: () => void = () => {}
+  const done = new Promise<void>((resolve) => (finished = resolve))
+  // Strict backpressure, as a stream pipe does: no reading while a PUBACK write waits for 'drain'.
+  parser.on('packet', (p: mqttPacket.Packet) => {
+    if (p.cmd === 'suback') subscribed()
+    if (p.cmd === 'puback') acks++
+    if (p.cmd === 'publish') {
+      got++
+      if (!s.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId }))) {
+        s.pause()
+        s.once('drain', () => s.resume())
+      }
+    }
+    if (got === N && acks === N) finished()
+  })
+  s.on('data', (d: Buffer) => parser.parse(d))
+  s.write(connectPacket('echo', await hub.sas('echo')))
+  s.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'echo/#', qos: 1 }] }))
+  await suback
+  // 300 × 64 KiB QoS 1 to itself: the broker's writes to it fill its socket while its own publishes
+  // wait behind them. Paced reads alone waited on it until the drain timeout closed it (5 s).
+  const payload = Buffer.alloc(64 * 1024, 0x61)
+  for (let i = 0; i < N; i++) s.write(mqttPacket.generate({ cmd: 'publish', topic: 'echo/a', payload, qos: 1, messageId: i + 1, retain: false, dup: false }))
+  const outcome = await Promise.race([done.then(() => 'all delivered and acknowledged'), closed.then(() => `closed by the broker after ${got} deliveries and ${acks} PUBACKs`)])
+  assert.equal(outcome, 'all delivered and acknowledged')
+})
