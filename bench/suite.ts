@@ -21,7 +21,6 @@ import { connect as netConnect, type Socket } from 'node:net'
 
 import {
   availableKinds,
-  connectClient,
   cpuMicrosOf,
   credentials,
   isEdgemq,
@@ -209,20 +208,20 @@ async function idleConnections(b: RunningBroker, n: number): Promise<{ perConn: 
 
 /** Latency of QoS1 messages at a fixed rate (msg/s) for `secs`. */
 async function latency(b: RunningBroker, rate: number, secs: number): Promise<{ p50: number; p99: number }> {
-  const sub = await connectClient(b, 'sub_client')
-  await sub.subscribeAsync('test_topic', { qos: 1 })
-  const pub = await connectClient(b, 'pub_client')
+  const sub = await loadClient(b, 'sub_client')
+  await sub.subscribe('test_topic', 1)
+  const pub = await loadClient(b, 'pub_client')
   const lat: number[] = []
   const total = rate * secs
   const got = new Promise<void>((resolve) => {
     const idle = setTimeout(resolve, secs * 1000 + 5000)
-    sub.on('message', (_t, payload) => {
+    sub.onPayload = (payload) => {
       lat.push(performance.now() - payload.readDoubleLE(0))
       if (lat.length >= total) {
         clearTimeout(idle)
         resolve()
       }
-    })
+    }
   })
   const start = performance.now()
   for (let i = 0; i < total; i++) {
@@ -231,10 +230,10 @@ async function latency(b: RunningBroker, rate: number, secs: number): Promise<{ 
     if (wait > 1) await new Promise((r) => setTimeout(r, wait))
     const p = Buffer.alloc(100)
     p.writeDoubleLE(performance.now(), 0)
-    pub.publish('test_topic', p, { qos: 1 })
+    pub.publishOne('test_topic', p, 1)
   }
   await got
-  await Promise.all([pub.endAsync(), sub.endAsync()])
+  await Promise.all([pub.end(), sub.end()])
   return { p50: percentile(lat, 50), p99: percentile(lat, 99) }
 }
 
@@ -274,7 +273,7 @@ async function main(): Promise<void> {
   const wanted = new Set<BrokerKind>(selected.flatMap((s) => s.kinds ?? MAIN))
   if (!ONLY || ONLY.includes('idle')) for (const k of MAIN) wanted.add(k)
   const kinds = available.filter((k) => wanted.has(k))
-  log(`edgemq benchmark suite: ${kinds.join(' vs ')}; ${ROUNDS} rounds, alternating; every broker in its own process, the load generator in this one (${GENERATOR === 'raw' ? 'raw sockets, pre-encoded packets; MQTT.js for the latency rows' : 'MQTT.js (BENCH_GENERATOR=mqttjs)'})`)
+  log(`edgemq benchmark suite: ${kinds.join(' vs ')}; ${ROUNDS} rounds, alternating; every broker in its own process, the load generator in this one (${GENERATOR === 'raw' ? 'raw sockets, pre-encoded packets' : 'MQTT.js (BENCH_GENERATOR=mqttjs)'})`)
   log('edgemq = `broker start`: on-disk home (LevelDB MQTT persistence), SAS auth + seed pub/sub policy (+ bench/# for every identity); edgemq-mem = the same, in-memory hub;')
   log('aedes = createBroker() defaults; aedes-level = aedes + aedes-persistence-level; mosquitto = 2.x, no auth (mosquitto-persist: persistence true)')
   log(`load average: ${readLoadAvg()}`)

@@ -73,8 +73,12 @@ export interface LoadClient {
   readonly lastAt: number
   /** Called with the number of PUBLISHes that just arrived. */
   onPublishes?: (n: number) => void
+  /** Called with each PUBLISH's payload (where a row needs them: slower). */
+  onPayload?: (payload: Buffer) => void
   subscribe(filter: string, qos: 0 | 1): Promise<void>
   publishWindowed(topic: string, payload: Buffer, qos: 0 | 1, n: number, window: number): Promise<void>
+  /** One PUBLISH, not waited for (its PUBACK is ignored). */
+  publishOne(topic: string, payload: Buffer, qos: 0 | 1): void
   end(): Promise<void>
 }
 
@@ -85,14 +89,17 @@ export async function mqttJsLoadClient(port: number, c: Creds): Promise<LoadClie
     received: 0,
     lastAt: 0,
     onPublishes: undefined as ((n: number) => void) | undefined,
+    onPayload: undefined as ((payload: Buffer) => void) | undefined,
     subscribe: async (filter: string, qos: 0 | 1) => void (await m.subscribeAsync(filter, { qos })),
     publishWindowed: (topic: string, payload: Buffer, qos: 0 | 1, n: number, window: number) => publishWindowed(m, topic, payload, qos, n, window),
+    publishOne: (topic: string, payload: Buffer, qos: 0 | 1) => void m.publish(topic, payload, { qos }),
     end: () => m.endAsync(),
   }
-  m.on('message', () => {
+  m.on('message', (_topic, payload) => {
     client.received++
     client.lastAt = performance.now()
     client.onPublishes?.(1)
+    client.onPayload?.(payload)
   })
   return client
 }

@@ -29,6 +29,7 @@ export function publishPacket(topic: string, payload: Buffer, qos: 0 | 1, id?: n
 
 export class RawClient implements LoadClient {
   private rest: Buffer | undefined
+  private nextId = 0
   private waiting: { type: number; resolve: (frame: Buffer) => void } | undefined
   /** PUBLISHes received, and the time of the last (performance.now()). */
   received = 0
@@ -37,7 +38,7 @@ export class RawClient implements LoadClient {
   onPublishes?: (n: number) => void
   /** Called with the packet ids of the PUBACKs in each chunk. */
   onPubacks?: (ids: number[]) => void
-  /** Called with each PUBLISH's payload (only set where a row needs them: slower). */
+  /** Called with each PUBLISH's payload (where a row needs them: slower). */
   onPayload?: (payload: Buffer) => void
 
   private constructor(readonly socket: Socket) {
@@ -122,6 +123,12 @@ export class RawClient implements LoadClient {
       }
       this.socket.write(Buffer.concat(packets))
     })
+  }
+
+  /** One PUBLISH (QoS 1 ids cycle through 1…65535), not waited for: its PUBACK is ignored. */
+  publishOne(topic: string, payload: Buffer, qos: 0 | 1): void {
+    this.nextId = (this.nextId % 65535) + 1
+    this.socket.write(publishPacket(topic, payload, qos, this.nextId))
   }
 
   /** Sends DISCONNECT and resolves once the socket closed. */

@@ -520,6 +520,11 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
       socket.destroy()
       return
     }
+    // No Nagle: writes are already batched per tick (batchWrites), and Nagle held a QoS 1 delivery
+    // back until the subscriber's ACK of the previous one (latency p50 at 2k msg/s 2–3 ms with it,
+    // 0.2–0.3 without). MQTT over WebSockets comes as a stream without it (node's HTTP server already
+    // sets it on the socket underneath).
+    ;(socket as Partial<Socket>).setNoDelay?.(true)
     batchWrites(socket)
     writeFastTo(socket)
     const client = this.aedes.handle(socket)
