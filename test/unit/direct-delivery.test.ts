@@ -3,7 +3,7 @@
 // guaranteed must still hold: order across QoS levels, packet ids as QoSPacket takes them
 // (wrapping at 65535), downgrade to the subscription's QoS, and QoS 1 never dropped for a
 // subscriber that reads slowly.
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
 
@@ -22,6 +22,18 @@ async function hubWith(ids: string[]) {
   const port = hub.ports.mqtt as number
   const client = async (id: string) => connect({ port, clientId: id, password: await hub.sas(id) })
   return { hub, client }
+}
+
+/** A hub with `sub` subscribed to `filter` at QoS 1 and `pub` connected, all closed after the test. */
+async function pubSub(t: TestContext, filter: string) {
+  const { hub, client } = await hubWith(['pub', 'sub'])
+  t.after(() => hub.close())
+  const sub = await client('sub')
+  t.after(() => sub.endAsync())
+  await sub.subscribeAsync(filter, { qos: 1 })
+  const pub = await client('pub')
+  t.after(() => pub.endAsync())
+  return { hub, sub, pub }
 }
 
 interface Got {
@@ -46,13 +58,7 @@ function record(c: MqttClient, n: number): Promise<Got[]> {
 }
 
 test('QoS 0 and QoS 1 publishes to one subscriber arrive in publish order, each QoS in its own order', async (t) => {
-  const { hub, client } = await hubWith(['pub', 'sub'])
-  t.after(() => hub.close())
-  const sub = await client('sub')
-  t.after(() => sub.endAsync())
-  await sub.subscribeAsync('order/#', { qos: 1 })
-  const pub = await client('pub')
-  t.after(() => pub.endAsync())
+  const { sub, pub } = await pubSub(t, 'order/#')
   const N = 2000
   const got = record(sub, N)
   // The QoS of each publish from a fixed pattern, all in flight together. aedes publishes a QoS 1
@@ -106,13 +112,7 @@ test('packet ids are taken as aedes takes them and wrap from 65535 to 1; a QoS 0
 })
 
 test('QoS 1 to a clean subscriber that stops reading is held, not dropped: every message arrives once it reads again', async (t) => {
-  const { hub, client } = await hubWith(['pub', 'sub'])
-  t.after(() => hub.close())
-  const sub = await client('sub')
-  t.after(() => sub.endAsync())
-  await sub.subscribeAsync('held/#', { qos: 1 })
-  const pub = await client('pub')
-  t.after(() => pub.endAsync())
+  const { hub, sub, pub } = await pubSub(t, 'held/#')
   const N = 200
   const payload = Buffer.alloc(128 * 1024, 1)
   const stream = (sub as unknown as { stream: { pause(): void; resume(): void } }).stream
