@@ -538,13 +538,14 @@ export class EdgeBroker implements IotHubHost, ClusterHost {
         else this.refusals.note('packet-too-large', { ...fields, ...issue }, 'connection closed: packet larger than allowed (or malformed length)')
       },
     })
+    // A publisher is read on once its last read is handled (its QoS 1 deliveries written or drained).
+    // Past the drain timeout, a QoS 1 delivery that still waits has failed (aedes closes the subscriber).
+    pacedReads(client, this.settings.drainTimeoutSecs * 1000 + 1000)
     // A subscriber that does not read must not hold up the others nor the publisher: QoS 0 to it is
     // dropped once its unsent bytes pass the bound, and delivery never waits for its socket to drain.
     // `scheduled`: bytes admitted and not yet written (the write comes at the end of the tick), so
     // the bound holds for a burst too; once written they are in the socket's writableLength.
     let scheduled = 0
-    // Past the drain timeout, a QoS 1 delivery that still waits has failed (aedes closes the subscriber).
-    pacedReads(client, this.settings.drainTimeoutSecs * 1000 + 1000)
     directDelivery(client, {
       deferWrite: afterTick,
       admit: (p) => {
