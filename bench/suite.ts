@@ -237,6 +237,22 @@ async function latency(b: RunningBroker, rate: number, secs: number): Promise<{ 
   return { p50: percentile(lat, 50), p99: percentile(lat, 99) }
 }
 
+/** The p50s of the latency runs not yet reported, by broker, oldest first. */
+const latencyP50s = new Map<BrokerKind, number[]>()
+
+async function latencyRun(b: RunningBroker): Promise<number> {
+  const { p50, p99 } = await latency(b, 2000, 6)
+  latencyP50s.set(b.kind, [...(latencyP50s.get(b.kind) ?? []), p50])
+  return p99
+}
+
+/** The p50 of the oldest latency run on `b` not yet reported (a run of its own when there is none: `--only p50`). */
+async function latencyP50Of(b: RunningBroker): Promise<number> {
+  const queued = latencyP50s.get(b.kind)
+  if (queued?.length) return queued.shift() as number
+  return (await latency(b, 2000, 6)).p50
+}
+
 interface Scenario {
   name: string
   unit: string
@@ -261,8 +277,10 @@ const scenarios: Scenario[] = [
   { name: 'fan-out 1→100 qos0', unit: 'deliveries/s', higher: true, run: (b) => pubsub(b, { publishers: 1, subscribers: 100, qos: 0, perPublisher: 5000, window: 100, pubTopic: () => 'bench/x', filter: 'bench/x' }) },
   { name: 'telemetry qos1 4→log', unit: 'msg/s', higher: true, run: (b) => telemetry(b, 4, 25_000, 32) },
   { name: 'connect storm', unit: 'conn/s', higher: true, run: (b) => connectStorm(b, 5000, 200) },
-  { name: 'latency p99 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p99 },
-  { name: 'latency p50 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => (await latency(b, 2000, 3)).p50 },
+  // One 6 s run per round (12,000 messages: the p99 is the 120th slowest) gives both rows: the p50
+  // row reads the p50 of the p99 row's runs, in the same order (warm-up first).
+  { name: 'latency p99 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => latencyRun(b) },
+  { name: 'latency p50 @2k/s qos1', unit: 'ms', higher: false, run: async (b) => latencyP50Of(b) },
   // Last: once a persistent session subscribed, edgemq stores every QoS1 message before its PUBACK until it restarts.
   { name: 'persistent qos1 1→1', unit: 'msg/s', higher: true, kinds: DURABLE, run: (b) => pubsub(b, { publishers: 1, subscribers: 1, qos: 1, perPublisher: 20_000, window: 1000, pubTopic: () => 'bench/p', filter: 'bench/p', persistentSubscriber: true }) },
 ]
