@@ -18,7 +18,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
-import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt'
+import type { IClientOptions } from 'mqtt'
 
 import { buildSasToken } from '../../src/sas/index.js'
 import { REPO_ROOT as repoRoot, SEED_FIXTURES } from '../../test/helpers/paths.js'
@@ -207,14 +207,6 @@ export function credentials(b: RunningBroker, clientId: string, clean = true): I
     o.password = buildSasToken({ resource: `${HUB_HOST}/devices/${clientId}`, key: BENCH_KEY, durationSecs: 3600 })
   }
   return o
-}
-
-export function connectClient(b: RunningBroker, clientId: string, clean = true): Promise<MqttClient> {
-  const m = mqttConnect(credentials(b, clientId, clean))
-  return new Promise((resolve, reject) => {
-    m.once('connect', () => resolve(m))
-    m.once('error', reject)
-  })
 }
 
 /**

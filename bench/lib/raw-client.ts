@@ -31,10 +31,9 @@ export class RawClient implements LoadClient {
   private rest: Buffer | undefined
   private nextId = 0
   private waiting: { type: number; resolve: (frame: Buffer) => void } | undefined
-  /** PUBLISHes received, and the time of the last (performance.now()). */
-  received = 0
+  /** performance.now() of the last PUBLISH received (0 when none). */
   lastAt = 0
-  /** Called with the number of PUBLISHes in each chunk (after `received` is updated). */
+  /** Called with the number of PUBLISHes in each chunk. */
   onPublishes?: (n: number) => void
   /** Called with the packet ids of the PUBACKs in each chunk. */
   onPubacks?: (ids: number[]) => void
@@ -195,7 +194,6 @@ export class RawClient implements LoadClient {
       this.socket.write(acks)
     }
     if (publishes) {
-      this.received += publishes
       this.lastAt = performance.now()
       this.onPublishes?.(publishes)
     }

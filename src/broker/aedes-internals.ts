@@ -545,7 +545,6 @@ interface Pending {
  */
 const afterIo = batchedDefer((run) => setImmediate(run))
 
-
 /** aedes' dedupe (client.js): a packet from the bus is delivered once per broker counter. */
 function dedupe(c: DeliveringClient, p: ForwardPacket): boolean {
   const id = p.brokerId

@@ -106,10 +106,11 @@ export interface EdgeBrokerOptions {
 
 
 /**
- * Defers QoS 0 deliveries' writes to the end of the current tick, in order: right after the
- * socket read being handled, off its call stack (aedes writes from a setImmediate per delivery).
- * The written bytes (and the packets they were made from) then stop living until the check
- * phase; the delivery callbacks still come from there (aedes-internals.ts afterIo).
+ * Defers a subscriber's deliveries' writes (QoS 0 and clean-session QoS 1/2, directDelivery) to
+ * the end of the current tick, in order: right after the socket read being handled, off its call
+ * stack (aedes writes from a setImmediate per delivery). The written bytes (and the packets they
+ * were made from) then stop living until the check phase; the delivery callbacks still come from
+ * there (aedes-internals.ts afterIo).
  */
 const afterTick = batchedDefer((run) => process.nextTick(run))
 
